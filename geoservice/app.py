@@ -1,0 +1,106 @@
+"""The app factory: ``create_app(settings)`` builds everything; nothing happens at import.
+
+The lifespan opens the store, reads the layer specs it was built with, generates the
+pygeoapi configuration and OpenAPI document, and registers the store for our provider.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from geoservice.config import Settings
+from geoservice.errors import ServiceError
+from geoservice.ogc import provider
+from geoservice.ogc.pygeoapi_adapter import Pygeoapi, build_config, build_openapi
+from geoservice.ogc.runtime import Runtime
+from geoservice.store import Store, open_store
+from geoservice.web.html import HtmlRenderer
+
+log = logging.getLogger("geoservice")
+STATIC = Path(__file__).parent / "web" / "static"
+
+
+def build_runtime(settings: Settings, store: Store) -> Runtime:
+    """Everything requests need, built once."""
+    specs = {c: store.spec(c) for c in store.collections()}
+    if settings.enabled_layers is not None:
+        specs = {k: v for k, v in specs.items() if k in settings.enabled_layers}
+    key = str(settings.store.path if settings.store.backend == "gpkg" else settings.store.database_url)
+    provider.register_store(key, store)
+    config = build_config(settings, specs, store, key)
+    pg = Pygeoapi(config, build_openapi(config))
+    return Runtime(settings, store, specs, pg, HtmlRenderer(settings.server.title))
+
+
+def _error(status: int, code: str, description: str) -> JSONResponse:
+    return JSONResponse({"code": code, "description": description}, status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """One map from exceptions to OGC exception documents; no stack trace reaches a client."""
+
+    @app.exception_handler(ServiceError)
+    async def _service(_: Request, exc: ServiceError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.description)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return _error(422, "UnprocessableEntity", "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(500, "ServerError", "internal error; it has been logged")
+
+
+def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
+    """Build the service app for ``settings`` (optionally over an already-open store)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        st = store or open_store(settings)
+        app.state.runtime = build_runtime(settings, st)
+        for hook in app.state.startup_hooks:
+            hook(app.state.runtime)
+        try:
+            yield
+        finally:
+            if store is None:
+                st.close()
+
+    app = FastAPI(title="Tokyo GeoTwin API", version="0.1.0", lifespan=lifespan,
+                  description="REST endpoints of Tokyo GeoTwin; the OGC API lives at /ogc/.")
+    app.state.startup_hooks = []
+    install_error_handlers(app)
+    _include_routers(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    from geoservice.ogc.routes import router as ogc_router
+    from geoservice.web.routes import router as web_router
+
+    app.include_router(web_router)
+    app.include_router(ogc_router)
+
+
+def add_startup_hook(app: FastAPI, hook: Any) -> None:
+    """Let a domain room add its services to the runtime at start-up."""
+    app.state.startup_hooks.append(hook)

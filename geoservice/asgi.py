@@ -1,0 +1,15 @@
+"""Module-level app for uvicorn workers: ``uvicorn geoservice.asgi:app``.
+
+Reads the config named by ``GEOSERVICE_CONFIG`` (default ``config.yml``) when imported by
+the server process; library code never imports this module.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from geoservice.app import create_app
+from geoservice.config import load_settings
+
+app = create_app(load_settings(Path(os.environ.get("GEOSERVICE_CONFIG", "config.yml"))))

@@ -1,0 +1,168 @@
+"""``geoservice build``: layer specs + source files → a complete new store, swapped in whole.
+
+The new GeoPackage is written beside the old one and moved into place only when every
+layer loaded; a failed build leaves the previous store untouched.  Sources come from a
+mirror directory laid out like ``../shared/data`` (``--mirror``), from files bundled in
+``data/`` (synthetic demo layers), or from the download cache filled from official URLs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import yaml
+
+from geoservice.catalogue import LayerSpec, load_catalogue
+from geoservice.config import Settings
+from geoservice.errors import SourceError
+from geoservice.features import Feature
+from geoservice.loaders import get_loader
+from geoservice.store.gpkg import GpkgStore
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class BuildReport:
+    """What a build did, per layer."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    store: Path | None = None
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """A directory laid out like the official sources, and whether its content is synthetic."""
+
+    root: Path
+    synthetic: bool
+    label: str
+
+    @classmethod
+    def open(cls, root: Path) -> Mirror:
+        """Read ``MIRROR.yml`` if present: a demo mirror declares itself synthetic."""
+        manifest = root / "MIRROR.yml"
+        meta = yaml.safe_load(manifest.read_text(encoding="utf-8")) if manifest.exists() else {}
+        return cls(root.resolve(), bool(meta.get("synthetic", False)),
+                   str(meta.get("label", f"mirror {root}")))
+
+
+def _download(spec: LayerSpec, rel: str, cache: Path) -> Path:
+    """Fetch a source file from its official URL into the cache (once)."""
+    target = cache / rel
+    if target.exists():
+        return target
+    if not spec.source.url or len(spec.source.paths) != 1:
+        raise SourceError(f"{spec.id}: no direct download URL; build with --mirror DIR")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with httpx.stream("GET", spec.source.url, follow_redirects=True, timeout=60) as r:
+            r.raise_for_status()
+            tmp = target.with_suffix(target.suffix + ".part")
+            with tmp.open("wb") as fh:
+                for chunk in r.iter_bytes():
+                    fh.write(chunk)
+            tmp.replace(target)
+    except httpx.HTTPError as exc:
+        raise SourceError(
+            f"{spec.id}: could not download {spec.source.url} ({exc}); "
+            "build from a local copy with --mirror DIR"
+        ) from None
+    return target
+
+
+def resolve_sources(
+    spec: LayerSpec, settings: Settings, mirror: Mirror | None
+) -> tuple[list[Path], Path, str, bool]:
+    """Files to load, the root they are relative to, a source label and the synthetic flag."""
+    if spec.source.bundled:
+        root = settings.data_dir
+        return [root / p for p in spec.source.paths], root, "bundled", True
+    if mirror is not None:
+        files = [mirror.root / p for p in spec.source.paths]
+        missing = [str(f) for f in files if not f.exists()]
+        if missing:
+            raise SourceError(f"{spec.id}: source file(s) not in the mirror: {missing}")
+        return files, mirror.root, mirror.label, mirror.synthetic
+    cache = settings.work_dir / "cache"
+    files = [_download(spec, p, cache) for p in spec.source.paths]
+    return files, cache, spec.source.url or "download", False
+
+
+def _features(spec: LayerSpec, files: list[Path], root: Path) -> Iterator[Feature]:
+    opts = {**spec.source.options, "_root": str(root)}
+    src = spec.source.model_copy(update={"options": opts})
+    yield from get_loader(spec.source.format)(spec.model_copy(update={"source": src}), files)
+
+
+def _counted(features: Iterable[Feature], lid: str, progress: Progress | None) -> Iterator[Feature]:
+    for i, f in enumerate(features, 1):
+        if progress is not None and i % 200 == 0:
+            progress(lid, i)
+        yield f
+
+
+def build(
+    settings: Settings,
+    mirror: Path | None = None,
+    layers: list[str] | None = None,
+    progress: Progress | None = None,
+) -> BuildReport:
+    """Load every enabled layer into a fresh store and swap it in; raise on any failure."""
+    specs = load_catalogue(settings.layers_dir, settings.enabled_layers)
+    if layers:
+        unknown = sorted(set(layers) - set(specs))
+        if unknown:
+            raise SourceError(f"unknown layer(s) {unknown}; known: {sorted(specs)}")
+        specs = {k: v for k, v in specs.items() if k in layers}
+    mir = Mirror.open(mirror) if mirror is not None else None
+    target = settings.store.path
+    tmp = target.with_name(target.name + ".building")
+    _remove(tmp)
+    report = BuildReport(store=target)
+    store = GpkgStore(tmp, create=True)
+    try:
+        for lid, spec in specs.items():
+            files, root, label, synthetic = resolve_sources(spec, settings, mir)
+            store.create_collection(spec, source=label, synthetic=synthetic or spec.synthetic)
+            n = store.bulk_load(lid, _counted(_features(spec, files, root), lid, progress))
+            report.counts[lid] = n
+            if progress is not None:
+                progress(lid, n)
+        store.checkpoint()
+    except BaseException:
+        store.close()
+        _remove(tmp)
+        raise
+    store.close()
+    _swap(tmp, target)
+    return report
+
+
+def _remove(path: Path) -> None:
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        p.unlink(missing_ok=True)
+
+
+def _swap(new: Path, target: Path) -> None:
+    """Move the finished store into place (the old one's WAL files go with it)."""
+    for suffix in ("-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    os.replace(new, target)
+
+
+def is_stale(settings: Settings, mirror: Path | None) -> bool:
+    """True when the store is missing or older than a spec or a source file."""
+    target = settings.store.path
+    if not target.exists():
+        return True
+    built = target.stat().st_mtime
+    inputs = list(settings.layers_dir.glob("*.yml"))
+    if mirror is not None and mirror.exists():
+        inputs += [p for p in mirror.rglob("*") if p.is_file()]
+    return any(p.stat().st_mtime > built for p in inputs)

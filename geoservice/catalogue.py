@@ -1,0 +1,128 @@
+"""The layer catalogue: one declarative YAML spec per layer, validated by pydantic.
+
+Adding a layer is adding a file under ``layers/``; code changes only for a new format.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PropertyType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
+
+
+class Licence(BaseModel):
+    """The licence a layer's data is published under."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    url: str
+
+
+class PropertySpec(BaseModel):
+    """One attribute of the layer: its stored name, type and where it comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    type: PropertyType = "string"
+    title: str | None = None
+    description: str | None = None
+    source: str | None = Field(None, description="Field name in the source; defaults to name")
+    enum: list[Any] | None = None
+
+    @property
+    def source_field(self) -> str:
+        """The source attribute this property is read from."""
+        return self.source or self.name
+
+
+class SourceSpec(BaseModel):
+    """Where the layer's data comes from and which loader reads it."""
+
+    model_config = ConfigDict(extra="forbid")
+    format: str = Field(..., description="Loader name, e.g. geojson, csv-points, plateau-urf")
+    paths: list[str] = Field(
+        ..., min_length=1, description="Source files, relative to the mirror directory"
+    )
+    bundled: bool = Field(
+        False, description="Files ship with the project (data/), not with a mirror"
+    )
+    url: str | None = Field(None, description="The official download URL")
+    crs: str = "EPSG:4326"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Coverage(BaseModel):
+    """The area where the layer is complete; outside it the layer is unknown, not empty."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str
+    bbox: tuple[float, float, float, float] | None = None
+    municipalities: list[str] | None = None
+    extent_of_data: bool = Field(
+        False, description="Coverage is the union of the data's own extent"
+    )
+
+
+class LayerSpec(BaseModel):
+    """A layer as declared in ``layers/<id>.yml``."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    title: str
+    title_en: str | None = None
+    description: str = ""
+    keywords: list[str] = Field(default_factory=list)
+    domain: str = Field("general", description="The domain room that owns the layer")
+    licence: Licence
+    attribution: str
+    synthetic: bool = False
+    source: SourceSpec
+    coverage: Coverage
+    geometry_type: str = "Geometry"
+    geometry_name: str = Field("geometry", description="Name of the geometry in queryables")
+    id_property: str | None = Field(None, description="Source field giving a stable id")
+    properties: list[PropertySpec] = Field(default_factory=list)
+    temporal_property: str | None = None
+    editable: bool = False
+    style: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not v.replace("-", "").replace("_", "").isalnum() or not v.isascii():
+            raise ValueError("layer id must be ASCII letters, digits, '-' or '_'")
+        return v
+
+    def property(self, name: str) -> PropertySpec | None:
+        """Return the declared property called ``name``, if any."""
+        return next((p for p in self.properties if p.name == name), None)
+
+
+def load_layer(path: Path) -> LayerSpec:
+    """Read and validate one layer spec file."""
+    with path.open(encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    try:
+        return LayerSpec.model_validate(data)
+    except Exception as exc:  # pydantic error: name the file
+        raise ValueError(f"{path}: invalid layer spec: {exc}") from exc
+
+
+def load_catalogue(directory: Path, enabled: list[str] | None = None) -> dict[str, LayerSpec]:
+    """Read every ``*.yml`` spec in ``directory``; keep only ``enabled`` ids when given."""
+    specs: dict[str, LayerSpec] = {}
+    for path in sorted(directory.glob("*.yml")):
+        spec = load_layer(path)
+        if spec.id in specs:
+            raise ValueError(f"{path}: duplicate layer id {spec.id!r}")
+        specs[spec.id] = spec
+    if enabled is not None:
+        missing = [i for i in enabled if i not in specs]
+        if missing:
+            raise ValueError(f"enabled layers without a spec in {directory}: {missing}")
+        specs = {i: specs[i] for i in enabled}
+    return specs

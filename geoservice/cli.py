@@ -1,0 +1,97 @@
+"""The ``geoservice`` command: build, serve, layers."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from geoservice.config import Settings, load_settings
+
+app = typer.Typer(help="Tokyo GeoTwin: build the store and serve the OGC API.", no_args_is_help=True)
+console = Console()
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="config.yml to use")]
+
+
+def _settings(config: Path) -> Settings:
+    os.environ.setdefault("GEOSERVICE_CONFIG", str(config))
+    return load_settings(config)
+
+
+@app.command()
+def build(
+    config: ConfigOpt = Path("config.yml"),
+    mirror: Annotated[Path | None, typer.Option(help="Local mirror laid out like ../shared/data")] = None,
+    layer: Annotated[list[str] | None, typer.Option(help="Only these layer ids")] = None,
+    if_stale: Annotated[bool, typer.Option(help="Do nothing when the store is newer than its inputs")] = False,
+) -> None:
+    """Load the layers into a new store; it replaces the old one only when complete."""
+    from geoservice import build as buildmod
+    from geoservice.errors import ServiceError
+
+    settings = _settings(config)
+    if if_stale and not buildmod.is_stale(settings, mirror):
+        console.print(f"store {settings.store.path} is up to date")
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(lid: str, n: int) -> None:
+            if lid not in tasks:
+                tasks[lid] = bar.add_task(lid)
+            bar.update(tasks[lid], description=f"{lid}: {n} features")
+
+        try:
+            report = buildmod.build(settings, mirror, layer or None, progress)
+        except (ServiceError, ValueError, FileNotFoundError) as exc:
+            console.print(f"[red]build failed[/red]: {exc}\nthe previous store is unchanged")
+            raise typer.Exit(1) from None
+    console.print(f"built {report.store}: " + ", ".join(f"{k} {v}" for k, v in report.counts.items()))
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = Path("config.yml"),
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """Serve the API with uvicorn."""
+    import uvicorn
+
+    settings = _settings(config)
+    os.environ["GEOSERVICE_CONFIG"] = str(config.resolve())
+    logging.basicConfig(level=logging.INFO)
+    uvicorn.run("geoservice.asgi:app", host=host or settings.server.host,
+                port=port or settings.server.port, workers=workers, log_level="info")
+
+
+@app.command()
+def layers(config: ConfigOpt = Path("config.yml")) -> None:
+    """List layers: id, title, feature count, coverage, licence."""
+    from geoservice.catalogue import load_catalogue
+    from geoservice.store.gpkg import GpkgStore
+
+    settings = _settings(config)
+    specs = load_catalogue(settings.layers_dir, settings.enabled_layers)
+    store = GpkgStore(settings.store.path) if settings.store.path.exists() else None
+    built = set(store.collections()) if store else set()
+    table = Table("id", "title", "features", "coverage", "licence", "synthetic")
+    for lid, spec in specs.items():
+        info = store.info(lid) if store and lid in built else None
+        table.add_row(lid, spec.title, str(info.count) if info else "not built",
+                      spec.coverage.description, spec.licence.name,
+                      "yes" if spec.synthetic or (info and info.synthetic) else "no")
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point of the ``geoservice`` script."""
+    app()

@@ -1,0 +1,105 @@
+"""Service configuration: ``config.yml`` validated by pydantic, with ``${ENV}`` substitution.
+
+Nothing here runs at import time; ``load_settings(path)`` is called by the CLI and tests,
+and the result is handed to ``create_app(settings)``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ServerSettings(BaseModel):
+    """Where the service listens and how it names itself."""
+
+    model_config = ConfigDict(extra="forbid")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    url: str | None = Field(None, description="Public base URL; default http://host:port")
+    title: str = "Tokyo GeoTwin"
+    description: str = "東京のデジタルツイン地図サービス / Tokyo geospatial digital twin"
+    languages: list[str] = Field(default_factory=lambda: ["ja", "en"])
+    limit_default: int = Field(10, ge=1)
+    limit_max: int = Field(10000, ge=1)
+
+    @property
+    def base_url(self) -> str:
+        """The public URL of the service root, without a trailing slash."""
+        return (self.url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class StoreSettings(BaseModel):
+    """Which backend holds the features."""
+
+    model_config = ConfigDict(extra="forbid")
+    backend: Literal["gpkg", "postgis"] = "gpkg"
+    path: Path = Path("data/build/geotwin.gpkg")
+    database_url: str | None = None
+
+
+class Contact(BaseModel):
+    """Who runs the service (shown on the landing page)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "Tokyo GeoTwin"
+    email: str = "geotwin@example.invalid"
+    url: str = "https://example.invalid/geotwin"
+
+
+class Settings(BaseModel):
+    """The whole service configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    layers_dir: Path = Path("layers")
+    enabled_layers: list[str] | None = None
+    data_dir: Path = Path("data")
+    demo_dir: Path = Path("data/demo")
+    work_dir: Path = Path("data/build")
+    tiles_dir: Path = Path("tiles")
+    contact: Contact = Field(default_factory=Contact)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def resolved(self, root: Path) -> Settings:
+        """Return a copy whose relative paths are anchored at ``root``."""
+        upd: dict[str, Any] = {
+            k: (root / getattr(self, k)).resolve()
+            for k in ("layers_dir", "data_dir", "demo_dir", "work_dir", "tiles_dir")
+        }
+        store = self.store.model_copy(update={"path": (root / self.store.path).resolve()})
+        return self.model_copy(update={**upd, "store": store})
+
+
+def substitute_env(text: str, env: dict[str, str] | None = None) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}``; an unset variable without default fails.
+
+    >>> substitute_env("port: ${P:-8000}", {})
+    'port: 8000'
+    """
+    env = dict(os.environ) if env is None else env
+
+    def repl(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env and env[name] != "":
+            return env[name]
+        if default is not None:
+            return default
+        raise ValueError(f"config refers to ${{{name}}} but it is not set (no default given)")
+
+    return _ENV.sub(repl, text)
+
+
+def load_settings(path: Path, env: dict[str, str] | None = None) -> Settings:
+    """Read ``config.yml``, substitute environment variables, validate, resolve paths."""
+    raw = yaml.safe_load(substitute_env(path.read_text(encoding="utf-8"), env)) or {}
+    settings = Settings.model_validate(raw)
+    return settings.resolved(path.parent.resolve())

@@ -1,0 +1,412 @@
+"""The rule engine: a pure function from site facts, works and rules to the guide's answer.
+
+Three-valued logic: a condition is true, false or unknown (``None``).  A layer that does not
+cover the site, or a works field that was not given, makes a condition unknown; a rule
+whose cases are all false or unknown is ``undetermined`` when any case is unknown — missing
+data is never a "not required".
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from geoservice.errors import Unprocessable
+from geoservice.guide.authority import AuthorityTable, default_authorities
+from geoservice.guide.models import (
+    MILESTONES,
+    FieldReason,
+    GuideAnswer,
+    LayerReason,
+    Municipality,
+    ProcedureOut,
+    Reason,
+    SiteFeature,
+    SiteLayer,
+    SiteOut,
+    Status,
+    TimelineEntry,
+    Timing,
+    Works,
+)
+from geoservice.guide.rules import (
+    ActivitiesCond,
+    AllCond,
+    AnyCond,
+    Case,
+    FieldCond,
+    LayerCond,
+    Rule,
+)
+
+Coverage = Literal["full", "partial", "none"]
+Tri = bool | None
+
+DISCLAIMER = (
+    "This guide is guidance, not a legal determination: confirm every procedure with the "
+    "office named. The hazard overlays are not the municipal hazard maps required for "
+    "重要事項説明, and 'not in a layer' does not mean 'safe'. Layers marked synthetic are "
+    "demo data, not official layers."
+)
+HAZARD_LAYERS: dict[str, str] = {
+    "sediment-special-zones": "土砂災害特別警戒区域 (sediment-disaster special warning zone)",
+    "sediment-warning-zones": "土砂災害警戒区域 (sediment-disaster warning zone)",
+    "landslide-zones": "地すべり 警戒区域 (landslide warning zone)",
+}
+_SEVERITY: dict[str, int] = {"notice": 1, "required": 2, "prohibited": 3}
+_ON_TIMELINE = frozenset({"required", "notice", "prohibited", "undetermined"})
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+    "in": lambda v, lim: v in lim,
+    "not-in": lambda v, lim: v not in lim,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureHit:
+    """A layer feature that intersects the site."""
+
+    id: str
+    properties: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerFacts:
+    """What one layer says about the site: its coverage and the intersecting features."""
+
+    coverage: Coverage
+    features: tuple[FeatureHit, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SiteFacts:
+    """Everything the engine needs to know about the land (built by ``guide.spatial``).
+
+    ``area_m2`` is ``None`` for a point site; a layer absent from ``layers`` is treated as
+    not covering the site.
+    """
+
+    area_m2: float | None
+    municipality_code: str | None = None
+    municipality_name: str | None = None
+    layers: Mapping[str, LayerFacts] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The three-valued result of a condition, with the reasons that explain it."""
+
+    state: Tri
+    reasons: list[Reason]
+    needs_site_area: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Ctx:
+    site: SiteFacts
+    works: Works
+    kind: str | None
+    office: str
+
+    def value(self, name: str) -> Any:
+        if name == "site_area_m2":
+            given = self.works.site_area_m2
+            return given if given is not None else self.site.area_m2
+        if name == "municipality_kind":
+            return self.kind
+        if name == "municipality_code":
+            return self.site.municipality_code
+        if name.startswith("earthwork."):
+            ew = self.works.earthwork
+            return None if ew is None else getattr(ew, name.split(".", 1)[1])
+        return getattr(self.works, name)
+
+
+def _compare(value: Any, comparator: str, limit: Any) -> bool:
+    if value is None or limit is None:
+        return False
+    return _OPS[comparator](value, limit)
+
+
+def _check_field(c: FieldCond, ctx: _Ctx) -> Outcome:
+    name, value = c.field, ctx.value(c.field)
+    if value is None and c.fallback is not None:
+        name, value = c.fallback, ctx.value(c.fallback)
+    comparator, limit = (
+        (c.comparator, c.limit) if c.comparator is not None
+        else ("in", c.in_) if c.in_ is not None
+        else ("not-in", c.not_in) if c.not_in is not None
+        else ("==", c.equals)
+    )
+    reason = FieldReason(field=name, value=value, comparator=comparator, limit=limit)
+    if value is None:
+        return Outcome(None, [reason], needs_site_area=name == "site_area_m2")
+    return Outcome(_compare(value, comparator, limit), [reason])
+
+
+def _check_activities(c: ActivitiesCond, ctx: _Ctx) -> Outcome:
+    acts = ctx.works.activities
+    reason = FieldReason(field="activities", value=acts, comparator="any-of", limit=c.activities)
+    return Outcome(any(a in c.activities for a in acts), [reason])
+
+
+def _feature_detail(c: LayerCond, hit: FeatureHit) -> str:
+    if c.detail is not None:
+        props = _Blank(hit.properties)
+        return c.detail.format_map(props)
+    keys = ("name", "function", "kubun", "genshoname", "koujinum")
+    parts = [f"{k}={hit.properties[k]}" for k in keys if hit.properties.get(k) is not None]
+    return f"in {c.layer}" + (f": {', '.join(parts)}" if parts else "")
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _filter_text(c: LayerCond) -> str:
+    if c.in_ is not None:
+        return f" with {c.property} in {c.in_}"
+    if c.not_in is not None:
+        return f" with {c.property} not in {c.not_in}"
+    return ""
+
+
+def _check_layer(c: LayerCond, ctx: _Ctx) -> Outcome:
+    facts = ctx.site.layers.get(c.layer)
+    if facts is None or facts.coverage == "none":
+        detail = f"layer {c.layer} does not cover this site: ask {ctx.office}"
+        return Outcome(None, [LayerReason(layer=c.layer, feature_id=None, detail=detail)])
+    hits = [h for h in facts.features if _property_ok(c, h)]
+    if c.compare is not None and hits:
+        return _compare_hits(c, hits, ctx, facts.coverage)
+    return _hits_outcome(c, hits, [], ctx, facts.coverage)
+
+
+def _property_ok(c: LayerCond, hit: FeatureHit) -> bool:
+    if c.property is None:
+        return True
+    value = hit.properties.get(c.property)
+    if c.in_ is not None:
+        return value in c.in_
+    return c.not_in is None or (value is not None and value not in c.not_in)
+
+
+def _compare_hits(
+    c: LayerCond, hits: list[FeatureHit], ctx: _Ctx, coverage: Coverage
+) -> Outcome:
+    assert c.compare is not None  # narrowed by the caller
+    cmp = c.compare
+    value = ctx.value(cmp.field)
+    if value is None:
+        limit = f"{c.layer}.{cmp.property}"
+        reason = FieldReason(field=cmp.field, value=None, comparator=cmp.comparator, limit=limit)
+        return Outcome(None, [reason])
+    kept = [h for h in hits if _compare(value, cmp.comparator, h.properties.get(cmp.property))]
+    extra: list[Reason] = [
+        FieldReason(field=cmp.field, value=value, comparator=cmp.comparator,
+                    limit=h.properties.get(cmp.property))
+        for h in (kept or hits)
+    ]
+    return _hits_outcome(c, kept, extra, ctx, coverage)
+
+
+def _hits_outcome(
+    c: LayerCond, hits: list[FeatureHit], extra: list[Reason], ctx: _Ctx, coverage: Coverage
+) -> Outcome:
+    if hits:
+        reasons: list[Reason] = [
+            LayerReason(layer=c.layer, feature_id=h.id, detail=_feature_detail(c, h))
+            for h in hits
+        ]
+        return Outcome(True, reasons + extra)
+    if coverage == "partial":
+        detail = (f"layer {c.layer} covers only part of this site and shows no feature"
+                  f"{_filter_text(c)} there: ask {ctx.office}")
+        return Outcome(None, [LayerReason(layer=c.layer, feature_id=None, detail=detail)])
+    detail = f"site is outside every {c.layer} feature{_filter_text(c)}"
+    outside: list[Reason] = [LayerReason(layer=c.layer, feature_id=None, detail=detail)]
+    return Outcome(False, outside + extra)
+
+
+def _combine(outs: list[Outcome], need_all: bool) -> Outcome:
+    """AND (``need_all``) or OR of three-valued outcomes, keeping the deciding reasons."""
+    decisive = False if need_all else True
+    deciding = [o for o in outs if o.state is decisive]
+    if deciding:
+        return Outcome(decisive, [r for o in deciding for r in o.reasons])
+    unknown = [o for o in outs if o.state is None]
+    if unknown:
+        needs = any(o.needs_site_area for o in unknown)
+        return Outcome(None, [r for o in unknown for r in o.reasons], needs)
+    return Outcome(not decisive, [r for o in outs for r in o.reasons])
+
+
+def check(cond: Any, ctx: _Ctx) -> Outcome:
+    """Evaluate one condition (of any kind) in a context."""
+    if isinstance(cond, AllCond):
+        return _combine([check(c, ctx) for c in cond.all], need_all=True)
+    if isinstance(cond, AnyCond):
+        return _combine([check(c, ctx) for c in cond.any], need_all=False)
+    if isinstance(cond, LayerCond):
+        return _check_layer(cond, ctx)
+    if isinstance(cond, ActivitiesCond):
+        return _check_activities(cond, ctx)
+    return _check_field(cond, ctx)
+
+
+def _dedupe(reasons: list[Reason]) -> list[Reason]:
+    seen: dict[str, Reason] = {}
+    for r in reasons:
+        seen.setdefault(repr(r), r)
+    return list(seen.values())
+
+
+def _decide(rule: Rule, ctx: _Ctx) -> tuple[Status, list[Reason], Timing, bool]:
+    """Status, reasons, timing and whether the site area is missing but needed."""
+    pre: list[Reason] = []
+    if rule.trigger.activities is not None:
+        acts = _check_activities(ActivitiesCond(activities=rule.trigger.activities), ctx)
+        if not acts.state:
+            return "not-required", acts.reasons, rule.timing, False
+        pre = acts.reasons
+    outs = [(case, _combine([check(c, ctx) for c in case.when], need_all=True))
+            for case in rule.trigger.cases]
+    matched = [(case, o) for case, o in outs if o.state is True]
+    if matched:
+        return _matched(rule, matched, pre)
+    unknown = [o for _, o in outs if o.state is None]
+    if unknown:
+        needs = any(o.needs_site_area for o in unknown)
+        return "undetermined", _dedupe([r for o in unknown for r in o.reasons]), rule.timing, needs
+    reasons = _dedupe(pre + [r for _, o in outs for r in o.reasons])
+    return "not-required", reasons, rule.timing, False
+
+
+def _matched(
+    rule: Rule, matched: list[tuple[Case, Outcome]], pre: list[Reason]
+) -> tuple[Status, list[Reason], Timing, bool]:
+    top = max(_SEVERITY[case.status] for case, _ in matched)
+    strongest = [case for case, _ in matched if _SEVERITY[case.status] == top]
+    status: Status = strongest[0].status
+    timing = next((c.timing for c in strongest if c.timing is not None), rule.timing)
+    reasons = _dedupe(pre + [r for _, o in matched for r in o.reasons])
+    return status, reasons, timing, False
+
+
+def _procedure(rule: Rule, ctx: _Ctx) -> tuple[ProcedureOut, bool]:
+    status, reasons, timing, needs = _decide(rule, ctx)
+    out = ProcedureOut.model_construct(
+        id=rule.id, status=status, title_ja=rule.title_ja, title_en=rule.title_en,
+        law=rule.law, article=rule.article, authority=ctx.office, timing=timing,
+        reasons=reasons, confidence=rule.confidence, source=rule.source,
+    )
+    return out, needs
+
+
+def _site_out(site: SiteFacts, table: AuthorityTable) -> SiteOut:
+    muni = None
+    if site.municipality_code is not None:
+        name = site.municipality_name or table.name(site.municipality_code)
+        muni = Municipality(code=site.municipality_code, name=name)
+    layers = [
+        SiteLayer(layer=lid, features=[SiteFeature(id=h.id, properties=dict(h.properties))
+                                       for h in facts.features])
+        for lid, facts in site.layers.items()
+    ]
+    return SiteOut(area_m2=site.area_m2, municipality=muni, layers=layers)
+
+
+def _timeline(procedures: list[ProcedureOut]) -> list[TimelineEntry]:
+    entries = [
+        TimelineEntry(procedure_id=p.id, status=p.status, milestone=p.timing.milestone,
+                      offset_days=p.timing.offset_days, text=p.timing.text)
+        for p in procedures if p.status in _ON_TIMELINE
+    ]
+    entries.sort(key=lambda e: (MILESTONES.index(e.milestone), e.offset_days or 0,
+                                e.procedure_id))
+    return entries
+
+
+def _hazards(site: SiteFacts) -> dict[str, Any]:
+    layers = []
+    for lid, title in HAZARD_LAYERS.items():
+        facts = site.layers.get(lid)
+        ids = [h.id for h in facts.features] if facts else []
+        status = ("inside" if ids else "outside" if facts and facts.coverage == "full"
+                  else "unknown")
+        layers.append({"layer": lid, "title": title, "status": status, "feature_ids": ids})
+    note = ("Overlays from open data; not the municipal hazard maps required for "
+            "重要事項説明 (flood, storm-surge and inland-water maps are not included).")
+    return {"layers": layers, "note": note}
+
+
+def evaluate(
+    site: SiteFacts,
+    works: Works,
+    rules: list[Rule] | tuple[Rule, ...],
+    *,
+    authorities: AuthorityTable | None = None,
+) -> GuideAnswer:
+    """Answer the guide for one site: every rule with a status, a timeline and hazards.
+
+    Pure: no I/O besides reading the packaged authority table once per process when
+    ``authorities`` is not given.
+
+    Parameters
+    ----------
+    site : SiteFacts
+        The land as seen through the layers (see ``guide.spatial.SpatialIndex``).
+    works : Works
+        The planned works.
+    rules : list of Rule
+        The catalogue (``guide.rules.default_rules()``).
+    authorities : AuthorityTable, optional
+        Office table; defaults to the packaged ``authorities.yml``.
+
+    Returns
+    -------
+    GuideAnswer
+        One ``ProcedureOut`` per rule, in rule order.
+
+    Raises
+    ------
+    Unprocessable
+        A rule that would otherwise apply needs ``works.site_area_m2`` and the site is a
+        point with no area.
+
+    Examples
+    --------
+    >>> from geoservice.guide.rules import default_rules
+    >>> ward = {"area-divisions": LayerFacts("full", (FeatureHit("a1", {"kubun": "市街化区域"}),))}
+    >>> site = SiteFacts(area_m2=500.0, municipality_code="13122", layers=ward)
+    >>> works = Works(activities=["land-development"])
+    >>> answer = evaluate(site, works, default_rules())
+    >>> p = answer.procedure("development-permit")
+    >>> p.status, p.authority
+    ('required', '葛飾区長 (開発許可担当)')
+    >>> [r.comparator for r in p.reasons if isinstance(r, FieldReason)]
+    ['any-of', 'in', '>=']
+    """
+    table = authorities or default_authorities()
+    code = site.municipality_code
+    kind = table.kind(code)
+    results = [_procedure(r, _Ctx(site, works, kind, table.office(r.authority, code)))
+               for r in rules]
+    missing = [p.id for p, needs in results if needs]
+    if missing:
+        raise Unprocessable(
+            "works.site_area_m2 is required for a point site: the rules "
+            f"{', '.join(missing)} compare the site area with a threshold"
+        )
+    procedures = [p for p, _ in results]
+    return GuideAnswer.model_construct(
+        site=_site_out(site, table), procedures=procedures, timeline=_timeline(procedures),
+        hazards=_hazards(site), disclaimer=DISCLAIMER,
+    )

@@ -1,0 +1,57 @@
+"""The guide service: indexes built once at start-up, one call per request."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from geoservice.catalogue import LayerSpec
+from geoservice.guide.authority import AuthorityTable, default_authorities
+from geoservice.guide.engine import HAZARD_LAYERS, evaluate
+from geoservice.guide.models import GuideAnswer, GuideRequest, SiteInput, parse_request
+from geoservice.guide.rules import Rule, default_rules, required_layers
+from geoservice.guide.spatial import FeatureSource, SpatialIndex
+
+
+class GuideService:
+    """Answer guide requests against a store; build it once (app lifespan), share it.
+
+    Parameters
+    ----------
+    store : Store (any object with ``iter_features``)
+        Read once here (``iter_features`` per layer); never read again per request.
+    catalogue_specs : mapping of layer id to LayerSpec
+        Gives each layer's coverage; a layer absent from the store covers nothing.
+    rules, authorities : optional
+        Defaults to the packaged rule catalogue and authority table.
+    """
+
+    def __init__(
+        self,
+        store: FeatureSource,
+        catalogue_specs: Mapping[str, LayerSpec],
+        *,
+        rules: list[Rule] | tuple[Rule, ...] | None = None,
+        authorities: AuthorityTable | None = None,
+    ) -> None:
+        self.rules = tuple(rules if rules is not None else default_rules())
+        self.authorities = authorities or default_authorities()
+        self.layer_ids = required_layers(self.rules) + [
+            lid for lid in HAZARD_LAYERS if lid not in required_layers(self.rules)
+        ]
+        self.index = SpatialIndex.build(store, catalogue_specs, self.layer_ids)
+
+    def answer(self, request: GuideRequest | Mapping[str, Any]) -> GuideAnswer:
+        """Answer one request (a model or a JSON body; a bad body raises ``Unprocessable``)."""
+        req = request if isinstance(request, GuideRequest) else parse_request(request)
+        return self.answer_site(req.site, req)
+
+    def answer_site(self, site: SiteInput, request: GuideRequest) -> GuideAnswer:
+        """Resolve the site geometry, build its facts and evaluate the rules."""
+        geom, code = self.index.site_geometry(site)
+        facts = self.index.facts(geom, code)
+        return evaluate(facts, request.works, self.rules, authorities=self.authorities)
+
+    def rule_layers(self) -> dict[str, list[str]]:
+        """Which layers each rule needs (from the rule files)."""
+        return {r.id: list(r.layers) for r in self.rules}

@@ -1,0 +1,233 @@
+"""Site facts from a site geometry: one pass over per-layer STRtree indexes built once.
+
+A ``LayerIndex`` holds a layer's features in an STRtree and the layer's coverage (the area
+where the layer is complete, from its spec).  For a site, coverage is ``full`` (the site
+lies inside it), ``partial`` or ``none``; features are only looked up where covered.
+Areas are computed in EPSG:6677 (JGD2011 plane-rectangular IX) with one cached transformer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
+from typing import Any, Protocol
+
+import numpy as np
+import shapely
+from pyproj import Transformer
+from shapely.geometry import Point, box, shape
+from shapely.geometry.base import BaseGeometry
+
+from geoservice.catalogue import LayerSpec
+from geoservice.errors import NotFound, Unprocessable
+from geoservice.features import Feature
+from geoservice.guide.engine import Coverage, FeatureHit, LayerFacts, SiteFacts
+from geoservice.guide.models import SiteInput
+
+ADMIN_LAYER = "admin-boundaries"
+PARCEL_LAYER = "parcels"
+
+
+class FeatureSource(Protocol):
+    """The one store method the guide needs (any ``geoservice.store.base.Store`` has it)."""
+
+    def iter_features(self, collection: str) -> Iterator[Feature]:
+        """Every feature of a collection (``NotFound`` if the collection is absent)."""
+        ...
+
+
+def read_layer(store: FeatureSource, layer_id: str) -> list[Feature] | None:
+    """All features of a layer, or ``None`` when the store does not hold it."""
+    try:
+        return list(store.iter_features(layer_id))
+    except NotFound:
+        return None
+
+
+@lru_cache(maxsize=1)
+def _to_6677() -> Transformer:
+    return Transformer.from_crs("OGC:CRS84", "EPSG:6677", always_xy=True)
+
+
+def area_m2(geom: BaseGeometry) -> float:
+    """Area of a CRS84 geometry in square metres, computed in EPSG:6677.
+
+    Examples
+    --------
+    >>> round(area_m2(box(139.30, 35.65, 139.301, 35.651)))
+    10046
+    """
+    t = _to_6677()
+
+    def project(xy: np.ndarray) -> np.ndarray:
+        x, y = t.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([x, y])
+
+    return float(shapely.transform(geom, project).area)
+
+
+class LayerIndex:
+    """One layer's features in an STRtree, plus its coverage geometry.
+
+    ``coverage`` ``None`` means the layer is complete everywhere.
+
+    Examples
+    --------
+    >>> idx = LayerIndex("zones", [Feature("z1", {"name": "A"}, box(0, 0, 1, 1))], box(0, 0, 2, 2))
+    >>> idx.facts(box(0.5, 0.5, 0.6, 0.6)).coverage, idx.facts(box(1.5, 1.5, 3, 3)).features
+    ('full', ())
+    """
+
+    def __init__(
+        self, layer_id: str, features: Iterable[Feature], coverage: BaseGeometry | None
+    ) -> None:
+        kept = [f for f in features if f.geometry is not None and not f.geometry.is_empty]
+        self.layer_id = layer_id
+        self.geometries: list[BaseGeometry] = [f.geometry for f in kept]  # type: ignore[misc]
+        self.hits = [FeatureHit(f.id, dict(f.properties)) for f in kept]
+        self.tree = shapely.STRtree(self.geometries)
+        self.coverage = coverage
+        if coverage is not None:
+            shapely.prepare(coverage)
+
+    def coverage_of(self, site: BaseGeometry) -> Coverage:
+        """How much of ``site`` the layer covers."""
+        if self.coverage is None or self.coverage.covers(site):
+            return "full"
+        return "partial" if self.coverage.intersects(site) else "none"
+
+    def query(self, site: BaseGeometry) -> list[int]:
+        """Indexes of the features intersecting ``site``, in load order."""
+        return sorted(int(i) for i in self.tree.query(site, predicate="intersects"))
+
+    def facts(self, site: BaseGeometry) -> LayerFacts:
+        """Coverage and intersecting features for ``site``."""
+        coverage = self.coverage_of(site)
+        if coverage == "none":
+            return LayerFacts("none")
+        return LayerFacts(coverage, tuple(self.hits[i] for i in self.query(site)))
+
+    @classmethod
+    def from_store(
+        cls,
+        store: FeatureSource,
+        layer_id: str,
+        spec: LayerSpec | None,
+        admin: LayerIndex | None = None,
+    ) -> LayerIndex:
+        """Read a layer once from the store; an absent collection covers nothing."""
+        features = read_layer(store, layer_id)
+        if features is None:
+            return cls(layer_id, [], shapely.Polygon())
+        return cls(layer_id, features, coverage_geometry(spec, features, admin))
+
+
+def coverage_geometry(
+    spec: LayerSpec | None, features: list[Feature], admin: LayerIndex | None
+) -> BaseGeometry | None:
+    """The area where a layer is complete: bbox ∩ municipalities ∩ data extent, as declared.
+
+    A layer without a spec is trusted only within its own data.
+    """
+    data = [f.geometry for f in features if f.geometry is not None]
+    if spec is None:
+        return shapely.union_all(data)
+    cov = spec.coverage
+    parts: list[BaseGeometry] = []
+    if cov.bbox is not None:
+        parts.append(box(*cov.bbox))
+    if cov.municipalities:
+        parts.append(_municipalities(admin, cov.municipalities))
+    if cov.extent_of_data:
+        parts.append(shapely.union_all(data))
+    if not parts:
+        return None
+    region = parts[0]
+    for part in parts[1:]:
+        region = region.intersection(part)
+    return region
+
+
+def _municipalities(admin: LayerIndex | None, codes: list[str]) -> BaseGeometry:
+    if admin is None:
+        return shapely.Polygon()
+    wanted = set(codes)
+    geoms = [g for g, h in zip(admin.geometries, admin.hits, strict=True)
+             if str(h.properties.get("municipality_code")) in wanted]
+    return shapely.union_all(geoms)
+
+
+class SpatialIndex:
+    """All layer indexes the guide needs, the admin boundaries and the parcel lookup."""
+
+    def __init__(
+        self,
+        layers: Mapping[str, LayerIndex],
+        admin: LayerIndex | None = None,
+        parcels: Mapping[tuple[str, str], BaseGeometry] | None = None,
+    ) -> None:
+        self.layers = dict(layers)
+        self.admin = admin
+        self.parcels = dict(parcels or {})
+
+    @classmethod
+    def build(
+        cls, store: FeatureSource, specs: Mapping[str, LayerSpec], layer_ids: Iterable[str]
+    ) -> SpatialIndex:
+        """Build every index once, reading each layer from the store a single time."""
+        admin = LayerIndex.from_store(store, ADMIN_LAYER, specs.get(ADMIN_LAYER))
+        layers = {lid: LayerIndex.from_store(store, lid, specs.get(lid), admin)
+                  for lid in dict.fromkeys(layer_ids)}
+        parcels = {
+            _parcel_key(f.properties): f.geometry
+            for f in read_layer(store, PARCEL_LAYER) or []
+            if f.geometry is not None
+        }
+        return cls(layers, admin, parcels)
+
+    def site_geometry(self, site: SiteInput) -> tuple[BaseGeometry, str | None]:
+        """The CRS84 geometry of a requested site and, for a parcel, its municipality code."""
+        if site.parcel is not None:
+            key = (site.parcel.municipality_code, site.parcel.chiban)
+            geom = self.parcels.get(key)
+            if geom is None:
+                raise NotFound(f"parcel {key[1]!r} not found in municipality {key[0]}")
+            return geom, key[0]
+        if site.point is not None:
+            return _checked(Point(*site.point)), None
+        return _checked(shape(site.geometry)), None
+
+    def facts(self, geom: BaseGeometry, municipality_code: str | None = None) -> SiteFacts:
+        """One pass over the indexes: coverage and features of every layer, area, municipality."""
+        area = None if geom.geom_type == "Point" else area_m2(geom)
+        code, name = self._municipality(geom)
+        layers = {lid: idx.facts(geom) for lid, idx in self.layers.items()}
+        return SiteFacts(area, municipality_code or code, name, layers)
+
+    def _municipality(self, geom: BaseGeometry) -> tuple[str | None, str | None]:
+        if self.admin is None:
+            return None, None
+        found = self.admin.query(geom)
+        if not found:
+            return None, None
+        if len(found) > 1 and geom.geom_type != "Point":
+            geoms = self.admin.geometries
+            found.sort(key=lambda i: -geoms[i].intersection(geom).area)
+        props: Mapping[str, Any] = self.admin.hits[found[0]].properties
+        code = props.get("municipality_code")
+        return (None if code is None else str(code)), props.get("name")
+
+
+def _parcel_key(props: Mapping[str, Any]) -> tuple[str, str]:
+    return str(props.get("municipality_code")), str(props.get("chiban"))
+
+
+def _checked(geom: BaseGeometry) -> BaseGeometry:
+    minx, miny, maxx, maxy = geom.bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise Unprocessable("site coordinates must be CRS84 longitude, latitude")
+    if not geom.is_valid:
+        geom = shapely.make_valid(geom)
+    if geom.is_empty:
+        raise Unprocessable("site geometry is empty")
+    return geom

@@ -1,0 +1,12 @@
+"""Import every built-in loader module so its ``@register`` decorators run.
+
+Kept separate from ``geoservice.loaders`` so the heavy readers (lxml, mojxml) load only
+when a build actually asks for a loader.  Registered formats: ``geojson``,
+``csv-points``, ``plateau-urf``, ``plateau-lsld``, ``mojxml``.
+"""
+
+from __future__ import annotations
+
+from geoservice.loaders import csv_points, geojson, mojxml_parcels, plateau_urf
+
+__all__ = ["csv_points", "geojson", "mojxml_parcels", "plateau_urf"]

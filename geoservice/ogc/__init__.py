@@ -1,0 +1,1 @@
+"""The OGC API surface: pygeoapi, contained in one adapter, with our provider and routes."""

@@ -1,0 +1,99 @@
+"""Make pygeoapi's generated OpenAPI document self-contained and true to our routes.
+
+pygeoapi 0.21 points many ``$ref``s at schemas.opengis.net and GitHub; clients with no
+network (and ogctests) cannot resolve them.  We replace each by a local component from
+``openapi_components.yml``, add the CQL2 filter parameters our items route accepts, drop the
+free-form vendor parameter (unknown parameters are a 400 here), and list 400/404/500.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_COMPONENTS = Path(__file__).with_name("openapi_components.yml")
+
+
+@lru_cache(maxsize=1)
+def local_components() -> dict[str, dict[str, Any]]:
+    """Our local component definitions, by ``section/name``."""
+    return yaml.safe_load(_COMPONENTS.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def _localise(node: Any, needed: set[str]) -> Any:
+    """Rewrite remote $refs to ``#/components/...``; record which components are used."""
+    if isinstance(node, list):
+        return [_localise(x, needed) for x in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and not ref.startswith("#"):
+        name = ref.rsplit("/", 1)[-1].removesuffix(".yaml").removesuffix(".yml")
+        section = next(
+            (k.split("/")[0] for k in local_components() if k.split("/")[1] == name), None
+        )
+        if section is None:
+            raise ValueError(f"no local definition for remote $ref {ref}")
+        needed.add(f"{section}/{name}")
+        return {"$ref": f"#/components/{section}/{name}"}
+    return {k: _localise(v, needed) for k, v in node.items()}
+
+
+def _items_params(op: dict[str, Any]) -> None:
+    params = [p for p in op.get("parameters", [])
+              if p.get("$ref") != "#/components/parameters/vendorSpecificParameters"]
+    for name in ("filter", "filter-lang", "filter-crs"):
+        params.append({"$ref": f"#/components/parameters/{name}"})
+    op["parameters"] = params
+
+
+def _error_responses(op: dict[str, Any]) -> None:
+    responses = op.setdefault("responses", {})
+    for code, name in (("400", "InvalidParameter"), ("404", "NotFound"), ("500", "ServerError")):
+        responses.setdefault(code, {"$ref": f"#/components/responses/{name}"})
+
+
+def patch_openapi(doc: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Return a self-contained copy of ``doc`` describing our routes."""
+    needed: set[str] = set()
+    doc = _localise(doc, needed)
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if not isinstance(op, dict) or method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            if path.endswith("/items") and method == "get":
+                _items_params(op)
+                needed.update({"parameters/filter", "parameters/filter-lang", "parameters/filter-crs"})
+            _error_responses(op)
+    needed.update({"responses/InvalidParameter", "responses/NotFound", "responses/ServerError"})
+    _add_components(doc, needed)
+    doc["components"]["parameters"].pop("vendorSpecificParameters", None)
+    return doc
+
+
+def _add_components(doc: dict[str, Any], needed: set[str]) -> None:
+    comps = doc.setdefault("components", {})
+    pending = set(needed)
+    done: set[str] = set()
+    while pending:
+        key = pending.pop()
+        done.add(key)
+        section, name = key.split("/")
+        body = local_components()[key]
+        comps.setdefault(section, {}).setdefault(name, body)
+        for ref in _refs(body):
+            k = ref.removeprefix("#/components/")
+            if k not in done:
+                pending.add(k)
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, list):
+        return [r for x in node for r in _refs(x)]
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for v in node.values() for r in _refs(v)]
+    return []

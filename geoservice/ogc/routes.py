@@ -1,0 +1,247 @@
+"""HTTP routes of ``/ogc``: ours for items (full CQL2, CRS, strict parameters), pygeoapi's
+for the landing page, collections, OpenAPI and processes, all in one router.
+
+Routes are thin: parse, call the store or pygeoapi, shape the response.  Errors are raised
+as ``ServiceError`` and turned into OGC exception documents by the app's handler.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import pygeoapi.api as core_api
+import pygeoapi.api.itemtypes as itemtypes_api
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from geoservice import crs as crsmod
+from geoservice.catalogue import LayerSpec
+from geoservice.errors import NotFound
+from geoservice.ogc import features_api, params
+from geoservice.ogc.pygeoapi_adapter import Pygeoapi, layer_notice, to_response
+from geoservice.ogc.runtime import Runtime, get_runtime
+from geoservice.store.filtering import queryable_schema
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/landing-page",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/json",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/collections",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/accent-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/array-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
+    "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
+]
+
+router = APIRouter(prefix="/ogc", include_in_schema=False)
+
+
+def _qp(request: Request) -> dict[str, str]:
+    """Query parameters as a dict (a repeated parameter keeps its last value)."""
+    return dict(request.query_params)
+
+
+def _accept(request: Request) -> str:
+    return request.headers.get("accept", "")
+
+
+@router.get("")
+async def ogc_root() -> RedirectResponse:
+    """Redirect to the landing page."""
+    return RedirectResponse("/ogc/")
+
+
+@router.get("/")
+async def landing(request: Request, rt: RuntimeDep) -> Response:
+    """OGC API landing page (pygeoapi)."""
+    params.check_known(_qp(request), {"f", "lang"})
+    return await rt.pygeoapi.respond(core_api.landing_page, request)
+
+
+@router.get("/openapi")
+async def openapi(request: Request, rt: RuntimeDep) -> Response:
+    """The OpenAPI document (JSON; HTML with f=html)."""
+    params.check_known(_qp(request), {"f", "lang", "ui"})
+    if params.parse_format(_qp(request), _accept(request)) == "html":
+        return await rt.pygeoapi.respond(core_api.openapi_, request)
+    return JSONResponse(rt.pygeoapi.openapi, media_type="application/vnd.oai.openapi+json;version=3.0")
+
+
+@router.get("/conformance")
+async def conformance(request: Request, rt: RuntimeDep) -> Response:
+    """The conformance classes this service implements (ours, not pygeoapi's list)."""
+    qp = _qp(request)
+    params.check_known(qp, {"f", "lang"})
+    if params.parse_format(qp, _accept(request)) == "html":
+        return await rt.pygeoapi.respond(core_api.conformance, request)
+    return JSONResponse({"conformsTo": CONFORMANCE + rt.extra_conformance})
+
+
+def _enrich(rt: Runtime, coll: dict[str, Any]) -> dict[str, Any]:
+    """Add licence, attribution, coverage and the synthetic flag to a collection document."""
+    spec = rt.specs.get(coll.get("id", ""))
+    if spec is None:
+        return coll
+    info = rt.store.info(spec.id)
+    synthetic = spec.synthetic or info.synthetic
+    coll.update({
+        "attribution": layer_notice(spec, synthetic),
+        "license": spec.licence.name,
+        "synthetic": synthetic,
+        "coverage": spec.coverage.model_dump(exclude_none=True),
+        "itemCount": info.count,
+    })
+    coll["links"].append({"href": f"{rt.base}/collections/{spec.id}/queryables?f=json",
+                          "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                          "type": "application/schema+json", "title": "Queryables"})
+    return coll
+
+
+async def _collections_json(request: Request, rt: RuntimeDep, cid: str | None) -> Response:
+    headers, status, content = await rt.pygeoapi.call(
+        core_api.describe_collections, request, cid
+    )
+    if status != 200:
+        return to_response(headers, status, content)
+    doc = json.loads(content) if isinstance(content, str | bytes) else content
+    if cid is None:
+        doc["collections"] = [_enrich(rt, c) for c in doc["collections"]]
+    else:
+        doc = _enrich(rt, doc)
+    return JSONResponse(doc)
+
+
+@router.get("/collections")
+async def collections(request: Request, rt: RuntimeDep) -> Response:
+    """All collections, with licences and credits."""
+    qp = _qp(request)
+    params.check_known(qp, {"f", "lang"})
+    if params.parse_format(qp, _accept(request)) == "html":
+        return await rt.pygeoapi.respond(core_api.describe_collections, request)
+    return await _collections_json(request, rt, None)
+
+
+def _spec(rt: Runtime, cid: str) -> LayerSpec:
+    spec = rt.specs.get(cid)
+    if spec is None or cid not in rt.collections:
+        raise NotFound(f"collection {cid!r} does not exist; see {rt.base}/collections")
+    return spec
+
+
+@router.get("/collections/{cid}")
+async def collection(cid: str, request: Request, rt: RuntimeDep) -> Response:
+    """One collection's metadata."""
+    _spec(rt, cid)
+    qp = _qp(request)
+    params.check_known(qp, {"f", "lang"})
+    if params.parse_format(qp, _accept(request)) == "html":
+        return await rt.pygeoapi.respond(core_api.describe_collections, request, cid)
+    return await _collections_json(request, rt, cid)
+
+
+@router.get("/collections/{cid}/queryables")
+async def queryables(cid: str, request: Request, rt: RuntimeDep) -> Response:
+    """JSON Schema of the properties that filters may use."""
+    spec = _spec(rt, cid)
+    qp = _qp(request)
+    params.check_known(qp, {"f", "lang"})
+    if params.parse_format(qp, _accept(request)) == "html":
+        return await rt.pygeoapi.respond(itemtypes_api.get_collection_queryables, request, cid)
+    return JSONResponse(queryables_doc(spec, rt.base), media_type="application/schema+json")
+
+
+_JSON = {"string": {"type": "string"}, "integer": {"type": "integer"},
+         "number": {"type": "number"}, "boolean": {"type": "boolean"},
+         "date": {"type": "string", "format": "date"},
+         "datetime": {"type": "string", "format": "date-time"},
+         "geometry": {"format": "geometry-any"}}
+
+
+def queryables_doc(spec: LayerSpec, base: str) -> dict[str, Any]:
+    """The queryables JSON Schema of a layer (no remote $refs)."""
+    props: dict[str, Any] = {}
+    for name, kind in queryable_schema(spec).items():
+        p = spec.property(name)
+        entry = {"title": (p.title if p and p.title else name), **_JSON[kind]}
+        if p is not None and p.enum:
+            entry["enum"] = p.enum
+        props[name] = entry
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{base}/collections/{spec.id}/queryables",
+        "type": "object",
+        "title": spec.title,
+        "properties": props,
+        "additionalProperties": False,
+    }
+
+
+@router.get("/collections/{cid}/items")
+async def items(cid: str, request: Request, rt: RuntimeDep) -> Response:
+    """Features of a collection: bbox, datetime, CQL2 (text/JSON), CRS, sortby, paging."""
+    spec = _spec(rt, cid)
+    qp = _qp(request)
+    req = params.parse_items(qp, spec, _accept(request), rt.limit_default, rt.limit_max)
+    base = f"{rt.base}/collections/{cid}"
+    from starlette.concurrency import run_in_threadpool
+
+    doc, _page = await run_in_threadpool(features_api.items_doc, rt.store, cid, req, base, qp)
+    if req.fmt == "html":
+        return rt.html.items(spec, doc, rt.store.info(cid).synthetic)
+    return JSONResponse(doc, media_type=features_api.GEOJSON,
+                        headers={"Content-Crs": f"<{req.crs.uri}>"})
+
+
+@router.get("/collections/{cid}/items/{fid}")
+async def item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> Response:
+    """One feature."""
+    spec = _spec(rt, cid)
+    qp = _qp(request)
+    params.check_known(qp, params.ITEM_PARAMS)
+    req_crs = crsmod.crs_info(qp.get("crs", crsmod.CRS84))
+    fmt = params.parse_format(qp, _accept(request))
+    from starlette.concurrency import run_in_threadpool
+
+    f = await run_in_threadpool(rt.store.get, cid, fid)
+    doc = features_api.feature_doc(f, req_crs, None, params._bool("skipGeometry", qp.get("skipGeometry")))
+    doc["links"] = features_api.item_links(f"{rt.base}/collections/{cid}", fid)
+    if fmt == "html":
+        return rt.html.item(spec, doc, rt.store.info(cid).synthetic)
+    return JSONResponse(doc, media_type=features_api.GEOJSON,
+                        headers={"Content-Crs": f"<{req_crs.uri}>"})
+
+
+@router.get("/collections/{cid}/schema")
+async def schema(cid: str, request: Request, rt: RuntimeDep) -> Response:
+    """The collection's schema (pygeoapi)."""
+    _spec(rt, cid)
+    params.check_known(_qp(request), {"f", "lang"})
+    return await rt.pygeoapi.respond(core_api.get_collection_schema, request, cid)
+
+
+def pygeoapi_of(rt: Runtime) -> Pygeoapi:
+    """The pygeoapi wrapper of a runtime (for other rooms' routes, e.g. processes)."""
+    return rt.pygeoapi

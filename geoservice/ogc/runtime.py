@@ -1,0 +1,54 @@
+"""What the app builds once at start-up and every request reads: store, specs, pygeoapi."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+
+from geoservice.catalogue import LayerSpec
+from geoservice.config import Settings
+from geoservice.ogc.pygeoapi_adapter import Pygeoapi
+from geoservice.store import Store
+
+if TYPE_CHECKING:
+    from geoservice.web.html import HtmlRenderer
+
+
+@dataclass
+class Runtime:
+    """The state of one app instance (nothing here differs between worker processes)."""
+
+    settings: Settings
+    store: Store
+    specs: dict[str, LayerSpec]
+    pygeoapi: Pygeoapi
+    html: HtmlRenderer
+    extra_conformance: list[str] = field(default_factory=list)
+    services: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        """Public URL of ``/ogc``."""
+        return f"{self.settings.server.base_url}/ogc"
+
+    @property
+    def collections(self) -> set[str]:
+        """Ids of the collections served."""
+        return set(self.specs)
+
+    @property
+    def limit_default(self) -> int:
+        """Default page size."""
+        return self.settings.server.limit_default
+
+    @property
+    def limit_max(self) -> int:
+        """Largest page size (larger requests are clamped)."""
+        return self.settings.server.limit_max
+
+
+def get_runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the runtime built by the lifespan."""
+    return request.app.state.runtime  # type: ignore[no-any-return]

@@ -1,0 +1,116 @@
+"""The store interface: one contract, two backends (GeoPackage embedded, PostGIS to scale).
+
+Providers, the guide engine and the importers talk to this interface only.  Geometries
+cross it in CRS84; properties cross it as JSON-ready values (dates as ISO strings).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from geoservice.catalogue import LayerSpec
+from geoservice.features import Feature
+
+BBox = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What a client asks of one collection; every part is optional.
+
+    ``filter`` is a parsed CQL2 expression (``geoservice.cql2``); ``datetime`` is a closed
+    or half-open interval ``(start, end)`` (an instant is ``(t, t)``) matched against the
+    layer's temporal property; ``sortby`` is a list of ``(property, ascending)``.
+    """
+
+    bbox: BBox | None = None
+    filter: Any | None = None
+    datetime: tuple[datetime | None, datetime | None] | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+    sortby: tuple[tuple[str, bool], ...] = ()
+    limit: int = 10
+    offset: int = 0
+
+
+@dataclass(slots=True)
+class Page:
+    """One page of a query: the features and how many matched in all."""
+
+    features: list[Feature]
+    number_matched: int
+
+
+@dataclass(slots=True)
+class CollectionInfo:
+    """What the store knows of a built collection (beyond its spec)."""
+
+    id: str
+    count: int
+    extent: BBox | None
+    built_at: str | None
+    source: str | None
+    synthetic: bool
+
+
+class Store(ABC):
+    """A feature store holding one table per layer."""
+
+    @abstractmethod
+    def collections(self) -> list[str]:
+        """Ids of the collections that exist in the store."""
+
+    @abstractmethod
+    def spec(self, collection: str) -> LayerSpec:
+        """The spec a collection was built with (``NotFound`` if absent)."""
+
+    @abstractmethod
+    def info(self, collection: str) -> CollectionInfo:
+        """Count, extent and build provenance of a collection (``NotFound`` if absent)."""
+
+    @abstractmethod
+    def create_collection(
+        self, spec: LayerSpec, *, source: str, synthetic: bool, replace: bool = False
+    ) -> None:
+        """Create the table for a layer (dropping an existing one when ``replace``)."""
+
+    @abstractmethod
+    def bulk_load(self, collection: str, features: Iterable[Feature]) -> int:
+        """Insert many features in one transaction; return how many were written."""
+
+    @abstractmethod
+    def query(self, collection: str, query: Query) -> Page:
+        """Features matching ``query``, in a stable order, with ``number_matched``."""
+
+    @abstractmethod
+    def get(self, collection: str, fid: str) -> Feature:
+        """One feature by id (``NotFound`` if absent)."""
+
+    @abstractmethod
+    def iter_features(self, collection: str) -> Iterator[Feature]:
+        """Every feature of a collection, in id order (for indexes built at start-up)."""
+
+    @abstractmethod
+    def create(self, collection: str, feature: Feature) -> Feature:
+        """Insert one feature (``Conflict`` if its id exists); an empty id gets a new one."""
+
+    @abstractmethod
+    def replace(self, collection: str, fid: str, feature: Feature) -> Feature:
+        """Replace a feature's properties and geometry (``NotFound`` if absent)."""
+
+    @abstractmethod
+    def update(
+        self, collection: str, fid: str, properties: dict[str, Any], geometry: Any | None = None
+    ) -> Feature:
+        """Merge ``properties`` (a ``None`` value removes one) and optionally set geometry."""
+
+    @abstractmethod
+    def delete(self, collection: str, fid: str) -> None:
+        """Delete a feature (``NotFound`` if absent)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""

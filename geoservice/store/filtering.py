@@ -1,0 +1,128 @@
+"""Turn a ``Query`` into what a backend runs: SQL conditions plus an exact Python predicate.
+
+The split is the same for every backend: property equality and datetime go to SQL; the
+bbox becomes an index prefilter (R-tree / GiST) and, for non-point layers, an exact
+intersection test; CQL2 is evaluated faithfully by ``geoservice.cql2``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geoservice.catalogue import LayerSpec
+from geoservice.errors import InvalidParameter
+from geoservice.store import values
+from geoservice.store.base import BBox, Query
+
+Predicate = Callable[[dict[str, Any], BaseGeometry | None], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to run: SQL conditions (on alias ``t``), an index bbox and a row predicate."""
+
+    sql_where: tuple[str, ...]
+    sql_params: tuple[Any, ...]
+    bbox: BBox | None
+    predicate: Predicate | None
+    empty: bool = False
+
+
+def queryable_schema(spec: LayerSpec) -> dict[str, str]:
+    """Property name → CQL2 type, with the geometry under the layer's geometry name."""
+    schema = {p.name: p.type for p in spec.properties}
+    schema[spec.geometry_name] = "geometry"
+    return schema
+
+
+def _qi(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _equality(spec: LayerSpec, props: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    where, params = [], []
+    for name, raw in props.items():
+        p = spec.property(name)
+        if p is None:
+            raise InvalidParameter(f"unknown query parameter {name!r}")
+        where.append(f"t.{_qi(name)} = ?")
+        params.append(values.to_storage(spec, {name: _parse_scalar(p.type, raw)})[name])
+    return where, params
+
+
+def _parse_scalar(kind: str, raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "number":
+            return float(raw)
+    except ValueError:
+        raise InvalidParameter(f"value {raw!r} is not a valid {kind}") from None
+    if kind == "boolean":
+        if raw.lower() not in ("true", "false"):
+            raise InvalidParameter(f"value {raw!r} is not a boolean (true|false)")
+        return raw.lower() == "true"
+    return raw
+
+
+def _datetime(spec: LayerSpec, query: Query) -> tuple[list[str], list[Any]]:
+    if query.datetime is None:
+        return [], []
+    prop = spec.property(spec.temporal_property) if spec.temporal_property else None
+    if prop is None:
+        raise InvalidParameter(f"collection {spec.id!r} has no temporal property: datetime is not supported")
+    start, end = query.datetime
+    col = f"t.{_qi(prop.name)}"
+    fmt = (lambda d: d.date().isoformat()) if prop.type == "date" else values.format_datetime
+    where: list[str] = []
+    params: list[Any] = []
+    if start is not None:
+        where.append(f"{col} >= ?")
+        params.append(fmt(start))
+    if end is not None:
+        where.append(f"{col} <= ?")
+        params.append(fmt(end))
+    if not where:
+        where.append(f"{col} IS NOT NULL")
+    return where, params
+
+
+def _intersect(a: BBox | None, b: BBox | None) -> tuple[BBox | None, bool]:
+    if a is None or b is None:
+        return (a or b), False
+    box = (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
+    return box, box[0] > box[2] or box[1] > box[3]
+
+
+def compile_query(spec: LayerSpec, query: Query) -> Plan:
+    """Plan a query for ``spec``; raises ``InvalidParameter`` for anything not accepted."""
+    where, params = _equality(spec, query.properties)
+    w2, p2 = _datetime(spec, query)
+    preds: list[Predicate] = []
+    cql_box = None
+    if query.filter is not None:
+        from geoservice import cql2
+
+        preds.append(cql2.compile_filter(query.filter, queryable_schema(spec)))
+        cql_box = cql2.spatial_bbox(query.filter)
+    if query.bbox is not None and spec.geometry_type not in ("Point", "MultiPoint"):
+        prepared = shapely.box(*query.bbox)
+        shapely.prepare(prepared)
+        preds.append(lambda _p, g: g is not None and prepared.intersects(g))
+    box, empty = _intersect(query.bbox, cql_box)
+    return Plan(tuple(where + w2), tuple(params + p2), box, _all(preds), empty)
+
+
+def _all(preds: list[Predicate]) -> Predicate | None:
+    if not preds:
+        return None
+    if len(preds) == 1:
+        return preds[0]
+    return lambda p, g: all(fn(p, g) for fn in preds)

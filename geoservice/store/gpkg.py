@@ -1,0 +1,443 @@
+"""The embedded backend: one GeoPackage file, written and read with Python's sqlite3.
+
+Why our own: pygeoapi's GeoPackage provider is read-only and ignores CQL2, datetime and
+sortby, and the pyenv Python here cannot load SpatiaLite.  The R-tree extension's triggers
+call ``ST_*`` functions, which we register as Python functions on every connection; GDAL and
+QGIS bring their own, so the file stays a valid GeoPackage for them.
+
+Reads use one connection per thread (WAL lets readers run beside a writer); writes take a
+process lock plus ``BEGIN IMMEDIATE`` and commit with ``synchronous=FULL`` so an
+acknowledged write survives a crash.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shapely.geometry.base import BaseGeometry
+
+from geoservice.catalogue import LayerSpec
+from geoservice.errors import Conflict, InvalidParameter, NotFound
+from geoservice.features import Feature
+from geoservice.store import gpkg_geom, values
+from geoservice.store.base import BBox, CollectionInfo, Page, Query, Store
+from geoservice.store.filtering import compile_query
+
+META = "geoservice_layers"
+_SQL_TYPES = {
+    "string": "TEXT",
+    "integer": "INTEGER",
+    "number": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "datetime": "DATETIME",
+}
+_WGS84_WKT = (
+    'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563]],'
+    'PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433],AUTHORITY["EPSG","4326"]]'
+)
+
+
+def qi(name: str) -> str:
+    """Quote an SQL identifier (names come from validated specs, quoting is still applied)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _register_functions(con: sqlite3.Connection) -> None:
+    """The ST_* functions the GeoPackage R-tree triggers need (no SpatiaLite here)."""
+
+    def env(blob: bytes | None, i: int) -> float | None:
+        e = gpkg_geom.envelope(blob)
+        return None if e is None else e[i]
+
+    con.create_function("ST_IsEmpty", 1, lambda b: int(gpkg_geom.envelope(b) is None), deterministic=True)
+    con.create_function("ST_MinX", 1, lambda b: env(b, 0), deterministic=True)
+    con.create_function("ST_MaxX", 1, lambda b: env(b, 1), deterministic=True)
+    con.create_function("ST_MinY", 1, lambda b: env(b, 2), deterministic=True)
+    con.create_function("ST_MaxY", 1, lambda b: env(b, 3), deterministic=True)
+
+
+def _init_header(path: Path) -> None:
+    """Write the GeoPackage header fields before WAL is on, so readers see them at once."""
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA application_id = 1196444487")  # 'GPKG'
+    con.execute("PRAGMA user_version = 10300")
+    con.commit()
+    con.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    con = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    con.execute("PRAGMA busy_timeout=30000")
+    _register_functions(con)
+    return con
+
+
+_BASE_DDL = f"""
+CREATE TABLE IF NOT EXISTS gpkg_spatial_ref_sys (
+  srs_name TEXT NOT NULL, srs_id INTEGER PRIMARY KEY, organization TEXT NOT NULL,
+  organization_coordsys_id INTEGER NOT NULL, definition TEXT NOT NULL, description TEXT);
+INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES
+  ('Undefined cartesian SRS', -1, 'NONE', -1, 'undefined', 'undefined cartesian coordinate reference system'),
+  ('Undefined geographic SRS', 0, 'NONE', 0, 'undefined', 'undefined geographic coordinate reference system'),
+  ('WGS 84 geodetic', 4326, 'EPSG', 4326, '{_WGS84_WKT}', 'longitude/latitude coordinates in decimal degrees on the WGS 84 spheroid');
+CREATE TABLE IF NOT EXISTS gpkg_contents (
+  table_name TEXT NOT NULL PRIMARY KEY, data_type TEXT NOT NULL, identifier TEXT UNIQUE,
+  description TEXT DEFAULT '', last_change DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  min_x DOUBLE, min_y DOUBLE, max_x DOUBLE, max_y DOUBLE, srs_id INTEGER,
+  CONSTRAINT fk_gc_r_srs_id FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys(srs_id));
+CREATE TABLE IF NOT EXISTS gpkg_geometry_columns (
+  table_name TEXT NOT NULL, column_name TEXT NOT NULL, geometry_type_name TEXT NOT NULL,
+  srs_id INTEGER NOT NULL, z TINYINT NOT NULL, m TINYINT NOT NULL,
+  CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name),
+  CONSTRAINT fk_gc_tn FOREIGN KEY (table_name) REFERENCES gpkg_contents(table_name),
+  CONSTRAINT fk_gc_srs FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys (srs_id));
+CREATE TABLE IF NOT EXISTS gpkg_extensions (
+  table_name TEXT, column_name TEXT, extension_name TEXT NOT NULL, definition TEXT NOT NULL,
+  scope TEXT NOT NULL, CONSTRAINT ge_tce UNIQUE (table_name, column_name, extension_name));
+CREATE TABLE IF NOT EXISTS {META} (
+  collection TEXT PRIMARY KEY, spec TEXT NOT NULL, built_at TEXT, source TEXT,
+  synthetic BOOLEAN NOT NULL DEFAULT 0);
+INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, description)
+  VALUES ('{META}', 'attributes', '{META}', 'Tokyo GeoTwin layer specs and build provenance');
+"""
+
+_GEOM_TYPES = {
+    "Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon",
+    "GeometryCollection",
+}
+
+
+def _rtree_ddl(t: str) -> list[str]:
+    """R-tree table and triggers of the GeoPackage ``gpkg_rtree_index`` extension."""
+    r = f"rtree_{t}_geom"
+    q, qr = qi(t), qi(r)
+    ins = (f"INSERT OR REPLACE INTO {qr} VALUES (NEW.fid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), "
+           "ST_MinY(NEW.geom), ST_MaxY(NEW.geom))")
+    has = "(NEW.geom NOT NULL AND NOT ST_IsEmpty(NEW.geom))"
+    hasnt = "(NEW.geom ISNULL OR ST_IsEmpty(NEW.geom))"
+    return [
+        f"CREATE VIRTUAL TABLE {qr} USING rtree(id, minx, maxx, miny, maxy)",
+        f"CREATE TRIGGER {qi(r + '_insert')} AFTER INSERT ON {q} WHEN {has} BEGIN {ins}; END",
+        f"CREATE TRIGGER {qi(r + '_update1')} AFTER UPDATE OF geom ON {q} "
+        f"WHEN OLD.fid = NEW.fid AND {has} BEGIN {ins}; END",
+        f"CREATE TRIGGER {qi(r + '_update2')} AFTER UPDATE OF geom ON {q} "
+        f"WHEN OLD.fid = NEW.fid AND {hasnt} BEGIN DELETE FROM {qr} WHERE id = OLD.fid; END",
+        f"CREATE TRIGGER {qi(r + '_update3')} AFTER UPDATE ON {q} "
+        f"WHEN OLD.fid != NEW.fid AND {has} BEGIN DELETE FROM {qr} WHERE id = OLD.fid; {ins}; END",
+        f"CREATE TRIGGER {qi(r + '_update4')} AFTER UPDATE ON {q} "
+        f"WHEN OLD.fid != NEW.fid AND {hasnt} "
+        f"BEGIN DELETE FROM {qr} WHERE id IN (OLD.fid, NEW.fid); END",
+        f"CREATE TRIGGER {qi(r + '_delete')} AFTER DELETE ON {q} WHEN old.geom NOT NULL "
+        f"BEGIN DELETE FROM {qr} WHERE id = OLD.fid; END",
+        "INSERT INTO gpkg_extensions VALUES (?, 'geom', 'gpkg_rtree_index', "
+        "'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')".replace("?", f"'{t}'"),
+    ]
+
+
+class GpkgStore(Store):
+    """The GeoPackage store. Open once per process; safe to share between threads."""
+
+    def __init__(self, path: Path, *, create: bool = False) -> None:
+        if not create and not path.exists():
+            raise FileNotFoundError(
+                f"store {path} does not exist: run `geoservice build` first"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            _init_header(path)
+        self.path = path
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._specs: dict[str, LayerSpec] = {}
+        self._con().executescript(_BASE_DDL)
+        self._load_specs()
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = _connect(self.path)
+        return con
+
+    def _load_specs(self) -> None:
+        rows = self._con().execute(f"SELECT collection, spec FROM {META}").fetchall()
+        self._specs = {c: LayerSpec.model_validate_json(s) for c, s in rows}
+
+    def spec(self, collection: str) -> LayerSpec:
+        """The spec a collection was built with (``NotFound`` if absent)."""
+        try:
+            return self._specs[collection]
+        except KeyError:
+            raise NotFound(f"collection {collection!r} does not exist") from None
+
+    def collections(self) -> list[str]:
+        return sorted(self._specs)
+
+    def info(self, collection: str) -> CollectionInfo:
+        self.spec(collection)
+        con = self._con()
+        (count,) = con.execute(f"SELECT COUNT(*) FROM {qi(collection)}").fetchone()
+        ext = con.execute(
+            "SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE table_name = ?",
+            (collection,),
+        ).fetchone()
+        built_at, source, synthetic = con.execute(
+            f"SELECT built_at, source, synthetic FROM {META} WHERE collection = ?", (collection,)
+        ).fetchone()
+        extent = None if ext is None or ext[0] is None else tuple(ext)
+        return CollectionInfo(collection, count, extent, built_at, source, bool(synthetic))
+
+    # -- schema -------------------------------------------------------------------------
+
+    def create_collection(
+        self, spec: LayerSpec, *, source: str, synthetic: bool, replace: bool = False
+    ) -> None:
+        t = spec.id
+        cols = ", ".join(f"{qi(p.name)} {_SQL_TYPES[p.type]}" for p in spec.properties)
+        gtype = spec.geometry_type.upper() if spec.geometry_type in _GEOM_TYPES else "GEOMETRY"
+        with self._write_lock:
+            con = self._con()
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                if replace:
+                    self._drop(con, t)
+                con.execute(
+                    f"CREATE TABLE {qi(t)} (fid INTEGER PRIMARY KEY AUTOINCREMENT, "
+                    f"id TEXT NOT NULL UNIQUE, geom {gtype}{', ' + cols if cols else ''})"
+                )
+                con.execute(
+                    "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, srs_id)"
+                    " VALUES (?, 'features', ?, ?, 4326)",
+                    (t, t, spec.title),
+                )
+                con.execute(
+                    "INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', ?, 4326, 0, 0)",
+                    (t, gtype),
+                )
+                for stmt in _rtree_ddl(t):
+                    con.execute(stmt)
+                self._index_columns(con, spec)
+                con.execute(
+                    f"INSERT INTO {META} VALUES (?, ?, ?, ?, ?)",
+                    (t, spec.model_dump_json(), _now(), source, int(synthetic)),
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        self._specs[t] = spec
+
+    def _index_columns(self, con: sqlite3.Connection, spec: LayerSpec) -> None:
+        """Index the temporal property and the short coded properties used in filters."""
+        wanted = {spec.temporal_property} | {p.name for p in spec.properties if p.enum}
+        for name in sorted(n for n in wanted if n):
+            con.execute(f"CREATE INDEX {qi(f'idx_{spec.id}_{name}')} ON {qi(spec.id)} ({qi(name)})")
+
+    def _drop(self, con: sqlite3.Connection, t: str) -> None:
+        con.execute(f"DROP TABLE IF EXISTS {qi(t)}")
+        con.execute(f"DROP TABLE IF EXISTS {qi(f'rtree_{t}_geom')}")
+        for table in ("gpkg_geometry_columns", "gpkg_extensions", "gpkg_contents"):
+            con.execute(f"DELETE FROM {table} WHERE table_name = ?", (t,))
+        con.execute(f"DELETE FROM {META} WHERE collection = ?", (t,))
+        self._specs.pop(t, None)
+
+    # -- writes -------------------------------------------------------------------------
+
+    def _row(self, spec: LayerSpec, f: Feature) -> tuple[Any, ...]:
+        props = values.to_storage(spec, f.properties)
+        return (f.id, gpkg_geom.encode(f.geometry), *[props.get(p.name) for p in spec.properties])
+
+    def _insert_sql(self, spec: LayerSpec, verb: str = "INSERT") -> str:
+        names = ["id", "geom", *[p.name for p in spec.properties]]
+        cols = ", ".join(qi(n) for n in names)
+        return f"{verb} INTO {qi(spec.id)} ({cols}) VALUES ({', '.join('?' * len(names))})"
+
+    def bulk_load(self, collection: str, features: Iterable[Feature]) -> int:
+        spec = self.spec(collection)
+        sql = self._insert_sql(spec)
+        n = 0
+        with self._write_lock:
+            con = self._con()
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                for f in features:
+                    try:
+                        con.execute(sql, self._row(spec, f))
+                    except sqlite3.IntegrityError:
+                        raise Conflict(f"{collection}: duplicate feature id {f.id!r}") from None
+                    n += 1
+                self._update_extent(con, collection)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return n
+
+    def _update_extent(self, con: sqlite3.Connection, t: str) -> None:
+        con.execute(
+            f"UPDATE gpkg_contents SET (min_x, max_x, min_y, max_y) = "
+            f"(SELECT min(minx), max(maxx), min(miny), max(maxy) FROM {qi(f'rtree_{t}_geom')}), "
+            "last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_name = ?",
+            (t,),
+        )
+
+    def _write(self, collection: str, sql: str, params: tuple[Any, ...]) -> int:
+        with self._write_lock:
+            con = self._con()
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                cur = con.execute(sql, params)
+                self._update_extent(con, collection)
+                con.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:
+                con.execute("ROLLBACK")
+                raise Conflict(f"{collection}: {exc}") from None
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return cur.rowcount
+
+    def create(self, collection: str, feature: Feature) -> Feature:
+        spec = self.spec(collection)
+        if not feature.id:
+            feature = Feature(uuid.uuid4().hex, feature.properties, feature.geometry)
+        try:
+            self._write(collection, self._insert_sql(spec), self._row(spec, feature))
+        except Conflict:
+            raise Conflict(f"{collection}: a feature with id {feature.id!r} exists") from None
+        return self.get(collection, feature.id)
+
+    def replace(self, collection: str, fid: str, feature: Feature) -> Feature:
+        spec = self.spec(collection)
+        names = ["geom", *[p.name for p in spec.properties]]
+        sets = ", ".join(f"{qi(n)} = ?" for n in names)
+        row = self._row(spec, Feature(fid, feature.properties, feature.geometry))[1:]
+        if not self._write(collection, f"UPDATE {qi(collection)} SET {sets} WHERE id = ?", (*row, fid)):
+            raise NotFound(f"{collection}: no feature with id {fid!r}")
+        return self.get(collection, fid)
+
+    def update(
+        self,
+        collection: str,
+        fid: str,
+        properties: dict[str, Any],
+        geometry: BaseGeometry | None = None,
+    ) -> Feature:
+        current = self.get(collection, fid)
+        merged = {**current.properties, **properties}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        geom = geometry if geometry is not None else current.geometry
+        return self.replace(collection, fid, Feature(fid, merged, geom))
+
+    def delete(self, collection: str, fid: str) -> None:
+        self.spec(collection)
+        if not self._write(collection, f"DELETE FROM {qi(collection)} WHERE id = ?", (fid,)):
+            raise NotFound(f"{collection}: no feature with id {fid!r}")
+
+    # -- reads --------------------------------------------------------------------------
+
+    def _select(self, spec: LayerSpec) -> str:
+        cols = ", ".join(["t.id", "t.geom", *[f"t.{qi(p.name)}" for p in spec.properties]])
+        return f"SELECT {cols} FROM {qi(spec.id)} t"
+
+    def _feature(self, spec: LayerSpec, row: tuple[Any, ...]) -> Feature:
+        props = values.from_storage(spec, row[2:])
+        return Feature(row[0], props, gpkg_geom.decode(row[1]))
+
+    def get(self, collection: str, fid: str) -> Feature:
+        spec = self.spec(collection)
+        row = self._con().execute(self._select(spec) + " WHERE t.id = ?", (fid,)).fetchone()
+        if row is None:
+            raise NotFound(f"{collection}: no feature with id {fid!r}")
+        return self._feature(spec, row)
+
+    def iter_features(self, collection: str) -> Iterator[Feature]:
+        spec = self.spec(collection)
+        cur = self._con().execute(self._select(spec) + " ORDER BY t.id")
+        for row in cur:
+            yield self._feature(spec, row)
+
+    def query(self, collection: str, query: Query) -> Page:
+        spec = self.spec(collection)
+        plan = compile_query(spec, query)
+        if plan.empty:
+            return Page([], 0)
+        where, params = list(plan.sql_where), list(plan.sql_params)
+        joins = ""
+        if plan.bbox is not None:
+            joins = f" JOIN {qi(f'rtree_{collection}_geom')} r ON r.id = t.fid"
+            where.append("r.maxx >= ? AND r.minx <= ? AND r.maxy >= ? AND r.miny <= ?")
+            b = plan.bbox
+            params += [b[0], b[2], b[1], b[3]]
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        order = self._order(spec, query)
+        con = self._con()
+        if plan.predicate is None:
+            (matched,) = con.execute(
+                f"SELECT COUNT(*) FROM {qi(collection)} t{joins}{clause}", params
+            ).fetchone()
+            rows = con.execute(
+                f"{self._select(spec)}{joins}{clause}{order} LIMIT ? OFFSET ?",
+                [*params, query.limit, query.offset],
+            ).fetchall()
+            return Page([self._feature(spec, r) for r in rows], matched)
+        return self._filtered(spec, f"{self._select(spec)}{joins}{clause}{order}", params, plan, query)
+
+    def _filtered(self, spec: LayerSpec, sql: str, params: list[Any], plan: Any, query: Query) -> Page:
+        """Evaluate the exact predicate row by row, counting all matches, keeping one page."""
+        page: list[Feature] = []
+        matched = 0
+        end = query.offset + query.limit
+        for row in self._con().execute(sql, params):
+            f = self._feature(spec, row)
+            if not plan.predicate(f.properties, f.geometry):
+                continue
+            if query.offset <= matched < end:
+                page.append(f)
+            matched += 1
+        return Page(page, matched)
+
+    def _order(self, spec: LayerSpec, query: Query) -> str:
+        parts = []
+        for name, asc in query.sortby:
+            if name != "id" and spec.property(name) is None:
+                raise InvalidParameter(
+                    f"sortby: unknown property {name!r}; sortable: "
+                    f"{', '.join(['id', *[p.name for p in spec.properties]])}"
+                )
+            parts.append(f"t.{qi(name)} {'ASC' if asc else 'DESC'}")
+        parts.append("t.id ASC")
+        return " ORDER BY " + ", ".join(parts)
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main file (after a build, before the file is moved)."""
+        self._con().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def bbox_of(features: list[Feature]) -> BBox | None:
+    """The CRS84 bbox of some features (None when none has a geometry)."""
+    bounds = [f.geometry.bounds for f in features if f.geometry is not None and not f.geometry.is_empty]
+    if not bounds:
+        return None
+    return (min(b[0] for b in bounds), min(b[1] for b in bounds),
+            max(b[2] for b in bounds), max(b[3] for b in bounds))
+
+

@@ -1,0 +1,1 @@
+"""Web pages: the portal, HTML views of OGC items, and static assets."""

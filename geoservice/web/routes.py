@@ -1,0 +1,46 @@
+"""The portal page and the health endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from geoservice.ogc.pygeoapi_adapter import layer_notice
+from geoservice.ogc.routes import RuntimeDep
+
+router = APIRouter(include_in_schema=False)
+
+
+def layer_rows(rt: Any) -> list[dict[str, Any]]:
+    """One row per served layer: title, count, coverage, credit, licence, synthetic flag."""
+    rows = []
+    for lid, spec in sorted(rt.specs.items()):
+        info = rt.store.info(lid)
+        synthetic = spec.synthetic or info.synthetic
+        rows.append({
+            "id": lid, "title": spec.title, "title_en": spec.title_en, "count": info.count,
+            "coverage": spec.coverage.description, "attribution": layer_notice(spec, synthetic),
+            "licence": spec.licence.name, "licence_url": spec.licence.url, "synthetic": synthetic,
+        })
+    return rows
+
+
+@router.get("/", response_class=HTMLResponse)
+async def portal(request: Request, rt: RuntimeDep) -> HTMLResponse:
+    """The portal: what the service is, where to go, every layer with its credit."""
+    rows = layer_rows(rt)
+    pages = rt.services.get("pages", [])
+    return rt.html.render("portal.html", layers=rows, pages=pages,
+                          any_synthetic=any(r["synthetic"] for r in rows))
+
+
+@router.get("/healthz")
+async def healthz(rt: RuntimeDep) -> JSONResponse:
+    """Liveness and store readiness."""
+    try:
+        n = len(rt.store.collections())
+    except Exception:  # noqa: BLE001 - any store failure means not ready
+        return JSONResponse({"status": "unavailable", "store": "error"}, status_code=503)
+    return JSONResponse({"status": "ok", "store": type(rt.store).__name__, "collections": n})

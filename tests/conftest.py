@@ -1,0 +1,178 @@
+"""Shared fixtures: stores built from the real extracts, apps, and live servers.
+
+Tests that need an outside service (PostGIS, Chromium) call ``need(...)``: they skip on a
+developer machine without it, and FAIL when ``GEOSERVICE_REQUIRE_ALL=1`` (set by CI), so
+nothing CI is meant to run is silently skipped there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+import yaml
+from fastapi.testclient import TestClient
+
+from geoservice.app import create_app
+from geoservice.build import build
+from geoservice.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DATA = SHARED / "data"
+CQL2 = SHARED / "conformance" / "cql2"
+CQL2_COLLECTIONS = (
+    "ne_110m_admin_0_countries",
+    "ne_110m_populated_places_simple",
+    "ne_110m_rivers_lake_centerlines",
+)
+
+
+def need(available: bool, what: str) -> None:
+    """Skip (developer machine) or fail (CI) when an outside service is missing."""
+    if available:
+        return
+    if os.environ.get("GEOSERVICE_REQUIRE_ALL") == "1":
+        pytest.fail(f"{what} is required in CI but not available")
+    pytest.skip(f"{what} not available (set GEOSERVICE_REQUIRE_ALL=1 to make this an error)")
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def settings_for(tmp: Path, layers_dir: Path, port: int | None = None) -> Settings:
+    """Project settings with the store and work dir under ``tmp``."""
+    base = load_settings(ROOT / "config.yml", env={})
+    server = base.server.model_copy(update={"port": port or 8000, "url": None})
+    store = base.store.model_copy(update={"path": tmp / "store.gpkg"})
+    return base.model_copy(update={"server": server, "store": store, "work_dir": tmp,
+                                   "layers_dir": layers_dir})
+
+
+def _schema_type(prop: dict[str, Any]) -> str | None:
+    if "$ref" in prop:
+        return None
+    fmt = {"date": "date", "date-time": "datetime"}.get(prop.get("format", ""))
+    return fmt or prop.get("type", "string")
+
+
+def write_cql2_specs(directory: Path) -> None:
+    """Layer specs for the OGC CQL2 test dataset, derived from its queryables JSON."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in CQL2_COLLECTIONS:
+        q = json.loads((CQL2 / f"{name}.json").read_text("utf-8"))
+        props = [{"name": k, "type": t} for k, v in q["properties"].items()
+                 if (t := _schema_type(v)) is not None]
+        gtype = q["properties"]["geom"]["$ref"].rsplit("/", 1)[-1].removesuffix(".json")
+        spec = {
+            "id": name, "title": name, "licence": {"name": "Public domain (Natural Earth)",
+                                                   "url": "https://www.naturalearthdata.com/about/terms-of-use/"},
+            "attribution": "Natural Earth, via the OGC CQL2 test suite",
+            "source": {"format": "geojson", "paths": [f"{name}.geojson"], "crs": "OGC:CRS84",
+                       "options": {"timezone": "UTC"}},
+            "coverage": {"description": "world", "bbox": [-180, -90, 180, 90]},
+            "geometry_type": gtype, "geometry_name": "geom", "properties": props,
+        }
+        (directory / f"{name}.yml").write_text(yaml.safe_dump(spec, allow_unicode=True), "utf-8")
+
+
+class LiveServer:
+    """uvicorn serving an app in a background thread on 127.0.0.1."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = settings.server.port
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("live server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store built once from the real extracts in ../shared/data (plus bundled layers)."""
+    tmp = tmp_path_factory.mktemp("real")
+    build(settings_for(tmp, ROOT / "layers"), mirror=DATA)
+    return tmp
+
+
+def _settings_over(store_dir: Path, layers_dir: Path, port: int | None = None) -> Settings:
+    return settings_for(store_dir, layers_dir, port)
+
+
+@pytest.fixture(scope="session")
+def real_settings(real_store: Path) -> Settings:
+    """Settings over the real store (port 8000 in links; for in-process clients)."""
+    return _settings_over(real_store, ROOT / "layers")
+
+
+@pytest.fixture(scope="session")
+def client(real_settings: Settings) -> Iterator[TestClient]:
+    """An in-process client of the app over the real store."""
+    with TestClient(create_app(real_settings), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def live(real_store: Path) -> Iterator[LiveServer]:
+    """The app over the real store, served on a free port."""
+    with LiveServer(_settings_over(real_store, ROOT / "layers", free_port())) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def cql2_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A store holding the three OGC CQL2 test layers."""
+    tmp = tmp_path_factory.mktemp("cql2")
+    layers = tmp / "layers"
+    write_cql2_specs(layers)
+    build(settings_for(tmp, layers), mirror=CQL2)
+    return tmp, layers
+
+
+@pytest.fixture(scope="session")
+def cql2_client(cql2_store: tuple[Path, Path]) -> Iterator[TestClient]:
+    """In-process client over the CQL2 test layers."""
+    with TestClient(create_app(_settings_over(*cql2_store))) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def cql2_live(cql2_store: tuple[Path, Path]) -> Iterator[LiveServer]:
+    """The CQL2 test layers served on a free port."""
+    with LiveServer(_settings_over(*cql2_store, free_port())) as srv:
+        yield srv
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium, if installed."""
+    return shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    )
