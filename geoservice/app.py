@@ -35,7 +35,9 @@ def build_runtime(settings: Settings, store: Store) -> Runtime:
     specs = {c: store.spec(c) for c in store.collections()}
     if settings.enabled_layers is not None:
         specs = {k: v for k, v in specs.items() if k in settings.enabled_layers}
-    key = str(settings.store.path if settings.store.backend == "gpkg" else settings.store.database_url)
+    key = str(
+        settings.store.path if settings.store.backend == "gpkg" else settings.store.database_url
+    )
     provider.register_store(key, store)
     config = build_config(settings, specs, store, key)
     pg = Pygeoapi(config, build_openapi(config))
@@ -84,8 +86,12 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             if store is None:
                 st.close()
 
-    app = FastAPI(title="Tokyo GeoTwin API", version="0.1.0", lifespan=lifespan,
-                  description="REST endpoints of Tokyo GeoTwin; the OGC API lives at /ogc/.")
+    app = FastAPI(
+        title="Tokyo GeoTwin API",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="REST endpoints of Tokyo GeoTwin; the OGC API lives at /ogc/.",
+    )
     app.state.startup_hooks = []
     install_error_handlers(app)
     _include_routers(app)

@@ -48,8 +48,11 @@ class Mirror:
         """Read ``MIRROR.yml`` if present: a demo mirror declares itself synthetic."""
         manifest = root / "MIRROR.yml"
         meta = yaml.safe_load(manifest.read_text(encoding="utf-8")) if manifest.exists() else {}
-        return cls(root.resolve(), bool(meta.get("synthetic", False)),
-                   str(meta.get("label", f"mirror {root}")))
+        return cls(
+            root.resolve(),
+            bool(meta.get("synthetic", False)),
+            str(meta.get("label", f"mirror {root}")),
+        )
 
 
 def _download(spec: LayerSpec, rel: str, cache: Path) -> Path:

@@ -9,12 +9,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Table
 
 from geoservice.config import Settings, load_settings
 
-app = typer.Typer(help="Tokyo GeoTwin: build the store and serve the OGC API.", no_args_is_help=True)
+app = typer.Typer(
+    help="Tokyo GeoTwin: build the store and serve the OGC API.", no_args_is_help=True
+)
 console = Console()
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="config.yml to use")]
@@ -28,9 +30,13 @@ def _settings(config: Path) -> Settings:
 @app.command()
 def build(
     config: ConfigOpt = Path("config.yml"),
-    mirror: Annotated[Path | None, typer.Option(help="Local mirror laid out like ../shared/data")] = None,
+    mirror: Annotated[
+        Path | None, typer.Option(help="Local mirror laid out like ../shared/data")
+    ] = None,
     layer: Annotated[list[str] | None, typer.Option(help="Only these layer ids")] = None,
-    if_stale: Annotated[bool, typer.Option(help="Do nothing when the store is newer than its inputs")] = False,
+    if_stale: Annotated[
+        bool, typer.Option(help="Do nothing when the store is newer than its inputs")
+    ] = False,
 ) -> None:
     """Load the layers into a new store; it replaces the old one only when complete."""
     from geoservice import build as buildmod
@@ -41,7 +47,7 @@ def build(
         console.print(f"store {settings.store.path} is up to date")
         return
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(lid: str, n: int) -> None:
             if lid not in tasks:
@@ -53,7 +59,9 @@ def build(
         except (ServiceError, ValueError, FileNotFoundError) as exc:
             console.print(f"[red]build failed[/red]: {exc}\nthe previous store is unchanged")
             raise typer.Exit(1) from None
-    console.print(f"built {report.store}: " + ", ".join(f"{k} {v}" for k, v in report.counts.items()))
+    console.print(
+        f"built {report.store}: " + ", ".join(f"{k} {v}" for k, v in report.counts.items())
+    )
 
 
 @app.command()
@@ -69,8 +77,13 @@ def serve(
     settings = _settings(config)
     os.environ["GEOSERVICE_CONFIG"] = str(config.resolve())
     logging.basicConfig(level=logging.INFO)
-    uvicorn.run("geoservice.asgi:app", host=host or settings.server.host,
-                port=port or settings.server.port, workers=workers, log_level="info")
+    uvicorn.run(
+        "geoservice.asgi:app",
+        host=host or settings.server.host,
+        port=port or settings.server.port,
+        workers=workers,
+        log_level="info",
+    )
 
 
 @app.command()
@@ -86,9 +99,14 @@ def layers(config: ConfigOpt = Path("config.yml")) -> None:
     table = Table("id", "title", "features", "coverage", "licence", "synthetic")
     for lid, spec in specs.items():
         info = store.info(lid) if store and lid in built else None
-        table.add_row(lid, spec.title, str(info.count) if info else "not built",
-                      spec.coverage.description, spec.licence.name,
-                      "yes" if spec.synthetic or (info and info.synthetic) else "no")
+        table.add_row(
+            lid,
+            spec.title,
+            str(info.count) if info else "not built",
+            spec.coverage.description,
+            spec.licence.name,
+            "yes" if spec.synthetic or (info and info.synthetic) else "no",
+        )
     console.print(table)
 
 

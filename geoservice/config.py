@@ -58,15 +58,15 @@ class Settings(BaseModel):
     """The whole service configuration."""
 
     model_config = ConfigDict(extra="forbid")
-    server: ServerSettings = Field(default_factory=ServerSettings)
-    store: StoreSettings = Field(default_factory=StoreSettings)
+    server: ServerSettings = Field(default_factory=lambda: ServerSettings())
+    store: StoreSettings = Field(default_factory=lambda: StoreSettings())
     layers_dir: Path = Path("layers")
     enabled_layers: list[str] | None = None
     data_dir: Path = Path("data")
     demo_dir: Path = Path("data/demo")
     work_dir: Path = Path("data/build")
     tiles_dir: Path = Path("tiles")
-    contact: Contact = Field(default_factory=Contact)
+    contact: Contact = Field(default_factory=lambda: Contact())
     extra: dict[str, Any] = Field(default_factory=dict)
 
     def resolved(self, root: Path) -> Settings:

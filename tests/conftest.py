@@ -58,8 +58,9 @@ def settings_for(tmp: Path, layers_dir: Path, port: int | None = None) -> Settin
     base = load_settings(ROOT / "config.yml", env={})
     server = base.server.model_copy(update={"port": port or 8000, "url": None})
     store = base.store.model_copy(update={"path": tmp / "store.gpkg"})
-    return base.model_copy(update={"server": server, "store": store, "work_dir": tmp,
-                                   "layers_dir": layers_dir})
+    return base.model_copy(
+        update={"server": server, "store": store, "work_dir": tmp, "layers_dir": layers_dir}
+    )
 
 
 def _schema_type(prop: dict[str, Any]) -> str | None:
@@ -74,17 +75,30 @@ def write_cql2_specs(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name in CQL2_COLLECTIONS:
         q = json.loads((CQL2 / f"{name}.json").read_text("utf-8"))
-        props = [{"name": k, "type": t} for k, v in q["properties"].items()
-                 if (t := _schema_type(v)) is not None]
+        props = [
+            {"name": k, "type": t}
+            for k, v in q["properties"].items()
+            if (t := _schema_type(v)) is not None
+        ]
         gtype = q["properties"]["geom"]["$ref"].rsplit("/", 1)[-1].removesuffix(".json")
         spec = {
-            "id": name, "title": name, "licence": {"name": "Public domain (Natural Earth)",
-                                                   "url": "https://www.naturalearthdata.com/about/terms-of-use/"},
+            "id": name,
+            "title": name,
+            "licence": {
+                "name": "Public domain (Natural Earth)",
+                "url": "https://www.naturalearthdata.com/about/terms-of-use/",
+            },
             "attribution": "Natural Earth, via the OGC CQL2 test suite",
-            "source": {"format": "geojson", "paths": [f"{name}.geojson"], "crs": "OGC:CRS84",
-                       "options": {"timezone": "UTC"}},
+            "source": {
+                "format": "geojson",
+                "paths": [f"{name}.geojson"],
+                "crs": "OGC:CRS84",
+                "options": {"timezone": "UTC"},
+            },
             "coverage": {"description": "world", "bbox": [-180, -90, 180, 90]},
-            "geometry_type": gtype, "geometry_name": "geom", "properties": props,
+            "geometry_type": gtype,
+            "geometry_name": "geom",
+            "properties": props,
         }
         (directory / f"{name}.yml").write_text(yaml.safe_dump(spec, allow_unicode=True), "utf-8")
 
@@ -96,8 +110,13 @@ class LiveServer:
         self.settings = settings
         self.port = settings.server.port
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

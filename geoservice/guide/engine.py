@@ -38,6 +38,7 @@ from geoservice.guide.rules import (
     Case,
     FieldCond,
     LayerCond,
+    PropertyCompare,
     Rule,
 )
 
@@ -185,7 +186,7 @@ def _check_layer(c: LayerCond, ctx: _Ctx) -> Outcome:
         return Outcome(None, [LayerReason(layer=c.layer, feature_id=None, detail=detail)])
     hits = [h for h in facts.features if _property_ok(c, h)]
     if c.compare is not None and hits:
-        return _compare_hits(c, hits, ctx, facts.coverage)
+        return _compare_hits(c, c.compare, hits, ctx, facts.coverage)
     return _hits_outcome(c, hits, [], ctx, facts.coverage)
 
 
@@ -199,10 +200,8 @@ def _property_ok(c: LayerCond, hit: FeatureHit) -> bool:
 
 
 def _compare_hits(
-    c: LayerCond, hits: list[FeatureHit], ctx: _Ctx, coverage: Coverage
+    c: LayerCond, cmp: PropertyCompare, hits: list[FeatureHit], ctx: _Ctx, coverage: Coverage
 ) -> Outcome:
-    assert c.compare is not None  # narrowed by the caller
-    cmp = c.compare
     value = ctx.value(cmp.field)
     if value is None:
         limit = f"{c.layer}.{cmp.property}"

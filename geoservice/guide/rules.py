@@ -179,6 +179,7 @@ class Rule(_Strict):
     """One catalogue procedure and when it applies."""
 
     id: str
+    order: int = Field(1000, description="Position in the catalogue; answers follow it")
     title_ja: str
     title_en: str
     law: str
@@ -224,8 +225,9 @@ def load_rule(path: Path) -> Rule:
 
 
 def load_rules(directory: Path = RULES_DIR) -> list[Rule]:
-    """Every rule in ``directory``, sorted by id."""
-    return [load_rule(p) for p in sorted(directory.glob("*.yml"))]
+    """Every rule in ``directory``, in catalogue order (then by id)."""
+    rules = [load_rule(p) for p in directory.glob("*.yml")]
+    return sorted(rules, key=lambda r: (r.order, r.id))
 
 
 @lru_cache(maxsize=1)

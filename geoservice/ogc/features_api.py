@@ -17,14 +17,20 @@ GEOJSON = "application/geo+json"
 
 
 def feature_doc(
-    f: Feature, req_crs: crsmod.CrsInfo, select: tuple[str, ...] | None = None,
+    f: Feature,
+    req_crs: crsmod.CrsInfo,
+    select: tuple[str, ...] | None = None,
     skip_geometry: bool = False,
 ) -> dict[str, Any]:
     """One feature as GeoJSON in the requested CRS (coordinates in its axis order)."""
     geom = None
     if f.geometry is not None and not skip_geometry:
         geom = mapping(crsmod.from_crs84(f.geometry, req_crs))
-    props = f.properties if select is None else {k: f.properties[k] for k in select if k in f.properties}
+    props = (
+        f.properties
+        if select is None
+        else {k: f.properties[k] for k in select if k in f.properties}
+    )
     return {"type": "Feature", "id": f.id, "geometry": geom, "properties": props}
 
 
@@ -32,7 +38,9 @@ def _link(href: str, rel: str, type_: str, title: str) -> dict[str, str]:
     return {"href": href, "rel": rel, "type": type_, "title": title}
 
 
-def page_links(base: str, params: dict[str, str], page: Page, req: ItemsRequest) -> list[dict[str, str]]:
+def page_links(
+    base: str, params: dict[str, str], page: Page, req: ItemsRequest
+) -> list[dict[str, str]]:
     """self / alternate / collection / next / prev links of an items page."""
     q = req.query
 
@@ -46,11 +54,23 @@ def page_links(base: str, params: dict[str, str], page: Page, req: ItemsRequest)
         _link(base, "collection", "application/json", "the collection"),
     ]
     if q.offset + len(page.features) < page.number_matched:
-        links.append(_link(url(f="json", offset=q.offset + q.limit, limit=q.limit),
-                           "next", GEOJSON, "next page"))
+        links.append(
+            _link(
+                url(f="json", offset=q.offset + q.limit, limit=q.limit),
+                "next",
+                GEOJSON,
+                "next page",
+            )
+        )
     if q.offset > 0:
-        links.append(_link(url(f="json", offset=max(0, q.offset - q.limit), limit=q.limit),
-                           "prev", GEOJSON, "previous page"))
+        links.append(
+            _link(
+                url(f="json", offset=max(0, q.offset - q.limit), limit=q.limit),
+                "prev",
+                GEOJSON,
+                "previous page",
+            )
+        )
     return links
 
 
@@ -61,9 +81,7 @@ def items_doc(
     page = store.query(collection, req.query)
     doc = {
         "type": "FeatureCollection",
-        "features": [
-            feature_doc(f, req.crs, req.select, req.skip_geometry) for f in page.features
-        ],
+        "features": [feature_doc(f, req.crs, req.select, req.skip_geometry) for f in page.features],
         "numberMatched": page.number_matched,
         "numberReturned": len(page.features),
         "timeStamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

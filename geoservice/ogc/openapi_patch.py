@@ -43,8 +43,11 @@ def _localise(node: Any, needed: set[str]) -> Any:
 
 
 def _items_params(op: dict[str, Any]) -> None:
-    params = [p for p in op.get("parameters", [])
-              if p.get("$ref") != "#/components/parameters/vendorSpecificParameters"]
+    params = [
+        p
+        for p in op.get("parameters", [])
+        if p.get("$ref") != "#/components/parameters/vendorSpecificParameters"
+    ]
     for name in ("filter", "filter-lang", "filter-crs"):
         params.append({"$ref": f"#/components/parameters/{name}"})
     op["parameters"] = params
@@ -66,7 +69,9 @@ def patch_openapi(doc: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]
                 continue
             if path.endswith("/items") and method == "get":
                 _items_params(op)
-                needed.update({"parameters/filter", "parameters/filter-lang", "parameters/filter-crs"})
+                needed.update(
+                    {"parameters/filter", "parameters/filter-lang", "parameters/filter-crs"}
+                )
             _error_responses(op)
     needed.update({"responses/InvalidParameter", "responses/NotFound", "responses/ServerError"})
     _add_components(doc, needed)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 from typing import Any
 
 from geoservice import crs as crsmod
@@ -18,8 +18,20 @@ from geoservice.store import Query
 from geoservice.store.values import parse_datetime
 
 ITEMS_PARAMS = {
-    "f", "limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "filter", "filter-lang",
-    "filter-crs", "sortby", "properties", "skipGeometry", "lang",
+    "f",
+    "limit",
+    "offset",
+    "bbox",
+    "bbox-crs",
+    "crs",
+    "datetime",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "sortby",
+    "properties",
+    "skipGeometry",
+    "lang",
 }
 ITEM_PARAMS = {"f", "crs", "lang", "properties", "skipGeometry"}
 FORMATS = ("json", "geojson", "html")
@@ -157,7 +169,9 @@ def _select(raw: str | None, spec: LayerSpec) -> tuple[str, ...] | None:
     names = tuple(n.strip() for n in raw.split(",") if n.strip())
     bad = [n for n in names if spec.property(n) is None]
     if bad:
-        raise InvalidParameter(f"properties: unknown {bad}; accepted: {[p.name for p in spec.properties]}")
+        raise InvalidParameter(
+            f"properties: unknown {bad}; accepted: {[p.name for p in spec.properties]}"
+        )
     return names
 
 
@@ -196,8 +210,3 @@ def parse_items(
         select=_select(params.get("properties"), spec),
         skip_geometry=_bool("skipGeometry", params.get("skipGeometry")),
     )
-
-
-def day_after(d: datetime) -> datetime:
-    """The instant one day later (helper for date-only bounds)."""
-    return d + timedelta(days=1)

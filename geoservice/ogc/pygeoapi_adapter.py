@@ -44,36 +44,56 @@ def _resource(spec: LayerSpec, store: Store, store_key: str) -> dict[str, Any]:
         "description": f"{spec.description} {layer_notice(spec, synthetic)}".strip(),
         "keywords": spec.keywords or [spec.domain],
         "links": [
-            {"type": "text/html", "rel": "license", "title": spec.licence.name,
-             "href": spec.licence.url, "hreflang": "ja"},
+            {
+                "type": "text/html",
+                "rel": "license",
+                "title": spec.licence.name,
+                "href": spec.licence.url,
+                "hreflang": "ja",
+            },
         ],
         "extents": {"spatial": {"bbox": bbox, "crs": crsmod.CRS84}},
-        "providers": [{
-            "type": "feature",
-            "name": PROVIDER,
-            "data": store_key,
-            "id_field": "id",
-            "editable": spec.editable,
-            "options": {"collection": spec.id},
-            "crs": list(crsmod.SUPPORTED),
-            "storage_crs": crsmod.CRS84,
-            **({"time_field": spec.temporal_property} if spec.temporal_property else {}),
-        }],
+        "providers": [
+            {
+                "type": "feature",
+                "name": PROVIDER,
+                "data": store_key,
+                "id_field": "id",
+                "editable": spec.editable,
+                "options": {"collection": spec.id},
+                "crs": list(crsmod.SUPPORTED),
+                "storage_crs": crsmod.CRS84,
+                **({"time_field": spec.temporal_property} if spec.temporal_property else {}),
+            }
+        ],
     }
     if spec.source.url:
-        res["links"].append({"type": "text/html", "rel": "describedby", "title": "source",
-                             "href": spec.source.url, "hreflang": "ja"})
+        res["links"].append(
+            {
+                "type": "text/html",
+                "rel": "describedby",
+                "title": "source",
+                "href": spec.source.url,
+                "hreflang": "ja",
+            }
+        )
     return res
 
 
 def build_config(
-    settings: Settings, specs: dict[str, LayerSpec], store: Store, store_key: str,
+    settings: Settings,
+    specs: dict[str, LayerSpec],
+    store: Store,
+    store_key: str,
     processes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The pygeoapi configuration for this service, from our settings and store."""
     s = settings.server
-    resources = {i: _resource(spec, store, store_key) for i, spec in specs.items()
-                 if i in store.collections()}
+    resources = {
+        i: _resource(spec, store, store_key)
+        for i, spec in specs.items()
+        if i in store.collections()
+    }
     resources.update(processes or {})
     return {
         "server": {
@@ -84,8 +104,11 @@ def build_config(
             "gzip": False,
             "languages": ["en-US", "ja-JP"],
             "pretty_print": False,
-            "limits": {"default_items": s.limit_default, "max_items": s.limit_max,
-                       "on_exceed": "throttle"},
+            "limits": {
+                "default_items": s.limit_default,
+                "max_items": s.limit_max,
+                "on_exceed": "throttle",
+            },
             "map": {"url": "", "attribution": ""},
         },
         "logging": {"level": "ERROR"},
@@ -98,11 +121,17 @@ def build_config(
                 "terms_of_service": f"{s.base_url}/#terms",
                 "url": f"{s.base_url}/",
             },
-            "license": {"name": "CC BY 4.0 (per layer; see each collection)",
-                        "url": "https://creativecommons.org/licenses/by/4.0/"},
+            "license": {
+                "name": "CC BY 4.0 (per layer; see each collection)",
+                "url": "https://creativecommons.org/licenses/by/4.0/",
+            },
             "provider": {"name": settings.contact.name, "url": settings.contact.url},
-            "contact": {"name": settings.contact.name, "email": settings.contact.email,
-                        "url": settings.contact.url, "role": "pointOfContact"},
+            "contact": {
+                "name": settings.contact.name,
+                "email": settings.contact.email,
+                "url": settings.contact.url,
+                "role": "pointOfContact",
+            },
         },
         "resources": resources,
     }
@@ -124,16 +153,18 @@ class Pygeoapi:
         self.openapi = openapi
         self.api = API(config, openapi)
 
-    async def call(self, fn: Callable[..., tuple[dict[str, Any], int, Any]],
-                   request: Request, *args: Any) -> tuple[dict[str, Any], int, Any]:
+    async def call(
+        self, fn: Callable[..., tuple[dict[str, Any], int, Any]], request: Request, *args: Any
+    ) -> tuple[dict[str, Any], int, Any]:
         """Run a pygeoapi API function in a worker thread; return (headers, status, content)."""
         api_request = await APIRequest.from_starlette(request, self.api.locales)
         if not api_request.is_valid():
             return self.api.get_format_exception(api_request)  # type: ignore[no-any-return]
         return await asyncio.to_thread(fn, self.api, api_request, *args)
 
-    async def respond(self, fn: Callable[..., tuple[dict[str, Any], int, Any]],
-                      request: Request, *args: Any) -> Response:
+    async def respond(
+        self, fn: Callable[..., tuple[dict[str, Any], int, Any]], request: Request, *args: Any
+    ) -> Response:
         """Call pygeoapi and wrap its answer in a Starlette response."""
         headers, status, content = await self.call(fn, request, *args)
         return to_response(headers, status, content)

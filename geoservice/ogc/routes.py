@@ -87,7 +87,9 @@ async def openapi(request: Request, rt: RuntimeDep) -> Response:
     params.check_known(_qp(request), {"f", "lang", "ui"})
     if params.parse_format(_qp(request), _accept(request)) == "html":
         return await rt.pygeoapi.respond(core_api.openapi_, request)
-    return JSONResponse(rt.pygeoapi.openapi, media_type="application/vnd.oai.openapi+json;version=3.0")
+    return JSONResponse(
+        rt.pygeoapi.openapi, media_type="application/vnd.oai.openapi+json;version=3.0"
+    )
 
 
 @router.get("/conformance")
@@ -107,23 +109,28 @@ def _enrich(rt: Runtime, coll: dict[str, Any]) -> dict[str, Any]:
         return coll
     info = rt.store.info(spec.id)
     synthetic = spec.synthetic or info.synthetic
-    coll.update({
-        "attribution": layer_notice(spec, synthetic),
-        "license": spec.licence.name,
-        "synthetic": synthetic,
-        "coverage": spec.coverage.model_dump(exclude_none=True),
-        "itemCount": info.count,
-    })
-    coll["links"].append({"href": f"{rt.base}/collections/{spec.id}/queryables?f=json",
-                          "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
-                          "type": "application/schema+json", "title": "Queryables"})
+    coll.update(
+        {
+            "attribution": layer_notice(spec, synthetic),
+            "license": spec.licence.name,
+            "synthetic": synthetic,
+            "coverage": spec.coverage.model_dump(exclude_none=True),
+            "itemCount": info.count,
+        }
+    )
+    coll["links"].append(
+        {
+            "href": f"{rt.base}/collections/{spec.id}/queryables?f=json",
+            "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+            "type": "application/schema+json",
+            "title": "Queryables",
+        }
+    )
     return coll
 
 
 async def _collections_json(request: Request, rt: RuntimeDep, cid: str | None) -> Response:
-    headers, status, content = await rt.pygeoapi.call(
-        core_api.describe_collections, request, cid
-    )
+    headers, status, content = await rt.pygeoapi.call(core_api.describe_collections, request, cid)
     if status != 200:
         return to_response(headers, status, content)
     doc = json.loads(content) if isinstance(content, str | bytes) else content
@@ -173,11 +180,15 @@ async def queryables(cid: str, request: Request, rt: RuntimeDep) -> Response:
     return JSONResponse(queryables_doc(spec, rt.base), media_type="application/schema+json")
 
 
-_JSON = {"string": {"type": "string"}, "integer": {"type": "integer"},
-         "number": {"type": "number"}, "boolean": {"type": "boolean"},
-         "date": {"type": "string", "format": "date"},
-         "datetime": {"type": "string", "format": "date-time"},
-         "geometry": {"format": "geometry-any"}}
+_JSON = {
+    "string": {"type": "string"},
+    "integer": {"type": "integer"},
+    "number": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "date": {"type": "string", "format": "date"},
+    "datetime": {"type": "string", "format": "date-time"},
+    "geometry": {"format": "geometry-any"},
+}
 
 
 def queryables_doc(spec: LayerSpec, base: str) -> dict[str, Any]:
@@ -185,7 +196,7 @@ def queryables_doc(spec: LayerSpec, base: str) -> dict[str, Any]:
     props: dict[str, Any] = {}
     for name, kind in queryable_schema(spec).items():
         p = spec.property(name)
-        entry = {"title": (p.title if p and p.title else name), **_JSON[kind]}
+        entry: dict[str, Any] = {"title": (p.title if p and p.title else name), **_JSON[kind]}
         if p is not None and p.enum:
             entry["enum"] = p.enum
         props[name] = entry
@@ -211,8 +222,9 @@ async def items(cid: str, request: Request, rt: RuntimeDep) -> Response:
     doc, _page = await run_in_threadpool(features_api.items_doc, rt.store, cid, req, base, qp)
     if req.fmt == "html":
         return rt.html.items(spec, doc, rt.store.info(cid).synthetic)
-    return JSONResponse(doc, media_type=features_api.GEOJSON,
-                        headers={"Content-Crs": f"<{req.crs.uri}>"})
+    return JSONResponse(
+        doc, media_type=features_api.GEOJSON, headers={"Content-Crs": f"<{req.crs.uri}>"}
+    )
 
 
 @router.get("/collections/{cid}/items/{fid}")
@@ -226,12 +238,15 @@ async def item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> Response
     from starlette.concurrency import run_in_threadpool
 
     f = await run_in_threadpool(rt.store.get, cid, fid)
-    doc = features_api.feature_doc(f, req_crs, None, params._bool("skipGeometry", qp.get("skipGeometry")))
+    doc = features_api.feature_doc(
+        f, req_crs, None, params._bool("skipGeometry", qp.get("skipGeometry"))
+    )
     doc["links"] = features_api.item_links(f"{rt.base}/collections/{cid}", fid)
     if fmt == "html":
         return rt.html.item(spec, doc, rt.store.info(cid).synthetic)
-    return JSONResponse(doc, media_type=features_api.GEOJSON,
-                        headers={"Content-Crs": f"<{req_crs.uri}>"})
+    return JSONResponse(
+        doc, media_type=features_api.GEOJSON, headers={"Content-Crs": f"<{req_crs.uri}>"}
+    )
 
 
 @router.get("/collections/{cid}/schema")

@@ -35,7 +35,7 @@ class Plan:
 
 def queryable_schema(spec: LayerSpec) -> dict[str, str]:
     """Property name → CQL2 type, with the geometry under the layer's geometry name."""
-    schema = {p.name: p.type for p in spec.properties}
+    schema: dict[str, str] = {p.name: p.type for p in spec.properties}
     schema[spec.geometry_name] = "geometry"
     return schema
 
@@ -77,7 +77,9 @@ def _datetime(spec: LayerSpec, query: Query) -> tuple[list[str], list[Any]]:
         return [], []
     prop = spec.property(spec.temporal_property) if spec.temporal_property else None
     if prop is None:
-        raise InvalidParameter(f"collection {spec.id!r} has no temporal property: datetime is not supported")
+        raise InvalidParameter(
+            f"collection {spec.id!r} has no temporal property: datetime is not supported"
+        )
     start, end = query.datetime
     col = f"t.{_qi(prop.name)}"
     fmt = (lambda d: d.date().isoformat()) if prop.type == "date" else values.format_datetime

@@ -56,7 +56,9 @@ def _register_functions(con: sqlite3.Connection) -> None:
         e = gpkg_geom.envelope(blob)
         return None if e is None else e[i]
 
-    con.create_function("ST_IsEmpty", 1, lambda b: int(gpkg_geom.envelope(b) is None), deterministic=True)
+    con.create_function(
+        "ST_IsEmpty", 1, lambda b: int(gpkg_geom.envelope(b) is None), deterministic=True
+    )
     con.create_function("ST_MinX", 1, lambda b: env(b, 0), deterministic=True)
     con.create_function("ST_MaxX", 1, lambda b: env(b, 1), deterministic=True)
     con.create_function("ST_MinY", 1, lambda b: env(b, 2), deterministic=True)
@@ -86,12 +88,16 @@ CREATE TABLE IF NOT EXISTS gpkg_spatial_ref_sys (
   srs_name TEXT NOT NULL, srs_id INTEGER PRIMARY KEY, organization TEXT NOT NULL,
   organization_coordsys_id INTEGER NOT NULL, definition TEXT NOT NULL, description TEXT);
 INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES
-  ('Undefined cartesian SRS', -1, 'NONE', -1, 'undefined', 'undefined cartesian coordinate reference system'),
-  ('Undefined geographic SRS', 0, 'NONE', 0, 'undefined', 'undefined geographic coordinate reference system'),
-  ('WGS 84 geodetic', 4326, 'EPSG', 4326, '{_WGS84_WKT}', 'longitude/latitude coordinates in decimal degrees on the WGS 84 spheroid');
+  ('Undefined cartesian SRS', -1, 'NONE', -1, 'undefined',
+   'undefined cartesian coordinate reference system'),
+  ('Undefined geographic SRS', 0, 'NONE', 0, 'undefined',
+   'undefined geographic coordinate reference system'),
+  ('WGS 84 geodetic', 4326, 'EPSG', 4326, '{_WGS84_WKT}',
+   'longitude/latitude coordinates in decimal degrees on the WGS 84 spheroid');
 CREATE TABLE IF NOT EXISTS gpkg_contents (
   table_name TEXT NOT NULL PRIMARY KEY, data_type TEXT NOT NULL, identifier TEXT UNIQUE,
-  description TEXT DEFAULT '', last_change DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  description TEXT DEFAULT '',
+  last_change DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
   min_x DOUBLE, min_y DOUBLE, max_x DOUBLE, max_y DOUBLE, srs_id INTEGER,
   CONSTRAINT fk_gc_r_srs_id FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys(srs_id));
 CREATE TABLE IF NOT EXISTS gpkg_geometry_columns (
@@ -111,7 +117,12 @@ INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, descript
 """
 
 _GEOM_TYPES = {
-    "Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon",
+    "Point",
+    "LineString",
+    "Polygon",
+    "MultiPoint",
+    "MultiLineString",
+    "MultiPolygon",
     "GeometryCollection",
 }
 
@@ -120,8 +131,10 @@ def _rtree_ddl(t: str) -> list[str]:
     """R-tree table and triggers of the GeoPackage ``gpkg_rtree_index`` extension."""
     r = f"rtree_{t}_geom"
     q, qr = qi(t), qi(r)
-    ins = (f"INSERT OR REPLACE INTO {qr} VALUES (NEW.fid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), "
-           "ST_MinY(NEW.geom), ST_MaxY(NEW.geom))")
+    ins = (
+        f"INSERT OR REPLACE INTO {qr} VALUES (NEW.fid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), "
+        "ST_MinY(NEW.geom), ST_MaxY(NEW.geom))"
+    )
     has = "(NEW.geom NOT NULL AND NOT ST_IsEmpty(NEW.geom))"
     hasnt = "(NEW.geom ISNULL OR ST_IsEmpty(NEW.geom))"
     return [
@@ -139,7 +152,9 @@ def _rtree_ddl(t: str) -> list[str]:
         f"CREATE TRIGGER {qi(r + '_delete')} AFTER DELETE ON {q} WHEN old.geom NOT NULL "
         f"BEGIN DELETE FROM {qr} WHERE id = OLD.fid; END",
         "INSERT INTO gpkg_extensions VALUES (?, 'geom', 'gpkg_rtree_index', "
-        "'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')".replace("?", f"'{t}'"),
+        "'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')".replace(
+            "?", f"'{t}'"
+        ),
     ]
 
 
@@ -148,9 +163,7 @@ class GpkgStore(Store):
 
     def __init__(self, path: Path, *, create: bool = False) -> None:
         if not create and not path.exists():
-            raise FileNotFoundError(
-                f"store {path} does not exist: run `geoservice build` first"
-            )
+            raise FileNotFoundError(f"store {path} does not exist: run `geoservice build` first")
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             _init_header(path)
@@ -214,7 +227,8 @@ class GpkgStore(Store):
                     f"id TEXT NOT NULL UNIQUE, geom {gtype}{', ' + cols if cols else ''})"
                 )
                 con.execute(
-                    "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, srs_id)"
+                    "INSERT INTO gpkg_contents"
+                    " (table_name, data_type, identifier, description, srs_id)"
                     " VALUES (?, 'features', ?, ?, 4326)",
                     (t, t, spec.title),
                 )
@@ -320,7 +334,9 @@ class GpkgStore(Store):
         names = ["geom", *[p.name for p in spec.properties]]
         sets = ", ".join(f"{qi(n)} = ?" for n in names)
         row = self._row(spec, Feature(fid, feature.properties, feature.geometry))[1:]
-        if not self._write(collection, f"UPDATE {qi(collection)} SET {sets} WHERE id = ?", (*row, fid)):
+        if not self._write(
+            collection, f"UPDATE {qi(collection)} SET {sets} WHERE id = ?", (*row, fid)
+        ):
             raise NotFound(f"{collection}: no feature with id {fid!r}")
         return self.get(collection, fid)
 
@@ -389,9 +405,13 @@ class GpkgStore(Store):
                 [*params, query.limit, query.offset],
             ).fetchall()
             return Page([self._feature(spec, r) for r in rows], matched)
-        return self._filtered(spec, f"{self._select(spec)}{joins}{clause}{order}", params, plan, query)
+        return self._filtered(
+            spec, f"{self._select(spec)}{joins}{clause}{order}", params, plan, query
+        )
 
-    def _filtered(self, spec: LayerSpec, sql: str, params: list[Any], plan: Any, query: Query) -> Page:
+    def _filtered(
+        self, spec: LayerSpec, sql: str, params: list[Any], plan: Any, query: Query
+    ) -> Page:
         """Evaluate the exact predicate row by row, counting all matches, keeping one page."""
         page: list[Feature] = []
         matched = 0
@@ -434,10 +454,14 @@ def _now() -> str:
 
 def bbox_of(features: list[Feature]) -> BBox | None:
     """The CRS84 bbox of some features (None when none has a geometry)."""
-    bounds = [f.geometry.bounds for f in features if f.geometry is not None and not f.geometry.is_empty]
+    bounds = [
+        f.geometry.bounds for f in features if f.geometry is not None and not f.geometry.is_empty
+    ]
     if not bounds:
         return None
-    return (min(b[0] for b in bounds), min(b[1] for b in bounds),
-            max(b[2] for b in bounds), max(b[3] for b in bounds))
-
-
+    return (
+        min(b[0] for b in bounds),
+        min(b[1] for b in bounds),
+        max(b[2] for b in bounds),
+        max(b[3] for b in bounds),
+    )

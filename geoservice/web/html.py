@@ -30,8 +30,9 @@ class HtmlRenderer:
     def items(self, spec: LayerSpec, doc: dict[str, Any], synthetic: bool) -> HTMLResponse:
         """A page of features as a table."""
         cols = [p.name for p in spec.properties]
-        return self.render("items.html", spec=spec, doc=doc, cols=cols,
-                           synthetic=synthetic or spec.synthetic)
+        return self.render(
+            "items.html", spec=spec, doc=doc, cols=cols, synthetic=synthetic or spec.synthetic
+        )
 
     def item(self, spec: LayerSpec, doc: dict[str, Any], synthetic: bool) -> HTMLResponse:
         """One feature's properties."""

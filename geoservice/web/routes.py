@@ -19,11 +19,19 @@ def layer_rows(rt: Any) -> list[dict[str, Any]]:
     for lid, spec in sorted(rt.specs.items()):
         info = rt.store.info(lid)
         synthetic = spec.synthetic or info.synthetic
-        rows.append({
-            "id": lid, "title": spec.title, "title_en": spec.title_en, "count": info.count,
-            "coverage": spec.coverage.description, "attribution": layer_notice(spec, synthetic),
-            "licence": spec.licence.name, "licence_url": spec.licence.url, "synthetic": synthetic,
-        })
+        rows.append(
+            {
+                "id": lid,
+                "title": spec.title,
+                "title_en": spec.title_en,
+                "count": info.count,
+                "coverage": spec.coverage.description,
+                "attribution": layer_notice(spec, synthetic),
+                "licence": spec.licence.name,
+                "licence_url": spec.licence.url,
+                "synthetic": synthetic,
+            }
+        )
     return rows
 
 
@@ -32,8 +40,9 @@ async def portal(request: Request, rt: RuntimeDep) -> HTMLResponse:
     """The portal: what the service is, where to go, every layer with its credit."""
     rows = layer_rows(rt)
     pages = rt.services.get("pages", [])
-    return rt.html.render("portal.html", layers=rows, pages=pages,
-                          any_synthetic=any(r["synthetic"] for r in rows))
+    return rt.html.render(
+        "portal.html", layers=rows, pages=pages, any_synthetic=any(r["synthetic"] for r in rows)
+    )
 
 
 @router.get("/healthz")

@@ -1,0 +1,80 @@
+"""Builds are atomic and re-runnable; configuration is validated with ${ENV} substitution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from geoservice.build import build, is_stale
+from geoservice.config import load_settings, substitute_env
+from geoservice.errors import SourceError
+from geoservice.store.gpkg import GpkgStore
+from tests.conftest import DATA, ROOT, settings_for
+
+
+def _one_layer_dir(tmp: Path, source_path: str) -> Path:
+    layers = tmp / "layers"
+    layers.mkdir()
+    spec = yaml.safe_load((ROOT / "layers" / "landslide-zones.yml").read_text("utf-8"))
+    spec["source"]["paths"] = [source_path]
+    (layers / "landslide-zones.yml").write_text(yaml.safe_dump(spec, allow_unicode=True), "utf-8")
+    return layers
+
+
+def test_build_then_failed_build_leaves_previous_store_untouched(tmp_path: Path) -> None:
+    layers = _one_layer_dir(tmp_path, "hazard/tokyo_jisuberi.json")
+    settings = settings_for(tmp_path, layers)
+    report = build(settings, mirror=DATA)
+    assert report.counts == {"landslide-zones": 65}
+    before = settings.store.path.read_bytes()
+
+    mirror = tmp_path / "broken"
+    (mirror / "hazard").mkdir(parents=True)
+    good = (DATA / "hazard" / "tokyo_jisuberi.json").read_text("utf-8")
+    (mirror / "hazard" / "tokyo_jisuberi.json").write_text(good[: len(good) // 2], "utf-8")
+    with pytest.raises(SourceError):
+        build(settings, mirror=mirror)
+    assert settings.store.path.read_bytes() == before
+    assert not list(tmp_path.glob("*.building*"))
+    assert GpkgStore(settings.store.path).info("landslide-zones").count == 65
+
+
+def test_missing_source_names_the_file(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, _one_layer_dir(tmp_path, "hazard/nope.json"))
+    with pytest.raises(SourceError, match="nope.json"):
+        build(settings, mirror=DATA)
+    assert not settings.store.path.exists()
+
+
+def test_rebuild_is_idempotent_and_staleness_is_detected(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, _one_layer_dir(tmp_path, "hazard/tokyo_jisuberi.json"))
+    assert is_stale(settings, DATA)
+    first = build(settings, mirror=DATA).counts
+    assert not is_stale(settings, DATA)
+    assert build(settings, mirror=DATA).counts == first
+
+
+def test_env_substitution_and_defaults() -> None:
+    assert substitute_env("a: ${X:-1}", {}) == "a: 1"
+    assert substitute_env("a: ${X:-1}", {"X": "2"}) == "a: 2"
+    with pytest.raises(ValueError, match=r"\$\{SECRET\}"):
+        substitute_env("token: ${SECRET}", {})
+
+
+def test_config_is_validated(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yml"
+    cfg.write_text("server:\n  port: ${PORT:-8000}\n", "utf-8")
+    assert load_settings(cfg, {"PORT": "8123"}).server.port == 8123
+    cfg.write_text("server:\n  port: 99999\n", "utf-8")
+    with pytest.raises(ValueError, match="port"):
+        load_settings(cfg, {})
+    cfg.write_text("sever:\n  port: 1\n", "utf-8")
+    with pytest.raises(ValueError, match="sever"):
+        load_settings(cfg, {})
+
+
+def test_project_config_loads_and_resolves_paths() -> None:
+    s = load_settings(ROOT / "config.yml", {})
+    assert s.store.path.is_absolute() and s.layers_dir == ROOT / "layers"

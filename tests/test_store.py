@@ -1,0 +1,170 @@
+"""The GeoPackage store: reads, writes, atomicity, durability, and validity for GDAL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pyogrio
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geoservice.catalogue import LayerSpec
+from geoservice.errors import Conflict, InvalidParameter, NotFound
+from geoservice.features import Feature
+from geoservice.store.base import Query
+from geoservice.store.gpkg import GpkgStore
+
+SPEC = LayerSpec.model_validate(
+    {
+        "id": "things",
+        "title": "Things",
+        "licence": {"name": "CC BY 4.0", "url": "https://x"},
+        "attribution": "test",
+        "source": {"format": "geojson", "paths": ["x.geojson"]},
+        "coverage": {"description": "test"},
+        "geometry_type": "Polygon",
+        "properties": [
+            {"name": "name"},
+            {"name": "n", "type": "integer"},
+            {"name": "ok", "type": "boolean"},
+            {"name": "at", "type": "datetime"},
+        ],
+        "temporal_property": "at",
+    }
+)
+
+
+def square(i: int) -> shapely.Polygon:
+    return shapely.box(139 + i * 0.01, 35, 139.005 + i * 0.01, 35.005)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> GpkgStore:
+    s = GpkgStore(tmp_path / "s.gpkg", create=True)
+    s.create_collection(SPEC, source="test", synthetic=True)
+    s.bulk_load(
+        "things",
+        [
+            Feature(
+                f"f{i:02d}",
+                {"name": f"n{i}", "n": i, "ok": i % 2 == 0, "at": f"2024-01-{i + 1:02d}T00:00:00Z"},
+                square(i),
+            )
+            for i in range(20)
+        ],
+    )
+    return s
+
+
+def test_crud_round_trip(store: GpkgStore) -> None:
+    created = store.create(
+        "things", Feature("", {"name": "new", "n": 99}, shapely.Point(139.5, 35.5))
+    )
+    assert created.id and store.get("things", created.id).properties == {"name": "new", "n": 99}
+    store.update("things", created.id, {"name": "renamed", "n": None})
+    assert store.get("things", created.id).properties == {"name": "renamed"}
+    store.replace("things", created.id, Feature(created.id, {"n": 1}, shapely.Point(139.6, 35.6)))
+    assert store.get("things", created.id).geometry.equals(shapely.Point(139.6, 35.6))
+    store.delete("things", created.id)
+    with pytest.raises(NotFound):
+        store.get("things", created.id)
+    with pytest.raises(NotFound):
+        store.delete("things", created.id)
+
+
+def test_duplicate_id_is_a_conflict_and_bad_values_are_refused(store: GpkgStore) -> None:
+    with pytest.raises(Conflict):
+        store.create("things", Feature("f01", {}, square(1)))
+    with pytest.raises(InvalidParameter, match="integer"):
+        store.create("things", Feature("x", {"n": "many"}, square(1)))
+    with pytest.raises(InvalidParameter, match="unknown property"):
+        store.create("things", Feature("x", {"colour": "red"}, square(1)))
+
+
+def test_failed_bulk_load_writes_nothing(store: GpkgStore) -> None:
+    def feats():
+        yield Feature("ok-1", {}, square(1))
+        raise RuntimeError("source broke half-way")
+
+    with pytest.raises(RuntimeError):
+        store.bulk_load("things", feats())
+    assert store.info("things").count == 20
+    with pytest.raises(NotFound):
+        store.get("things", "ok-1")
+
+
+def test_rtree_follows_updates(store: GpkgStore) -> None:
+    far = shapely.box(141, 36, 141.01, 36.01)
+    store.replace("things", "f00", Feature("f00", {}, far))
+    hits = store.query("things", Query(bbox=(140.9, 35.9, 141.1, 36.1)))
+    assert [f.id for f in hits.features] == ["f00"]
+    assert store.query("things", Query(bbox=(139.0, 35.0, 139.004, 35.004))).number_matched == 0
+
+
+def test_paging_sorting_and_number_matched(store: GpkgStore) -> None:
+    pages = [
+        store.query("things", Query(limit=7, offset=o, sortby=(("ok", True),))) for o in (0, 7, 14)
+    ]
+    ids = [f.id for p in pages for f in p.features]
+    assert all(p.number_matched == 20 for p in pages)
+    assert sorted(ids) == [f"f{i:02d}" for i in range(20)] and len(set(ids)) == 20
+    assert [f.properties["ok"] for f in pages[0].features][:7] == [False] * 7
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(138.9, 139.3), st.floats(34.95, 35.01), st.floats(0, 0.3), st.floats(0, 0.02))
+def test_bbox_query_equals_brute_force(x: float, y: float, w: float, h: float) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        s = GpkgStore(Path(d) / "s.gpkg", create=True)
+        s.create_collection(SPEC, source="t", synthetic=True)
+        geoms = {f"f{i}": square(i) for i in range(30)}
+        s.bulk_load("things", [Feature(k, {}, g) for k, g in geoms.items()])
+        box = (x, y, x + w, y + h)
+        got = {f.id for f in s.query("things", Query(bbox=box, limit=100)).features}
+        assert got == {k for k, g in geoms.items() if shapely.box(*box).intersects(g)}
+        s.close()
+
+
+def test_file_is_a_geopackage_gdal_reads(store: GpkgStore) -> None:
+    store.checkpoint()
+    layers = dict(pyogrio.list_layers(store.path))
+    assert layers["things"] == "Polygon"
+    df = pyogrio.read_dataframe(store.path, layer="things", bbox=(139.0, 34.9, 139.052, 35.1))
+    assert sorted(df["id"]) == [f"f{i:02d}" for i in range(6)]
+    assert df.crs.to_epsg() == 4326
+    info = pyogrio.read_info(store.path, layer="things")
+    assert info["features"] == 20
+    with open(store.path, "rb") as fh:
+        header = fh.read(100)
+    assert header[68:72] == b"GPKG"  # application_id
+
+
+_WRITER = """
+import sys, shapely
+from pathlib import Path
+from geoservice.store.gpkg import GpkgStore
+from geoservice.features import Feature
+s = GpkgStore(Path(sys.argv[1]))
+s.create("things", Feature("durable", {"name": "acknowledged"}, shapely.Point(139.1, 35.1)))
+print("ACK", flush=True)
+import time; time.sleep(60)
+"""
+
+
+def test_acknowledged_write_survives_a_killed_process(store: GpkgStore) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(store.path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ACK"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    fresh = GpkgStore(store.path)
+    assert fresh.get("things", "durable").properties["name"] == "acknowledged"
