@@ -12,13 +12,23 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+VENDOR := geoservice/web/static/vendor/.bundled
+
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# Front-end libraries from npm, copied into the package's static files (no CDN at run time).
+$(VENDOR): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p geoservice/web/static/vendor
+	cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
+	   node_modules/maplibre-gl/LICENSE.txt geoservice/web/static/vendor/
+	touch $(VENDOR)
 
-build-demo: $(STAMP)
+setup: $(STAMP) $(VENDOR)
+
+build-demo: $(STAMP) $(VENDOR)
 	$(BIN)/geoservice build --mirror data/demo --if-stale
 
 build-real: $(STAMP)
@@ -31,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check geoservice tests tools bench
 	$(BIN)/mypy geoservice
 
-test: $(STAMP) lint
+test: $(STAMP) $(VENDOR) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP)

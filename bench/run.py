@@ -40,6 +40,8 @@ LAYERS = ["admin-boundaries", "wildlife-sightings", "sediment-special-zones"]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 
 DURATION = float(os.environ.get("BENCH_DURATION", "3"))
+MIN_REQUESTS = int(os.environ.get("BENCH_MIN_REQUESTS", "40"))  # so p99 means something
+MAX_DURATION = 15.0  # ... but a slow server never holds a row longer than this
 WARMUP = float(os.environ.get("BENCH_WARMUP", "0.5"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
 START_TIMEOUT = 30.0
@@ -147,9 +149,11 @@ def make_rows() -> list[Row]:
 class Server:
     """A uvicorn subprocess on 127.0.0.1 with one worker; logs go to a file."""
 
-    def __init__(self, name: str, app: str, port: int, env: dict[str, str], probe: str, log: Path):
+    def __init__(self, name: str, app: str, port: int, env: dict[str, str], probe: str, log: Path,
+                 api_prefix: str = ""):
         self.name, self.port, self.probe, self.log = name, port, probe, log
         self.base = f"http://127.0.0.1:{port}"
+        self.api = self.base + api_prefix  # OGC API root; row paths are relative to it
         self.cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
                     "--workers", "1", "--no-access-log", "--log-level", "warning"]
         self.env = {**os.environ, **env}
@@ -206,7 +210,8 @@ def start_ours(tmp: Path) -> Server:
     report = build(load_settings(path), DATA, layers=LAYERS)
     print(f"built store in {time.perf_counter() - t0:.1f} s: {report.counts}")
     srv = Server("ours", "geoservice.asgi:app", port, {"GEOSERVICE_CONFIG": str(path)},
-                 "/ogc/collections/wildlife-sightings/items?limit=1&f=json", tmp / "ours.log")
+                 "/ogc/collections/wildlife-sightings/items?limit=1&f=json", tmp / "ours.log",
+                 api_prefix="/ogc")  # this service mounts the OGC API under /ogc
     srv.start()
     return srv
 
@@ -313,11 +318,15 @@ async def run_side(base: str, side: Side) -> Result:
         res.number_matched = int(mm.group(1)) if mm else None
         counter = 0
         measuring = False
-        stop_at = 0.0
+        stop_at = hard_stop = 0.0
+
+        def more() -> bool:
+            now = time.perf_counter()
+            return now < stop_at or (measuring and counter < MIN_REQUESTS and now < hard_stop)
 
         async def worker() -> None:
             nonlocal counter
-            while time.perf_counter() < stop_at:
+            while more():
                 i = counter % len(side.paths)
                 counter += 1
                 t0 = time.perf_counter()
@@ -343,8 +352,9 @@ async def run_side(base: str, side: Side) -> Result:
         stop_at = time.perf_counter() + WARMUP
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
         measuring = True
+        counter = 0
         t_start = time.perf_counter()
-        stop_at = t_start + DURATION
+        stop_at, hard_stop = t_start + DURATION, t_start + MAX_DURATION
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
         elapsed = time.perf_counter() - t_start
     res.requests = len(lat)
@@ -368,6 +378,10 @@ def fmt(r: Result) -> str:
     return f"{r.rps:8.1f} {r.p50_ms:7.1f} {r.p99_ms:7.1f}{flag:>7}"
 
 
+def fmt_ratio(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio:.1f}"
+
+
 def main() -> int:
     import pygeoapi
 
@@ -387,16 +401,17 @@ def main() -> int:
         print(f"ours: {ours.base}  pygeoapi {pygeoapi.__version__}: {pyg.base}  "
               f"concurrency={CONCURRENCY} warmup={WARMUP}s duration={DURATION}s per row per server")
         for row in rows:
-            r_ours = asyncio.run(run_side(ours.base, row.ours))
-            r_pyg = asyncio.run(run_side(pyg.base, row.pyg))
-            ratio = r_ours.rps / r_pyg.rps if r_pyg.rps else float("inf")
+            r_ours = asyncio.run(run_side(ours.api, row.ours))
+            r_pyg = asyncio.run(run_side(pyg.api, row.pyg))
+            clean = not (r_ours.errors or r_pyg.errors) and r_pyg.rps > 0
+            ratio = r_ours.rps / r_pyg.rps if clean else None
             out.append({"row": row.name, "dataset": row.dataset, "note": row.note,
                         "ours": {"paths": row.ours.paths, **asdict(r_ours)},
                         "pygeoapi": {"paths": row.pyg.paths, **asdict(r_pyg)},
                         "ratio_rps": ratio,
                         "expected_matched": row.ours.expect_matched})
             print(f"  {row.dataset:5} {row.name:15} ours {r_ours.rps:7.1f} req/s   "
-                  f"pygeoapi {r_pyg.rps:7.1f} req/s   x{ratio:.1f}", flush=True)
+                  f"pygeoapi {r_pyg.rps:7.1f} req/s   ratio {fmt_ratio(ratio)}", flush=True)
     finally:
         for s in servers:
             s.stop()
@@ -411,10 +426,11 @@ def main() -> int:
         ro, rp = Result(**{k: v for k, v in o["ours"].items() if k != "paths"}), \
             Result(**{k: v for k, v in o["pygeoapi"].items() if k != "paths"})
         mark = " *" if rp.wrong or ro.wrong else ""
-        print(f"{o['dataset'] + ' ' + o['row']:<23}| {fmt(ro)}| {fmt(rp)}| {o['ratio_rps']:6.1f}{mark}")
+        print(f"{o['dataset'] + ' ' + o['row']:<23}| {fmt(ro)}| {fmt(rp)}| {fmt_ratio(o['ratio_rps']):>6}{mark}")
     print("-" * len(hdr))
     print("ratio = ours req/s / pygeoapi req/s.  E<n> = non-200/transport errors, "
-          "W<n> = 200 with a wrong answer (* = row not a like-for-like comparison).")
+          "W<n> = 200 with a wrong answer (* = row not a like-for-like comparison); "
+          "ratio n/a when either side had errors.")
     print("\nnotes:")
     for o in out:
         ro, rp = o["ours"], o["pygeoapi"]

@@ -17,7 +17,7 @@ from geoservice.config import Settings, load_settings
 app = typer.Typer(
     help="Tokyo GeoTwin: build the store and serve the OGC API.", no_args_is_help=True
 )
-console = Console()
+console = Console(width=None if os.isatty(1) else 200)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="config.yml to use")]
 

@@ -127,7 +127,8 @@ def blob(rng: random.Random, cx: float, cy: float, rx: float, ry: float, n: int 
     for i in range(n):
         angle = 2 * math.pi * i / n
         k = rng.uniform(0.65, 1.0)
-        ring.append((round(cx + rx * k * math.cos(angle), 7), round(cy + ry * k * math.sin(angle), 7)))
+        x, y = cx + rx * k * math.cos(angle), cy + ry * k * math.sin(angle)
+        ring.append((round(x, 7), round(y, 7)))
     ring.append(ring[0])
     return ring
 
@@ -138,7 +139,8 @@ def blob(rng: random.Random, cx: float, cy: float, rx: float, ry: float, n: int 
 def dump_geojson(collection: dict[str, Any]) -> str:
     """One feature per line, like the official extracts; stable key order."""
     head = {k: v for k, v in collection.items() if k != "features"}
-    lines = [json.dumps(f, ensure_ascii=False, separators=(", ", ": ")) for f in collection["features"]]
+    lines = [json.dumps(f, ensure_ascii=False, separators=(", ", ": "))
+             for f in collection["features"]]
     opening = json.dumps(head, ensure_ascii=False)[:-1] + ', "features": [\n'
     return opening + ",\n".join(lines) + "\n]}\n"
 
@@ -412,6 +414,8 @@ SCHEMA_CITYGML = (
     "http://www.opengis.net/gml http://schemas.opengis.net/gml/3.1.1/base/gml.xsd"
 )
 CL = "../../codelists/"
+DZT = f'codeSpace="{CL}Common_districtsAndZonesType.xml"'
+LPA = f'codeSpace="{CL}Common_localPublicAuthorities.xml"'
 
 
 def grid(rng: random.Random, origin: tuple[float, float], size: tuple[float, float],
@@ -496,14 +500,14 @@ def make_urf_2022(rng: random.Random) -> str:
         rings.append(ring)
         return (
             f'\t\t<urf:{kind} gml:id="{gml_id(rng, "urf")}">\n'
-            f'\t\t\t<urf:function codeSpace="{CL}Common_districtsAndZonesType.xml">{code}</urf:function>\n'
+            f"\t\t\t<urf:function {DZT}>{code}</urf:function>\n"
             f"\t\t\t<urf:validFrom>{valid}</urf:validFrom>\n"
             f'\t\t\t<urf:validFromType codeSpace="{CL}Common_validType.xml">'
             f'{"9" if valid == "0001-01-01" else "1"}</urf:validFromType>\n'
             f"\t\t\t<urf:custodian>{custodian}</urf:custodian>\n"
             f"\t\t\t<urf:notificationNumber>{notice}</urf:notificationNumber>\n"
-            f'\t\t\t<urf:prefecture codeSpace="{CL}Common_localPublicAuthorities.xml">13</urf:prefecture>\n'
-            f'\t\t\t<urf:city codeSpace="{CL}Common_localPublicAuthorities.xml">13122</urf:city>\n'
+            f"\t\t\t<urf:prefecture {LPA}>13</urf:prefecture>\n"
+            f"\t\t\t<urf:city {LPA}>13122</urf:city>\n"
             + surface(ring, "urf:lod1MultiSurface") + extra + f"\t\t</urf:{kind}>\n"
         )
 
@@ -516,10 +520,11 @@ def make_urf_2022(rng: random.Random) -> str:
                      f"\t\t\t<urf:floorAreaRate>{far:g}</urf:floorAreaRate>\n")
             members.append(member("UseDistrict", code, span(points, r, c, c + 1), extra, "東京都",
                                   f"葛飾区告示第{rng.randint(10, 299)}号", "2004-06-24"))
-    heights = [(0, 0, 2, "\t\t\t<urf:maximumBuildingHeight uom=\"m\">17</urf:maximumBuildingHeight>\n"),
-               (1, 0, 2, "\t\t\t<urf:maximumBuildingHeight uom=\"m\">20</urf:maximumBuildingHeight>\n"),
-               (0, 2, 4, "\t\t\t<urf:maximumBuildingHeight uom=\"m\">30</urf:maximumBuildingHeight>\n"
-                         "\t\t\t<urf:minimumBuildingHeight uom=\"m\">7</urf:minimumBuildingHeight>\n")]
+    def limit(kind: str, metres: int) -> str:
+        return f'\t\t\t<urf:{kind}BuildingHeight uom="m">{metres}</urf:{kind}BuildingHeight>\n'
+
+    heights = [(0, 0, 2, limit("maximum", 17)), (1, 0, 2, limit("maximum", 20)),
+               (0, 2, 4, limit("maximum", 30) + limit("minimum", 7))]
     for r, c0, c1, extra in heights:
         members.append(member("HeightControlDistrict", 18, span(points, r, c0, c1), extra,
                               "不明", "不明", "0001-01-01"))
@@ -553,10 +558,11 @@ def make_urf_2020(rng: random.Random) -> dict[str, str]:
             rings.append(ring)
             members.append(
                 f'\t\t<urf:DistrictsAndZones gml:id="{gml_id(rng, "urf")}">\n'
-                f'\t\t\t<urf:class codeSpace="{CL}Common_districtsAndZonesType.xml">{code}</urf:class>\n'
-                f'\t\t\t<urf:urbanPlanType codeSpace="{CL}Common_urbanPlanType.xml">21</urf:urbanPlanType>\n'
+                f"\t\t\t<urf:class {DZT}>{code}</urf:class>\n"
+                f'\t\t\t<urf:urbanPlanType codeSpace="{CL}Common_urbanPlanType.xml">21'
+                "</urf:urbanPlanType>\n"
                 f'\t\t\t<urf:prefecture codeSpace="{CL}Common_prefecture.xml">13</urf:prefecture>\n'
-                f'\t\t\t<urf:city codeSpace="{CL}Common_localPublicAuthorities.xml">13111</urf:city>\n'
+                f"\t\t\t<urf:city {LPA}>13111</urf:city>\n"
                 + surface(ring, "urf:lod0MultiSurface") + "\t\t</urf:DistrictsAndZones>\n"
             )
         out[URF_2020.format(kind)] = city_model(head, members, rings, "6668", bom=False)
@@ -565,7 +571,8 @@ def make_urf_2020(rng: random.Random) -> dict[str, str]:
 
 def make_lsld(rng: random.Random) -> str:
     """2020 lsld encoding: gen:GenericCityObject with a 土砂災害警戒区域 attribute set."""
-    head = f'<core:CityModel {NS_COMMON} xmlns:uro="{IUR14}/uro/1.4" xsi:schemaLocation="{SCHEMA_CITYGML}">'
+    head = (f'<core:CityModel {NS_COMMON} xmlns:uro="{IUR14}/uro/1.4" '
+            f'xsi:schemaLocation="{SCHEMA_CITYGML}">')
     places = ["大田区池上1", "大田区池上3", "大田区久が原2", "大田区南雪谷5", "大田区田園調布1",
               "大田区山王3", "大田区中央6", "大田区上池台4"]
     members, rings = [], []
@@ -623,6 +630,18 @@ def codelist(name: str, entries: dict[int, str]) -> str:
 
 
 # --------------------------------------------------------------------------- 地図XML
+
+def fude(n: int, chiban: str, surface_id: str | None) -> str:
+    """One 筆 (parcel) record of 主題属性; a 地区外 pointer has no 形状."""
+    t = "\t"
+    fields = [("大字コード", "021"), ("丁目コード", "000"), ("小字コード", "0000"),
+              ("予備コード", "00"), ("大字名", "山王町"), ("地番", chiban)]
+    body = "".join(f"{t*3}<{k}>{v}</{k}>\n" for k, v in fields)
+    if surface_id is not None:
+        body += f'{t*3}<形状 idref="{surface_id}"/>\n'
+    body += f"{t*3}<精度区分>甲二</精度区分>\n{t*3}<座標値種別>測量成果</座標値種別>\n"
+    return f'{t*2}<筆 id="H{n:09d}">\n{body}{t*2}</筆>\n'
+
 
 #: 公共座標9系 (JGD2011 plane rectangular IX); 地図XML writes X = northing, Y = easting.
 TO_PLANE = Transformer.from_crs("EPSG:4326", "EPSG:6677", always_xy=True)
@@ -684,7 +703,8 @@ def make_mojxml(rng: random.Random) -> bytes:
     for sid, ids in surfaces:
         gens = "".join(f'{t*9}<zmn:GM_CompositeCurve.generator idref="{c}"/>\n' for c in ids)
         parts.append(
-            f'{t*2}<zmn:GM_Surface id="{sid}">\n{t*3}<zmn:GM_Surface.patch>\n{t*4}<zmn:GM_Polygon>\n'
+            f'{t*2}<zmn:GM_Surface id="{sid}">\n{t*3}<zmn:GM_Surface.patch>\n'
+            f"{t*4}<zmn:GM_Polygon>\n"
             f"{t*5}<zmn:GM_Polygon.boundary>\n{t*6}<zmn:GM_SurfaceBoundary>\n"
             f"{t*7}<zmn:GM_SurfaceBoundary.exterior>\n{t*8}<zmn:GM_Ring>\n{gens}{t*8}</zmn:GM_Ring>\n"
             f"{t*7}</zmn:GM_SurfaceBoundary.exterior>\n{t*6}</zmn:GM_SurfaceBoundary>\n"
@@ -701,16 +721,8 @@ def make_mojxml(rng: random.Random) -> bytes:
     for n, ((i, j), (sid, _)) in enumerate(zip(lots, surfaces, strict=True), 1):
         base = block_base[i] + (j if i in (0, 3) else 5 + j)
         chiban = f"{base}-{rng.randint(1, 4)}" if rng.random() < 0.5 else str(base)
-        parts.append(
-            f'{t*2}<筆 id="H{n:09d}">\n{t*3}<大字コード>021</大字コード>\n{t*3}<丁目コード>000</丁目コード>\n'
-            f"{t*3}<小字コード>0000</小字コード>\n{t*3}<予備コード>00</予備コード>\n"
-            f"{t*3}<大字名>山王町</大字名>\n{t*3}<地番>{chiban}</地番>\n{t*3}<形状 idref=\"{sid}\"/>\n"
-            f"{t*3}<精度区分>甲二</精度区分>\n{t*3}<座標値種別>測量成果</座標値種別>\n{t*2}</筆>\n")
-    parts.append(
-        f'{t*2}<筆 id="H{outside:09d}">\n{t*3}<大字コード>021</大字コード>\n{t*3}<丁目コード>000</丁目コード>\n'
-        f"{t*3}<小字コード>0000</小字コード>\n{t*3}<予備コード>00</予備コード>\n{t*3}<大字名>山王町</大字名>\n"
-        f"{t*3}<地番>地区外</地番>\n{t*3}<精度区分>甲二</精度区分>\n{t*3}<座標値種別>測量成果</座標値種別>\n"
-        f"{t*2}</筆>\n")
+        parts.append(fude(n, chiban, sid))
+    parts.append(fude(outside, "地区外", None))
     parts.append(f"{t}</主題属性>\n")
     xs = [p[0] for p in points.values()]
     ys = [p[1] for p in points.values()]
@@ -732,7 +744,8 @@ def make_mojxml(rng: random.Random) -> bytes:
     xml = "".join(parts).encode("utf-8")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        info = zipfile.ZipInfo(Path(MOJXML).with_suffix(".xml").name, date_time=(2026, 1, 1, 0, 0, 0))
+        info = zipfile.ZipInfo(Path(MOJXML).with_suffix(".xml").name,
+                               date_time=(2026, 1, 1, 0, 0, 0))
         info.compress_type = zipfile.ZIP_DEFLATED
         info.external_attr = 0o644 << 16
         zf.writestr(info, xml)

@@ -145,16 +145,22 @@ def _check_field(c: FieldCond, ctx: _Ctx) -> Outcome:
         else ("not-in", c.not_in) if c.not_in is not None
         else ("==", c.equals)
     )
-    reason = FieldReason(field=name, value=value, comparator=comparator, limit=limit)
+    reason = FieldReason.model_construct(field=name, value=value, comparator=comparator, limit=limit)
     if value is None:
         return Outcome(None, [reason], needs_site_area=name == "site_area_m2")
     return Outcome(_compare(value, comparator, limit), [reason])
 
 
 def _check_activities(c: ActivitiesCond, ctx: _Ctx) -> Outcome:
+    return _any_activity(c.activities, ctx)
+
+
+def _any_activity(wanted: list[str], ctx: _Ctx) -> Outcome:
     acts = ctx.works.activities
-    reason = FieldReason(field="activities", value=acts, comparator="any-of", limit=c.activities)
-    return Outcome(any(a in c.activities for a in acts), [reason])
+    reason = FieldReason.model_construct(
+        field="activities", value=acts, comparator="any-of", limit=wanted
+    )
+    return Outcome(any(a in wanted for a in acts), [reason])
 
 
 def _feature_detail(c: LayerCond, hit: FeatureHit) -> str:
@@ -183,7 +189,7 @@ def _check_layer(c: LayerCond, ctx: _Ctx) -> Outcome:
     facts = ctx.site.layers.get(c.layer)
     if facts is None or facts.coverage == "none":
         detail = f"layer {c.layer} does not cover this site: ask {ctx.office}"
-        return Outcome(None, [LayerReason(layer=c.layer, feature_id=None, detail=detail)])
+        return Outcome(None, [LayerReason.model_construct(layer=c.layer, feature_id=None, detail=detail)])
     hits = [h for h in facts.features if _property_ok(c, h)]
     if c.compare is not None and hits:
         return _compare_hits(c, c.compare, hits, ctx, facts.coverage)
@@ -205,11 +211,11 @@ def _compare_hits(
     value = ctx.value(cmp.field)
     if value is None:
         limit = f"{c.layer}.{cmp.property}"
-        reason = FieldReason(field=cmp.field, value=None, comparator=cmp.comparator, limit=limit)
+        reason = FieldReason.model_construct(field=cmp.field, value=None, comparator=cmp.comparator, limit=limit)
         return Outcome(None, [reason])
     kept = [h for h in hits if _compare(value, cmp.comparator, h.properties.get(cmp.property))]
     extra: list[Reason] = [
-        FieldReason(field=cmp.field, value=value, comparator=cmp.comparator,
+        FieldReason.model_construct(field=cmp.field, value=value, comparator=cmp.comparator,
                     limit=h.properties.get(cmp.property))
         for h in (kept or hits)
     ]
@@ -221,16 +227,16 @@ def _hits_outcome(
 ) -> Outcome:
     if hits:
         reasons: list[Reason] = [
-            LayerReason(layer=c.layer, feature_id=h.id, detail=_feature_detail(c, h))
+            LayerReason.model_construct(layer=c.layer, feature_id=h.id, detail=_feature_detail(c, h))
             for h in hits
         ]
         return Outcome(True, reasons + extra)
     if coverage == "partial":
         detail = (f"layer {c.layer} covers only part of this site and shows no feature"
                   f"{_filter_text(c)} there: ask {ctx.office}")
-        return Outcome(None, [LayerReason(layer=c.layer, feature_id=None, detail=detail)])
+        return Outcome(None, [LayerReason.model_construct(layer=c.layer, feature_id=None, detail=detail)])
     detail = f"site is outside every {c.layer} feature{_filter_text(c)}"
-    outside: list[Reason] = [LayerReason(layer=c.layer, feature_id=None, detail=detail)]
+    outside: list[Reason] = [LayerReason.model_construct(layer=c.layer, feature_id=None, detail=detail)]
     return Outcome(False, outside + extra)
 
 
@@ -271,7 +277,7 @@ def _decide(rule: Rule, ctx: _Ctx) -> tuple[Status, list[Reason], Timing, bool]:
     """Status, reasons, timing and whether the site area is missing but needed."""
     pre: list[Reason] = []
     if rule.trigger.activities is not None:
-        acts = _check_activities(ActivitiesCond(activities=rule.trigger.activities), ctx)
+        acts = _any_activity(rule.trigger.activities, ctx)
         if not acts.state:
             return "not-required", acts.reasons, rule.timing, False
         pre = acts.reasons
