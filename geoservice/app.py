@@ -99,11 +99,28 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     return app
 
 
+#: Domain rooms: each package has an ``api`` module with ``router`` (its HTTP routes, declared
+#: before the ``/ogc`` routes so a room can serve a more specific OGC path) and
+#: ``attach(runtime)`` (builds the room's services once, at start-up).
+ROOMS: tuple[str, ...] = ("geoservice.guide", "geoservice.sightings", "geoservice.hazards")
+
+
+def _rooms() -> list[Any]:
+    import importlib
+
+    return [importlib.import_module(f"{room}.api") for room in ROOMS]
+
+
 def _include_routers(app: FastAPI) -> None:
     from geoservice.ogc.routes import router as ogc_router
+    from geoservice.ogc.transactions import router as transactions_router
     from geoservice.web.routes import router as web_router
 
     app.include_router(web_router)
+    for room in _rooms():
+        app.include_router(room.router)
+        add_startup_hook(app, room.attach)
+    app.include_router(transactions_router)
     app.include_router(ogc_router)
 
 

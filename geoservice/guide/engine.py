@@ -129,6 +129,15 @@ class _Ctx:
         return getattr(self.works, name)
 
 
+def _lr(layer: str, feature_id: str | None, detail: str) -> LayerReason:
+    # Engine-made reasons are valid by construction: skip validation (hot path).
+    return LayerReason.model_construct(layer=layer, feature_id=feature_id, detail=detail)
+
+
+def _fr(name: str, value: Any, comparator: str, limit: Any) -> FieldReason:
+    return FieldReason.model_construct(field=name, value=value, comparator=comparator, limit=limit)
+
+
 def _compare(value: Any, comparator: str, limit: Any) -> bool:
     if value is None or limit is None:
         return False
@@ -145,7 +154,7 @@ def _check_field(c: FieldCond, ctx: _Ctx) -> Outcome:
         else ("not-in", c.not_in) if c.not_in is not None
         else ("==", c.equals)
     )
-    reason = FieldReason.model_construct(field=name, value=value, comparator=comparator, limit=limit)
+    reason = _fr(name, value, comparator, limit)
     if value is None:
         return Outcome(None, [reason], needs_site_area=name == "site_area_m2")
     return Outcome(_compare(value, comparator, limit), [reason])
@@ -189,7 +198,7 @@ def _check_layer(c: LayerCond, ctx: _Ctx) -> Outcome:
     facts = ctx.site.layers.get(c.layer)
     if facts is None or facts.coverage == "none":
         detail = f"layer {c.layer} does not cover this site: ask {ctx.office}"
-        return Outcome(None, [LayerReason.model_construct(layer=c.layer, feature_id=None, detail=detail)])
+        return Outcome(None, [_lr(c.layer, None, detail)])
     hits = [h for h in facts.features if _property_ok(c, h)]
     if c.compare is not None and hits:
         return _compare_hits(c, c.compare, hits, ctx, facts.coverage)
@@ -211,7 +220,7 @@ def _compare_hits(
     value = ctx.value(cmp.field)
     if value is None:
         limit = f"{c.layer}.{cmp.property}"
-        reason = FieldReason.model_construct(field=cmp.field, value=None, comparator=cmp.comparator, limit=limit)
+        reason = _fr(cmp.field, None, cmp.comparator, limit)
         return Outcome(None, [reason])
     kept = [h for h in hits if _compare(value, cmp.comparator, h.properties.get(cmp.property))]
     extra: list[Reason] = [
@@ -227,16 +236,16 @@ def _hits_outcome(
 ) -> Outcome:
     if hits:
         reasons: list[Reason] = [
-            LayerReason.model_construct(layer=c.layer, feature_id=h.id, detail=_feature_detail(c, h))
+            _lr(c.layer, h.id, _feature_detail(c, h))
             for h in hits
         ]
         return Outcome(True, reasons + extra)
     if coverage == "partial":
         detail = (f"layer {c.layer} covers only part of this site and shows no feature"
                   f"{_filter_text(c)} there: ask {ctx.office}")
-        return Outcome(None, [LayerReason.model_construct(layer=c.layer, feature_id=None, detail=detail)])
+        return Outcome(None, [_lr(c.layer, None, detail)])
     detail = f"site is outside every {c.layer} feature{_filter_text(c)}"
-    outside: list[Reason] = [LayerReason.model_construct(layer=c.layer, feature_id=None, detail=detail)]
+    outside: list[Reason] = [_lr(c.layer, None, detail)]
     return Outcome(False, outside + extra)
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from geoservice.catalogue import LayerSpec
 from geoservice.guide.authority import AuthorityTable, default_authorities
@@ -11,6 +15,19 @@ from geoservice.guide.engine import HAZARD_LAYERS, evaluate
 from geoservice.guide.models import GuideAnswer, GuideRequest, SiteInput, parse_request
 from geoservice.guide.rules import Rule, default_rules, required_layers
 from geoservice.guide.spatial import FeatureSource, SpatialIndex
+
+GUIDE_CONFIG = Path(__file__).with_name("guide.yml")
+
+
+@lru_cache(maxsize=1)
+def _packaged_config() -> dict[str, Any]:
+    with GUIDE_CONFIG.open(encoding="utf-8") as fh:
+        return dict(yaml.safe_load(fh) or {})
+
+
+def guide_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The guide's configuration: packaged ``guide.yml`` updated with ``overrides``."""
+    return {**_packaged_config(), **dict(overrides or {})}
 
 
 class GuideService:
@@ -33,13 +50,19 @@ class GuideService:
         *,
         rules: list[Rule] | tuple[Rule, ...] | None = None,
         authorities: AuthorityTable | None = None,
+        parcel_layers: Iterable[str] | None = None,
     ) -> None:
         self.rules = tuple(rules if rules is not None else default_rules())
         self.authorities = authorities or default_authorities()
         self.layer_ids = required_layers(self.rules) + [
             lid for lid in HAZARD_LAYERS if lid not in required_layers(self.rules)
         ]
-        self.index = SpatialIndex.build(store, catalogue_specs, self.layer_ids)
+        self.parcel_layers = list(
+            parcel_layers if parcel_layers is not None else guide_config()["parcel_layers"]
+        )
+        self.index = SpatialIndex.build(
+            store, catalogue_specs, self.layer_ids, parcel_layers=self.parcel_layers
+        )
 
     def answer(self, request: GuideRequest | Mapping[str, Any]) -> GuideAnswer:
         """Answer one request (a model or a JSON body; a bad body raises ``Unprocessable``)."""

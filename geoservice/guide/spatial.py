@@ -8,24 +8,51 @@ Areas are computed in EPSG:6677 (JGD2011 plane-rectangular IX) with one cached t
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
 import shapely
+import shapely.validation
 from pyproj import Transformer
 from shapely.geometry import Point, box, shape
 from shapely.geometry.base import BaseGeometry
 
 from geoservice.catalogue import LayerSpec
-from geoservice.errors import NotFound, Unprocessable
+from geoservice.errors import InvalidParameter, NotFound, Unprocessable
 from geoservice.features import Feature
 from geoservice.guide.engine import Coverage, FeatureHit, LayerFacts, SiteFacts
 from geoservice.guide.models import SiteInput
 
 ADMIN_LAYER = "admin-boundaries"
 PARCEL_LAYER = "parcels"
+#: Default parcel layers (the guide's ``guide.yml`` / ``settings.extra["guide"]`` override it).
+PARCEL_LAYERS: tuple[str, ...] = (PARCEL_LAYER,)
+
+
+class OutsideServiceArea(Unprocessable):
+    """The site does not touch any municipality of the service area (admin boundaries)."""
+
+    code = "outside-service-area"
+
+
+class InvalidGeometry(InvalidParameter):
+    """The site geometry is not a valid polygon (the description says why)."""
+
+    code = "invalid-geometry"
+
+
+class ParcelNotFound(NotFound):
+    """No parcel with that 地番 in that municipality; ``matches`` lists close 地番."""
+
+    code = "parcel-not-found"
+
+    def __init__(self, description: str, matches: list[str]) -> None:
+        super().__init__(description)
+        self.matches = matches
 
 
 class FeatureSource(Protocol):
@@ -165,37 +192,91 @@ class SpatialIndex:
         layers: Mapping[str, LayerIndex],
         admin: LayerIndex | None = None,
         parcels: Mapping[tuple[str, str], BaseGeometry] | None = None,
+        parcel_features: Mapping[tuple[str, str], Feature] | None = None,
     ) -> None:
         self.layers = dict(layers)
         self.admin = admin
         self.parcels = dict(parcels or {})
+        #: (municipality code, 地番) → the parcel feature (with its layer in ``layer``).
+        self.parcel_features = dict(parcel_features or {})
+        self._chiban_by_code: dict[str, list[str]] = {}
+        for code, chiban in self.parcels:
+            self._chiban_by_code.setdefault(code, []).append(chiban)
 
     @classmethod
     def build(
-        cls, store: FeatureSource, specs: Mapping[str, LayerSpec], layer_ids: Iterable[str]
+        cls,
+        store: FeatureSource,
+        specs: Mapping[str, LayerSpec],
+        layer_ids: Iterable[str],
+        parcel_layers: Iterable[str] = PARCEL_LAYERS,
     ) -> SpatialIndex:
-        """Build every index once, reading each layer from the store a single time."""
+        """Build every index once, reading each layer from the store a single time.
+
+        ``parcel_layers`` are searched for 地番, in order (the first layer holding a
+        (municipality code, 地番) key wins).
+        """
         admin = LayerIndex.from_store(store, ADMIN_LAYER, specs.get(ADMIN_LAYER))
         layers = {lid: LayerIndex.from_store(store, lid, specs.get(lid), admin)
                   for lid in dict.fromkeys(layer_ids)}
-        parcels = {
-            _parcel_key(f.properties): f.geometry
-            for f in read_layer(store, PARCEL_LAYER) or []
-            if f.geometry is not None
-        }
-        return cls(layers, admin, parcels)
+        feats: dict[tuple[str, str], Feature] = {}
+        for lid in dict.fromkeys(parcel_layers):
+            for f in read_layer(store, lid) or []:
+                if f.geometry is not None and not f.geometry.is_empty:
+                    feats.setdefault(_parcel_key(f.properties), Feature(
+                        f.id, {**f.properties, "layer": lid}, f.geometry))
+        parcels = {k: f.geometry for k, f in feats.items() if f.geometry is not None}
+        return cls(layers, admin, parcels, feats)
+
+    def close_chiban(self, code: str, chiban: str, n: int = 5) -> list[str]:
+        """地番 of municipality ``code`` close to ``chiban`` (prefix matches first)."""
+        values = self._chiban_by_code.get(code, [])
+        prefix = sorted((v for v in values if v.startswith(chiban)), key=_chiban_sort)
+        close = difflib.get_close_matches(chiban, values, n=n, cutoff=0.5)
+        return list(dict.fromkeys(prefix[:n] + close))[:n]
+
+    def search_parcels(self, code: str | None, q: str, limit: int = 20) -> list[Feature]:
+        """Parcels whose 地番 starts with ``q`` (then close matches), in one or every city."""
+        codes = [code] if code is not None else sorted(self._chiban_by_code)
+        found: list[Feature] = []
+        for c in codes:
+            for chiban in self.close_chiban(c, q, limit) if q else sorted(
+                self._chiban_by_code.get(c, []), key=_chiban_sort
+            )[:limit]:
+                found.append(self.parcel_features[(c, chiban)])
+        return found[:limit]
 
     def site_geometry(self, site: SiteInput) -> tuple[BaseGeometry, str | None]:
-        """The CRS84 geometry of a requested site and, for a parcel, its municipality code."""
+        """The CRS84 geometry of a requested site and, for a parcel, its municipality code.
+
+        Raises ``ParcelNotFound`` (404, with close 地番), ``InvalidGeometry`` (400, why) or
+        ``OutsideServiceArea`` (422) for a site that touches no municipality.
+        """
         if site.parcel is not None:
             key = (site.parcel.municipality_code, site.parcel.chiban)
             geom = self.parcels.get(key)
             if geom is None:
-                raise NotFound(f"parcel {key[1]!r} not found in municipality {key[0]}")
+                matches = self.close_chiban(*key)
+                hint = f"; close matches: {', '.join(matches)}" if matches else ""
+                raise ParcelNotFound(
+                    f"parcel {key[1]!r} not found in municipality {key[0]}{hint}", matches
+                )
             return geom, key[0]
         if site.point is not None:
-            return _checked(Point(*site.point)), None
-        return _checked(shape(site.geometry)), None
+            return self._in_service_area(_checked(Point(*site.point))), None
+        try:
+            geom = shape(site.geometry)
+        except Exception as exc:  # shapely/GeoJSON errors: report the cause, never a trace
+            raise InvalidGeometry(f"site.geometry is not a valid GeoJSON polygon: {exc}") from None
+        return self._in_service_area(_checked(geom)), None
+
+    def _in_service_area(self, geom: BaseGeometry) -> BaseGeometry:
+        if self.admin is not None and self.admin.geometries and not self.admin.query(geom):
+            raise OutsideServiceArea(
+                "the site is outside the service area (the municipalities of Tokyo in the "
+                "admin-boundaries layer)"
+            )
+        return geom
 
     def facts(self, geom: BaseGeometry, municipality_code: str | None = None) -> SiteFacts:
         """One pass over the indexes: coverage and features of every layer, area, municipality."""
@@ -222,12 +303,18 @@ def _parcel_key(props: Mapping[str, Any]) -> tuple[str, str]:
     return str(props.get("municipality_code")), str(props.get("chiban"))
 
 
+def _chiban_sort(chiban: str) -> tuple[Any, ...]:
+    """Natural order of 地番 ("2" before "10", "10-2" before "10-10")."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p)
+                 for p in re.split(r"[-番の]", chiban))
+
+
 def _checked(geom: BaseGeometry) -> BaseGeometry:
+    if geom.is_empty:
+        raise InvalidGeometry("site geometry is empty")
     minx, miny, maxx, maxy = geom.bounds
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
         raise Unprocessable("site coordinates must be CRS84 longitude, latitude")
     if not geom.is_valid:
-        geom = shapely.make_valid(geom)
-    if geom.is_empty:
-        raise Unprocessable("site geometry is empty")
+        raise InvalidGeometry(f"site geometry is invalid: {shapely.validation.explain_validity(geom)}")
     return geom

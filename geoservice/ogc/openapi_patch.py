@@ -4,6 +4,9 @@ pygeoapi 0.21 points many ``$ref``s at schemas.opengis.net and GitHub; clients w
 network (and ogctests) cannot resolve them.  We replace each by a local component from
 ``openapi_components.yml``, add the CQL2 filter parameters our items route accepts, drop the
 free-form vendor parameter (unknown parameters are a 400 here), and list 400/404/500.
+Operations our router does not serve (OPTIONS, and POST/PUT/PATCH/DELETE under /collections,
+which pygeoapi lists for ``editable`` layers) are dropped, so the document promises nothing
+that answers 405.
 """
 
 from __future__ import annotations
