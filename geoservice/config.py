@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -54,6 +54,50 @@ class Contact(BaseModel):
     url: str = "https://example.invalid/geotwin"
 
 
+class AlertSettings(BaseModel):
+    """Alert subscriptions, webhook delivery and the sighting event stream."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    db: Path | None = Field(None, description="Outbox database; default <work_dir>/alerts.sqlite")
+    max_attempts: int = Field(8, ge=1, le=50)
+    retry_base_s: float = Field(2.0, gt=0, description="First retry delay; doubles each time")
+    retry_max_s: float = Field(3600.0, gt=0)
+    timeout_s: float = Field(5.0, gt=0, description="Per webhook request")
+    lease_s: float = Field(60.0, gt=0, description="How long a claimed delivery stays claimed")
+    poll_s: float = Field(0.5, gt=0, description="Outbox poll interval (other processes' events)")
+    concurrency: int = Field(16, ge=1)
+    heartbeat_s: float = Field(15.0, gt=0, description="SSE comment heartbeat interval")
+    radius_min_m: float = Field(10.0, gt=0)
+    radius_max_m: float = Field(50_000.0, gt=0)
+    allow_private_webhooks: bool = Field(
+        False, description="Accept loopback/private webhook hosts (tests, intranet deployments)"
+    )
+
+
+class FeedSettings(BaseModel):
+    """A neighbour's OGC API Features collection that ``geoservice harvest`` pulls from."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    url: str = Field(description="OGC API landing page, e.g. https://example.jp/ogc")
+    collection: str
+    target: str = "wildlife-sightings"
+    mapping: dict[str, str] = Field(
+        default_factory=dict, description="local property -> remote property"
+    )
+    value_maps: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    constants: dict[str, Any] = Field(default_factory=dict)
+    id_field: str | None = Field(None, description="Remote id property; default feature id")
+    lon_field: str | None = None
+    lat_field: str | None = None
+    updated_field: str | None = Field(
+        None, description="Remote temporal property that grows on change (enables datetime=)"
+    )
+    page_size: int = Field(100, ge=1, le=10000)
+    timeout_s: float = Field(30.0, gt=0)
+
+
 class Settings(BaseModel):
     """The whole service configuration."""
 
@@ -68,6 +112,17 @@ class Settings(BaseModel):
     tiles_dir: Path = Path("tiles")
     contact: Contact = Field(default_factory=lambda: Contact())
     extra: dict[str, Any] = Field(default_factory=dict)
+    alerts: AlertSettings = Field(default_factory=lambda: AlertSettings())
+    feeds: list[FeedSettings] = Field(default_factory=list)
+
+    @field_validator("feeds")
+    @classmethod
+    def _unique_feed_ids(cls, feeds: list[FeedSettings]) -> list[FeedSettings]:
+        ids = [f.id for f in feeds]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"feed ids must be unique; repeated: {dup}")
+        return feeds
 
     def resolved(self, root: Path) -> Settings:
         """Return a copy whose relative paths are anchored at ``root``."""
@@ -76,6 +131,8 @@ class Settings(BaseModel):
             for k in ("layers_dir", "data_dir", "demo_dir", "work_dir", "tiles_dir")
         }
         store = self.store.model_copy(update={"path": (root / self.store.path).resolve()})
+        if self.alerts.db is not None:
+            upd["alerts"] = self.alerts.model_copy(update={"db": (root / self.alerts.db).resolve()})
         return self.model_copy(update={**upd, "store": store})
 
 

@@ -1,13 +1,311 @@
-"""HTTP adapter of the guide room (placeholder until the route lands)."""
+"""HTTP adapter of the guide room: the REST routes and the OGC process ``procedure-guide``.
+
+Routes (declared before the ``/ogc`` router, so the process and job paths here win):
+
+- ``POST /api/guide`` — the answer for ``{"site": ..., "works": ...}``;
+- ``GET /api/guide/rules`` — the rule catalogue (ids, titles, laws, confidence, source);
+- ``GET /api/parcels?municipality_code=&q=`` — 地番 search (prefix, then close matches);
+- ``GET /ogc/processes``, ``GET /ogc/processes/procedure-guide`` — OGC API Processes;
+- ``POST /ogc/processes/procedure-guide/execution`` — sync, or async with
+  ``Prefer: respond-async`` (201 + ``Location`` of a durable job);
+- ``GET /ogc/jobs``, ``GET|DELETE /ogc/jobs/{id}``, ``GET /ogc/jobs/{id}/results``.
+
+Everything is built once in ``attach`` (the GuideService with its indexes, the job table).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from typing import Annotated, Any
 
-from geoservice.ogc.runtime import Runtime
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from shapely.geometry import mapping
+
+from geoservice.errors import InvalidParameter, NotFound, ServiceError
+from geoservice.guide.jobs import Job, JobStore
+from geoservice.guide.models import ACTIVITIES, STRUCTURES, USES, GuideRequest, parse_request
+from geoservice.guide.process import (
+    CONFORMANCE,
+    PROCESS_ID,
+    process_description,
+    process_summary,
+    register_service,
+)
+from geoservice.guide.service import GuideService, guide_config
+from geoservice.guide.spatial import ParcelNotFound
+from geoservice.ogc.runtime import Runtime, get_runtime
 
 router = APIRouter()
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SERVICE = "guide"
+JOBS = "guide-jobs"
+
+
+class NoSuchJob(NotFound):
+    """An unknown job id (OGC exception type no-such-job)."""
+
+    code = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/no-such-job"
+
+
+class ResultNotReady(NotFound):
+    """The job has not finished (OGC exception type result-not-ready)."""
+
+    code = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/result-not-ready"
+
+
+# --------------------------------------------------------------------------- start-up
 
 
 def attach(rt: Runtime) -> None:
-    """Build the guide's services once at start-up (nothing yet)."""
+    """Build the guide once: the service (indexes over every needed layer) and the jobs.
+
+    Pending async jobs left by a previous run (accepted or running when it stopped) are
+    queued again here, so nothing acknowledged is lost.
+    """
+    conf = guide_config(rt.settings.extra.get("guide"))
+    service = GuideService(rt.store, rt.specs, parcel_layers=conf["parcel_layers"])
+    rt.services[SERVICE] = service
+    register_service(service)
+    jobs = JobStore(
+        rt.settings.work_dir / str(conf["jobs_db"]),
+        run=lambda inputs: run_inputs(service, inputs),
+        paused=bool(conf.get("pause_jobs", False)),
+        error_doc=error_doc,
+    )
+    rt.services[JOBS] = jobs
+    jobs.start()
+    for uri in CONFORMANCE:
+        if uri not in rt.extra_conformance:
+            rt.extra_conformance.append(uri)
+
+
+def _service(rt: Runtime) -> GuideService:
+    svc = rt.services.get(SERVICE)
+    if svc is None:  # attach not run: app started without the lifespan
+        raise ServiceError("the guide is not initialised")
+    return svc  # type: ignore[no-any-return]
+
+
+def _jobs(rt: Runtime) -> JobStore:
+    jobs = rt.services.get(JOBS)
+    if jobs is None:
+        raise ServiceError("the guide's job store is not initialised")
+    return jobs  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def error_doc(exc: ServiceError) -> dict[str, Any]:
+    """The OGC exception document of an error (plus ``matches`` for an unknown 地番)."""
+    doc: dict[str, Any] = {"code": exc.code, "description": exc.description}
+    if isinstance(exc, ParcelNotFound):
+        doc["matches"] = exc.matches
+    return doc
+
+
+def _error(exc: ServiceError) -> JSONResponse:
+    return JSONResponse(error_doc(exc), status_code=exc.status)
+
+
+def check_inputs(service: GuideService, inputs: Any) -> GuideRequest:
+    """Validate a body and resolve its site (so bad input fails before a job is accepted)."""
+    req = parse_request(inputs)
+    service.index.site_geometry(req.site)
+    return req
+
+
+def run_inputs(service: GuideService, inputs: Any) -> dict[str, Any]:
+    """The answer to a body, as JSON (what the REST route and the process return)."""
+    return service.answer(inputs).model_dump(mode="json")
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        raise InvalidParameter("the request body is empty: send a JSON object")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InvalidParameter(f"the request body is not JSON: {exc}") from None
+
+
+# --------------------------------------------------------------------------- REST
+
+
+@router.post("/api/guide", tags=["guide"])
+async def guide(request: Request, rt: RuntimeDep) -> Response:
+    """The procedure guide: every catalogue procedure's status for this land and works."""
+    body = await _body(request)
+    try:
+        return JSONResponse(run_inputs(_service(rt), body))
+    except ParcelNotFound as exc:
+        return _error(exc)
+
+
+@router.get("/api/guide/rules", tags=["guide"])
+async def guide_rules(rt: RuntimeDep) -> Response:
+    """The rule catalogue and the accepted vocabulary (for forms)."""
+    svc = _service(rt)
+    rules = [
+        {
+            "id": r.id,
+            "order": r.order,
+            "title_ja": r.title_ja,
+            "title_en": r.title_en,
+            "law": r.law,
+            "article": r.article,
+            "authority": r.authority,
+            "layers": list(r.layers),
+            "activities": r.trigger.activities,
+            "confidence": r.confidence,
+            "source": r.source,
+            "last_verified": r.last_verified.isoformat(),
+        }
+        for r in svc.rules
+    ]
+    return JSONResponse({
+        "rules": rules,
+        "activities": list(ACTIVITIES),
+        "uses": list(USES),
+        "structures": list(STRUCTURES),
+        "parcel_layers": svc.parcel_layers,
+    })
+
+
+@router.get("/api/parcels", tags=["guide"])
+async def parcels(
+    rt: RuntimeDep,
+    municipality_code: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
+    q: Annotated[str, Query(max_length=64)] = "",
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Response:
+    """Parcels by 地番 (prefix first, then close matches), with geometry, as GeoJSON."""
+    found = _service(rt).index.search_parcels(municipality_code, q.strip(), limit)
+    feats = [
+        {
+            "type": "Feature",
+            "id": f.id,
+            "geometry": mapping(f.geometry) if f.geometry is not None else None,
+            "properties": {k: v for k, v in f.properties.items() if k != "id"},
+        }
+        for f in found
+    ]
+    return JSONResponse(
+        {"type": "FeatureCollection", "numberReturned": len(feats), "features": feats},
+        media_type="application/geo+json",
+    )
+
+
+# --------------------------------------------------------------------------- OGC process
+
+_EXEC_KEYS = {"inputs", "outputs", "response", "subscriber", "mode"}
+
+
+def _base(rt: Runtime) -> str:
+    return rt.base
+
+
+@router.get("/ogc/processes", include_in_schema=False)
+async def processes(rt: RuntimeDep) -> Response:
+    """The processes offered (OGC API Processes Part 1 ``processList``)."""
+    base = _base(rt)
+    return JSONResponse({
+        "processes": [process_summary(base)],
+        "links": [{"href": f"{base}/processes", "rel": "self", "type": "application/json",
+                   "title": "processes"}],
+    })
+
+
+@router.get(f"/ogc/processes/{PROCESS_ID}", include_in_schema=False)
+async def process(rt: RuntimeDep) -> Response:
+    """The description of ``procedure-guide`` (inputs, outputs, job control options)."""
+    return JSONResponse(process_description(_base(rt)))
+
+
+def _status_doc(rt: Runtime, job: Job) -> dict[str, Any]:
+    url = f"{_base(rt)}/jobs/{job.id}"
+    links = [{"href": url, "rel": "self", "type": "application/json", "title": "job status"}]
+    if job.status in ("successful", "failed"):
+        links.append({"href": f"{url}/results", "type": "application/json",
+                      "rel": "http://www.opengis.net/def/rel/ogc/1.0/results",
+                      "title": "job results"})
+    progress = {"accepted": 0, "running": 50}.get(job.status, 100)
+    return {
+        "processID": job.process_id, "type": "process", "jobID": job.id,
+        "status": job.status, "message": job.message, "created": job.created,
+        "started": job.started, "finished": job.finished, "updated": job.updated,
+        "progress": progress, "links": links,
+    }
+
+
+def _wants_async(request: Request) -> bool:
+    prefer = request.headers.get("prefer", "").lower()
+    return any(p.strip().startswith("respond-async") for p in prefer.split(","))
+
+
+@router.post(f"/ogc/processes/{PROCESS_ID}/execution", include_in_schema=False)
+async def execute(request: Request, rt: RuntimeDep) -> Response:
+    """Execute: synchronously (the answer), or with ``Prefer: respond-async`` as a job."""
+    body = await _body(request)
+    if not isinstance(body, dict) or "inputs" not in body:
+        raise InvalidParameter('the execute request needs "inputs": {"site": ..., "works": ...}')
+    unknown = sorted(set(body) - _EXEC_KEYS)
+    if unknown:
+        raise InvalidParameter(f"unknown execute request members: {', '.join(unknown)}")
+    service = _service(rt)
+    inputs = body["inputs"]
+    try:
+        if not _wants_async(request):
+            return JSONResponse(run_inputs(service, inputs))
+        check_inputs(service, inputs)  # bad input fails now, never as an accepted job
+    except ParcelNotFound as exc:
+        return _error(exc)
+    job = _jobs(rt).submit(PROCESS_ID, inputs)
+    url = f"{_base(rt)}/jobs/{job.id}"
+    return JSONResponse(_status_doc(rt, job), status_code=201,
+                        headers={"Location": url, "Preference-Applied": "respond-async"})
+
+
+def _job(rt: Runtime, job_id: str) -> Job:
+    job = _jobs(rt).get(job_id)
+    if job is None:
+        raise NoSuchJob(f"job {job_id!r} does not exist (or was dismissed)")
+    return job
+
+
+@router.get("/ogc/jobs", include_in_schema=False)
+async def jobs(rt: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
+    """The most recent jobs, newest first."""
+    base = _base(rt)
+    return JSONResponse({
+        "jobs": [_status_doc(rt, j) for j in _jobs(rt).list(limit)],
+        "links": [{"href": f"{base}/jobs", "rel": "self", "type": "application/json"}],
+    })
+
+
+@router.get("/ogc/jobs/{job_id}", include_in_schema=False)
+async def job_status(job_id: str, rt: RuntimeDep) -> Response:
+    """A job's status."""
+    return JSONResponse(_status_doc(rt, _job(rt, job_id)))
+
+
+@router.get("/ogc/jobs/{job_id}/results", include_in_schema=False)
+async def job_results(job_id: str, rt: RuntimeDep) -> Response:
+    """The answer of a successful job (the same document as a sync execution)."""
+    job = _job(rt, job_id)
+    if job.status == "successful":
+        return JSONResponse(job.result)
+    if job.status == "failed":
+        return JSONResponse(job.error, status_code=job.error_status or 500)
+    raise ResultNotReady(f"job {job_id} is {job.status}; poll {_base(rt)}/jobs/{job_id}")
+
+
+@router.delete("/ogc/jobs/{job_id}", include_in_schema=False)
+async def dismiss(job_id: str, rt: RuntimeDep) -> Response:
+    """Dismiss a job: a pending one is cancelled, a finished one and its results deleted."""
+    job = _jobs(rt).dismiss(job_id)
+    if job is None:
+        raise NoSuchJob(f"job {job_id!r} does not exist (or was dismissed)")
+    return JSONResponse(_status_doc(rt, job))

@@ -41,6 +41,8 @@ class GuideService:
         Gives each layer's coverage; a layer absent from the store covers nothing.
     rules, authorities : optional
         Defaults to the packaged rule catalogue and authority table.
+    parcel_layers : optional
+        Layers searched for 地番; defaults to ``parcel_layers`` of ``guide.yml``.
     """
 
     def __init__(

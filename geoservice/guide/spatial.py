@@ -316,5 +316,6 @@ def _checked(geom: BaseGeometry) -> BaseGeometry:
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
         raise Unprocessable("site coordinates must be CRS84 longitude, latitude")
     if not geom.is_valid:
-        raise InvalidGeometry(f"site geometry is invalid: {shapely.validation.explain_validity(geom)}")
+        why = shapely.validation.explain_validity(geom)
+        raise InvalidGeometry(f"site geometry is invalid: {why}")
     return geom

@@ -5,8 +5,8 @@ network (and ogctests) cannot resolve them.  We replace each by a local componen
 ``openapi_components.yml``, add the CQL2 filter parameters our items route accepts, drop the
 free-form vendor parameter (unknown parameters are a 400 here), and list 400/404/500.
 Operations our router does not serve (OPTIONS, and POST/PUT/PATCH/DELETE under /collections,
-which pygeoapi lists for ``editable`` layers) are dropped, so the document promises nothing
-that answers 405.
+which pygeoapi lists for ``editable`` layers) are dropped until a route serves them, so the
+document promises nothing that answers 405.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 _COMPONENTS = Path(__file__).with_name("openapi_components.yml")
+_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
 @lru_cache(maxsize=1)
@@ -45,12 +46,46 @@ def _localise(node: Any, needed: set[str]) -> Any:
     return {k: _localise(v, needed) for k, v in node.items()}
 
 
+# Components whose pygeoapi definition misstates what our routes return: ours win.
+_OVERRIDES = ("responses/Queryables", "responses/LandingPage")
+
+
+def _route_table() -> list[tuple[Any, set[str]]]:
+    """(path regex, methods) of every route our OGC routers serve (imported lazily)."""
+    from geoservice.ogc import routes, transactions
+
+    return [
+        (r.path_regex, set(getattr(r, "methods", None) or ()))
+        for router in (routes.router, transactions.router)
+        for r in router.routes
+        if hasattr(r, "path_regex")
+    ]
+
+
+def _served(path: str, method: str, table: list[tuple[Any, set[str]]]) -> bool:
+    """Whether a documented operation is answered by a route (else it would be a 405).
+
+    pygeoapi lists OPTIONS everywhere and POST/PUT/PATCH/DELETE for ``editable`` layers; we
+    keep those only once a route (e.g. in ``transactions.py``) serves them.
+    """
+    if method == "get" or not (method == "options" or path.startswith("/collections")):
+        return True
+    return any(rx.match("/ogc" + path) and method.upper() in ms for rx, ms in table)
+
+
 def _items_params(op: dict[str, Any]) -> None:
     params = [
         p
         for p in op.get("parameters", [])
         if p.get("$ref") != "#/components/parameters/vendorSpecificParameters"
     ]
+    # Core: every items operation takes datetime (features without time all match), but
+    # pygeoapi lists it only for layers with a temporal property.
+    if not any(
+        p.get("$ref") == "#/components/parameters/datetime" or p.get("name") == "datetime"
+        for p in params
+    ):
+        params.append({"$ref": "#/components/parameters/datetime"})
     for name in ("filter", "filter-lang", "filter-crs"):
         params.append({"$ref": f"#/components/parameters/{name}"})
     op["parameters"] = params
@@ -66,18 +101,31 @@ def patch_openapi(doc: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]
     """Return a self-contained copy of ``doc`` describing our routes."""
     needed: set[str] = set()
     doc = _localise(doc, needed)
+    table = _route_table()
     for path, item in doc["paths"].items():
+        for method in [m for m in item if m in _METHODS and not _served(path, m, table)]:
+            del item[method]
         for method, op in item.items():
             if not isinstance(op, dict) or method not in ("get", "post", "put", "patch", "delete"):
                 continue
             if path.endswith("/items") and method == "get":
                 _items_params(op)
                 needed.update(
-                    {"parameters/filter", "parameters/filter-lang", "parameters/filter-crs"}
+                    {
+                        "parameters/filter",
+                        "parameters/filter-lang",
+                        "parameters/filter-crs",
+                        "parameters/datetime",
+                    }
                 )
             _error_responses(op)
     needed.update({"responses/InvalidParameter", "responses/NotFound", "responses/ServerError"})
+    doc["paths"] = {p: item for p, item in doc["paths"].items() if _METHODS & set(item)}
     _add_components(doc, needed)
+    for key in _OVERRIDES:
+        section, name = key.split("/")
+        if name in doc["components"].get(section, {}):
+            doc["components"][section][name] = local_components()[key]
     doc["components"]["parameters"].pop("vendorSpecificParameters", None)
     return doc
 

@@ -134,13 +134,19 @@ def parse_filter(raw: str, lang: str | None, filter_crs: str | None) -> Any:
     if filter_crs and crsmod.crs_info(filter_crs, "filter-crs").uri != crsmod.CRS84:
         raise InvalidParameter("filter-crs: only CRS84 is supported for filter geometries")
     lang = lang or ("cql2-json" if raw.lstrip().startswith("{") else "cql2-text")
-    if lang == "cql2-text":
-        return cql2.parse_text(raw)
-    if lang == "cql2-json":
-        try:
-            return cql2.parse_json(json.loads(raw))
-        except json.JSONDecodeError as exc:
-            raise InvalidParameter(f"filter: not valid JSON ({exc.msg} at {exc.pos})") from None
+    try:
+        if lang == "cql2-text":
+            return cql2.parse_text(raw)
+        if lang == "cql2-json":
+            try:
+                doc = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise InvalidParameter(f"filter: not valid JSON ({exc.msg} at {exc.pos})") from None
+            return cql2.parse_json(doc)
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # The parsers raise ServiceErrors for what they recognise; anything else a fuzzer
+        # finds (e.g. superscript digits, which str.isdigit accepts) is still a bad filter.
+        raise InvalidParameter(f"filter: not a valid {lang} expression ({exc})") from None
     raise InvalidParameter(f"filter-lang={lang!r}; accepted: cql2-text, cql2-json")
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from geoservice import crs as crsmod
 from geoservice.catalogue import LayerSpec
-from geoservice.errors import NotFound
+from geoservice.errors import InvalidParameter, NotFound
 from geoservice.ogc import features_api, params
 from geoservice.ogc.pygeoapi_adapter import Pygeoapi, layer_notice, to_response
 from geoservice.ogc.runtime import Runtime, get_runtime
@@ -219,7 +219,14 @@ async def items(cid: str, request: Request, rt: RuntimeDep) -> Response:
     base = f"{rt.base}/collections/{cid}"
     from starlette.concurrency import run_in_threadpool
 
-    doc, _page = await run_in_threadpool(features_api.items_doc, rt.store, cid, req, base, qp)
+    try:
+        doc, _page = await run_in_threadpool(features_api.items_doc, rt.store, cid, req, base, qp)
+    except OverflowError:
+        # SQLite integers are 64-bit: a larger number in a filter, queryable or offset
+        # is the client's error, not ours.
+        raise InvalidParameter(
+            "a number in the request is out of range (64-bit integers only)"
+        ) from None
     if req.fmt == "html":
         return rt.html.items(spec, doc, rt.store.info(cid).synthetic)
     return JSONResponse(

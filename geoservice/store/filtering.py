@@ -31,6 +31,7 @@ class Plan:
     bbox: BBox | None
     predicate: Predicate | None
     empty: bool = False
+    needs_geometry: bool = True
 
 
 def queryable_schema(spec: LayerSpec) -> dict[str, str]:
@@ -109,17 +110,21 @@ def compile_query(spec: LayerSpec, query: Query) -> Plan:
     w2, p2 = _datetime(spec, query)
     preds: list[Predicate] = []
     cql_box = None
+    needs_geometry = False
     if query.filter is not None:
         from geoservice import cql2
 
         preds.append(cql2.compile_filter(query.filter, queryable_schema(spec)))
         cql_box = cql2.spatial_bbox(query.filter)
+        needs_geometry = spec.geometry_name in cql2.properties_used(query.filter)
     if query.bbox is not None and spec.geometry_type not in ("Point", "MultiPoint"):
         prepared = shapely.box(*query.bbox)
         shapely.prepare(prepared)
         preds.append(lambda _p, g: g is not None and prepared.intersects(g))
+        needs_geometry = True
     box, empty = _intersect(query.bbox, cql_box)
-    return Plan(tuple(where + w2), tuple(params + p2), box, _all(preds), empty)
+    where_all, params_all = tuple(where + w2), tuple(params + p2)
+    return Plan(where_all, params_all, box, _all(preds), empty, needs_geometry)
 
 
 def _all(preds: list[Predicate]) -> Predicate | None:

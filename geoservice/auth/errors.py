@@ -1,0 +1,58 @@
+"""Errors of the write side that need HTTP headers (``WWW-Authenticate``, ``Retry-After``)."""
+
+from __future__ import annotations
+
+from geoservice.errors import ServiceError
+
+
+class HeaderError(ServiceError):
+    """A ``ServiceError`` that carries response headers."""
+
+    headers: dict[str, str] = {}
+
+    def __init__(self, description: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(description)
+        self.headers = dict(headers or self.headers)
+
+
+class Unauthorized(HeaderError):
+    """No token, or a token that is unknown or revoked."""
+
+    status = 401
+    code = "Unauthorized"
+    headers = {"WWW-Authenticate": 'Bearer realm="geotwin"'}
+
+
+class Forbidden(ServiceError):
+    """A valid token that may not do this (another municipality, not an admin)."""
+
+    status = 403
+    code = "Forbidden"
+
+
+class PreconditionFailed(ServiceError):
+    """``If-Match`` does not match the current ETag of the feature."""
+
+    status = 412
+    code = "PreconditionFailed"
+
+
+class PayloadTooLarge(ServiceError):
+    """The request body exceeds the limit."""
+
+    status = 413
+    code = "PayloadTooLarge"
+
+
+class UnsupportedMediaType(ServiceError):
+    """A body in a media type this endpoint does not take."""
+
+    status = 415
+    code = "UnsupportedMediaType"
+
+
+class TooManyRequests(HeaderError):
+    """The client exceeded its rate limit."""
+
+    status = 429
+    code = "TooManyRequests"
