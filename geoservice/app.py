@@ -83,6 +83,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await run_shutdown_hooks(app.state.runtime)
             if store is None:
                 st.close()
 
@@ -111,17 +112,54 @@ def _rooms() -> list[Any]:
     return [importlib.import_module(f"{room}.api") for room in ROOMS]
 
 
+def _pages() -> list[Any]:
+    """Rooms' page modules (``<room>.pages`` with ``router`` and a portal ``PAGE`` entry)."""
+    import importlib
+    import importlib.util
+
+    found = [f"{room}.pages" for room in ROOMS if importlib.util.find_spec(f"{room}.pages")]
+    return [importlib.import_module(name) for name in found]
+
+
+def _portal_links(pages: list[Any]) -> Any:
+    def hook(rt: Runtime) -> None:
+        rt.services["pages"] = [dict(p.PAGE) for p in pages if hasattr(p, "PAGE")]
+
+    return hook
+
+
 def _include_routers(app: FastAPI) -> None:
     from geoservice.ogc.routes import router as ogc_router
     from geoservice.ogc.transactions import router as transactions_router
     from geoservice.web.routes import router as web_router
 
     app.include_router(web_router)
+    pages = _pages()
+    for page in pages:
+        app.include_router(page.router)
+    add_startup_hook(app, _portal_links(pages))
     for room in _rooms():
         app.include_router(room.router)
         add_startup_hook(app, room.attach)
     app.include_router(transactions_router)
     app.include_router(ogc_router)
+
+
+async def run_shutdown_hooks(rt: Runtime) -> None:
+    """Run the hooks rooms put in ``rt.services["shutdown_hooks"]`` (last first).
+
+    A hook is a callable without arguments; if it returns an awaitable it is awaited.
+    A failing hook is logged and does not stop the others or the store from closing.
+    """
+    import inspect
+
+    for hook in reversed(rt.services.get("shutdown_hooks", [])):
+        try:
+            result = hook()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("shutdown hook %r failed", hook)
 
 
 def add_startup_hook(app: FastAPI, hook: Any) -> None:

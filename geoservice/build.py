@@ -1,7 +1,9 @@
 """``geoservice build``: layer specs + source files → a complete new store, swapped in whole.
 
 The new GeoPackage is written beside the old one and moved into place only when every
-layer loaded; a failed build leaves the previous store untouched.  Sources come from a
+layer loaded; a failed build leaves the previous store untouched.  With the PostGIS
+backend the layers load into a fresh schema that replaces the live one in a single
+transaction (two renames), with the same guarantee.  Sources come from a
 mirror directory laid out like ``../shared/data`` (``--mirror``), from files bundled in
 ``data/`` (synthetic demo layers), or from the download cache filled from official URLs.
 """
@@ -21,6 +23,8 @@ from geoservice.config import Settings
 from geoservice.errors import SourceError
 from geoservice.features import Feature
 from geoservice.loaders import get_loader
+from geoservice.store import database_url
+from geoservice.store.base import Store
 from geoservice.store.gpkg import GpkgStore
 
 Progress = Callable[[str, int], None]
@@ -124,19 +128,15 @@ def build(
             raise SourceError(f"unknown layer(s) {unknown}; known: {sorted(specs)}")
         specs = {k: v for k, v in specs.items() if k in layers}
     mir = Mirror.open(mirror) if mirror is not None else None
+    if settings.store.backend == "postgis":
+        return _build_postgis(settings, specs, mir, progress)
     target = settings.store.path
     tmp = target.with_name(target.name + ".building")
     _remove(tmp)
     report = BuildReport(store=target)
     store = GpkgStore(tmp, create=True)
     try:
-        for lid, spec in specs.items():
-            files, root, label, synthetic = resolve_sources(spec, settings, mir)
-            store.create_collection(spec, source=label, synthetic=synthetic or spec.synthetic)
-            n = store.bulk_load(lid, _counted(_features(spec, files, root), lid, progress))
-            report.counts[lid] = n
-            if progress is not None:
-                progress(lid, n)
+        _load_all(store, settings, specs, mir, progress, report)
         store.checkpoint()
     except BaseException:
         store.close()
@@ -144,6 +144,48 @@ def build(
         raise
     store.close()
     _swap(tmp, target)
+    return report
+
+
+def _load_all(
+    store: Store,
+    settings: Settings,
+    specs: dict[str, LayerSpec],
+    mir: Mirror | None,
+    progress: Progress | None,
+    report: BuildReport,
+) -> None:
+    """Create and bulk-load every layer into ``store`` (either backend)."""
+    for lid, spec in specs.items():
+        files, root, label, synthetic = resolve_sources(spec, settings, mir)
+        store.create_collection(spec, source=label, synthetic=synthetic or spec.synthetic)
+        n = store.bulk_load(lid, _counted(_features(spec, files, root), lid, progress))
+        report.counts[lid] = n
+        if progress is not None:
+            progress(lid, n)
+
+
+def _build_postgis(
+    settings: Settings,
+    specs: dict[str, LayerSpec],
+    mir: Mirror | None,
+    progress: Progress | None,
+) -> BuildReport:
+    """Load into a staging schema, then swap it in atomically (or drop it on failure)."""
+    from geoservice.store import postgis
+
+    url = database_url(settings)
+    staging = postgis.staging_schema()
+    report = BuildReport(store=None)
+    store = postgis.PostgisStore(url, schema=staging, create=True)
+    try:
+        _load_all(store, settings, specs, mir, progress, report)
+        store.close()
+        postgis.swap_schema(url, staging)
+    except BaseException:
+        store.close()
+        postgis.drop_schema(url, staging)
+        raise
     return report
 
 
@@ -161,11 +203,21 @@ def _swap(new: Path, target: Path) -> None:
 
 def is_stale(settings: Settings, mirror: Path | None) -> bool:
     """True when the store is missing or older than a spec or a source file."""
+    inputs = list(settings.layers_dir.glob("*.yml"))
+    if mirror is not None and mirror.exists():
+        inputs += [p for p in mirror.rglob("*") if p.is_file()]
+    if settings.store.backend == "postgis":
+        from datetime import datetime
+
+        from geoservice.store import postgis
+
+        stamps = postgis.schema_built_at(database_url(settings))
+        if not stamps:
+            return True
+        built = min(datetime.fromisoformat(t.replace("Z", "+00:00")) for t in stamps).timestamp()
+        return any(p.stat().st_mtime > built for p in inputs)
     target = settings.store.path
     if not target.exists():
         return True
     built = target.stat().st_mtime
-    inputs = list(settings.layers_dir.glob("*.yml"))
-    if mirror is not None and mirror.exists():
-        inputs += [p for p in mirror.rglob("*") if p.is_file()]
     return any(p.stat().st_mtime > built for p in inputs)

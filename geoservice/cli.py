@@ -110,6 +110,57 @@ def layers(config: ConfigOpt = Path("config.yml")) -> None:
     console.print(table)
 
 
+@app.command()
+def harvest(
+    config: ConfigOpt = Path("config.yml"),
+    feed: Annotated[list[str] | None, typer.Option(help="Only these feed ids")] = None,
+) -> None:
+    """Pull new and changed sightings from the neighbour feeds listed in config.yml."""
+    from geoservice.errors import ServiceError
+    from geoservice.sightings.events import open_bus
+    from geoservice.sightings.harvest import harvest as run_harvest
+    from geoservice.store import open_store
+
+    settings = _settings(config)
+    if not settings.feeds:
+        console.print("no feeds configured (add `feeds:` to config.yml)")
+        return
+    store = open_store(settings)
+    bus = open_bus(settings)
+    try:
+        reports = run_harvest(settings, store, bus, feed or None)
+    except (ServiceError, OSError) as exc:
+        console.print(f"[red]harvest failed[/red]: {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        bus.outbox.close()
+        store.close()
+    table = Table("feed", "fetched", "created", "updated", "unchanged", "skipped", "mode")
+    for r in reports:
+        mode = f"since {r.high_water}" if r.incremental else "full"
+        table.add_row(
+            r.feed,
+            *(str(n) for n in (r.fetched, r.created, r.updated, r.unchanged, r.skipped)),
+            mode,
+        )
+        for problem in r.problems[:5]:
+            console.print(f"[yellow]{r.feed}[/yellow]: {problem}")
+    console.print(table)
+
+
+def _add_subcommands() -> None:
+    """Sub-apps of other rooms (tokens, audit, sightings)."""
+    from geoservice.auth.cli import audit_app, tokens_app
+    from geoservice.sightings.cli import sightings_app
+
+    app.add_typer(tokens_app, name="tokens")
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(sightings_app, name="sightings")
+
+
+_add_subcommands()
+
+
 def main() -> None:
     """Entry point of the ``geoservice`` script."""
     app()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -68,11 +68,22 @@ class AlertSettings(BaseModel):
     poll_s: float = Field(0.5, gt=0, description="Outbox poll interval (other processes' events)")
     concurrency: int = Field(16, ge=1)
     heartbeat_s: float = Field(15.0, gt=0, description="SSE comment heartbeat interval")
+    retention_days: float = Field(
+        30.0, gt=0, description="Events and finished deliveries older than this are pruned"
+    )
     radius_min_m: float = Field(10.0, gt=0)
     radius_max_m: float = Field(50_000.0, gt=0)
     allow_private_webhooks: bool = Field(
         False, description="Accept loopback/private webhook hosts (tests, intranet deployments)"
     )
+
+    @model_validator(mode="after")
+    def _lease_outlives_request(self) -> AlertSettings:
+        if self.lease_s <= self.timeout_s:
+            raise ValueError("alerts.lease_s must be longer than alerts.timeout_s")
+        if self.radius_min_m > self.radius_max_m:
+            raise ValueError("alerts.radius_min_m must not exceed alerts.radius_max_m")
+        return self
 
 
 class FeedSettings(BaseModel):
@@ -95,7 +106,21 @@ class FeedSettings(BaseModel):
         None, description="Remote temporal property that grows on change (enables datetime=)"
     )
     page_size: int = Field(100, ge=1, le=10000)
+    timezone: str = Field(
+        "Asia/Tokyo", description="Zone of remote date-times given without an offset"
+    )
     timeout_s: float = Field(30.0, gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {zone!r} (use an IANA name)") from None
+        return zone
 
 
 class Settings(BaseModel):

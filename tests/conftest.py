@@ -11,9 +11,11 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +154,18 @@ def real_settings(real_store: Path) -> Settings:
     return _settings_over(real_store, ROOT / "layers")
 
 
+@pytest.fixture(scope="session", params=["gpkg", "postgis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store backend a ``client`` test runs against (every such test runs on both)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-def client(real_settings: Settings) -> Iterator[TestClient]:
-    """An in-process client of the app over the real store."""
-    with TestClient(create_app(real_settings), raise_server_exceptions=False) as c:
+def client(backend: str, request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    """An in-process client of the app over the real store, on each backend."""
+    name = "real_settings" if backend == "gpkg" else "pg_real_settings"
+    settings: Settings = request.getfixturevalue(name)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
 
 
@@ -195,3 +205,125 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or (
         "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
     )
+
+
+# -- PostgreSQL + PostGIS ----------------------------------------------------------------------
+LOCAL_ROLE = "geoservice_test"
+
+
+def _local_cluster_url() -> str | None:
+    """Start Debian's first PostgreSQL cluster (as root) and make a test role; its URL.
+
+    Used only when ``GEOSERVICE_TEST_DATABASE_URL`` is unset, so a developer machine
+    with ``postgresql-15-postgis-3`` installed runs the PostGIS half without set-up.
+    """
+    if shutil.which("pg_lsclusters") is None or not hasattr(os, "geteuid") or os.geteuid():
+        return None
+    try:
+        out = subprocess.run(
+            ["pg_lsclusters", "--no-header"], capture_output=True, text=True, timeout=30
+        ).stdout.split()
+        if len(out) < 3:
+            return None
+        version, cluster, port = out[0], out[1], out[2]
+        subprocess.run(
+            ["pg_ctlcluster", version, cluster, "start"], capture_output=True, timeout=120
+        )
+        role = (
+            f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{LOCAL_ROLE}') THEN "
+            f"CREATE ROLE {LOCAL_ROLE} LOGIN SUPERUSER PASSWORD '{LOCAL_ROLE}'; END IF; END $$"
+        )
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", "psql", "-p", port, "-qXc", role],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"postgresql://{LOCAL_ROLE}:{LOCAL_ROLE}@127.0.0.1:{port}/postgres"
+
+
+def _postgis_ready(url: str) -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(url, connect_timeout=10) as con:
+            row = con.execute(
+                "SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'"
+            ).fetchone()
+            return row is not None
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """A URL of a PostgreSQL server with PostGIS, allowed to create databases."""
+    url = os.environ.get("GEOSERVICE_TEST_DATABASE_URL") or _local_cluster_url()
+    need(url is not None and _postgis_ready(url), "PostgreSQL + PostGIS")
+    assert url is not None
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_admin_url: str) -> Iterator[Callable[[str], str]]:
+    """Factory of fresh databases (with PostGIS) for this session; all dropped at the end."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    token = uuid.uuid4().hex[:8]
+    made: list[str] = []
+
+    def make(purpose: str) -> str:
+        name = f"geoservice_test_{token}_{purpose}"
+        with psycopg.connect(pg_admin_url, autocommit=True) as con:
+            con.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        made.append(name)
+        url = make_conninfo(pg_admin_url, dbname=name)
+        with psycopg.connect(url, autocommit=True) as con:
+            con.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        return url
+
+    yield make
+    from geoservice.store import postgis
+
+    for url in list(postgis._POOLS):
+        postgis._POOLS.pop(url)[0].close()
+    with psycopg.connect(pg_admin_url, autocommit=True) as con:
+        for name in made:
+            con.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def pg_settings_for(tmp: Path, layers_dir: Path, url: str, port: int | None = None) -> Settings:
+    """Like ``settings_for`` but with the PostGIS backend at ``url``."""
+    base = settings_for(tmp, layers_dir, port)
+    store = base.store.model_copy(update={"backend": "postgis", "database_url": url})
+    return base.model_copy(update={"store": store})
+
+
+@pytest.fixture(scope="session")
+def pg_real_settings(
+    tmp_path_factory: pytest.TempPathFactory, pg_database: Callable[[str], str]
+) -> Settings:
+    """The real extracts built into a fresh PostGIS database."""
+    tmp = tmp_path_factory.mktemp("pg_real")
+    settings = pg_settings_for(tmp, ROOT / "layers", pg_database("real"))
+    build(settings, mirror=DATA)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def pg_cql2_settings(
+    tmp_path_factory: pytest.TempPathFactory, pg_database: Callable[[str], str]
+) -> Settings:
+    """The three OGC CQL2 test layers built into a fresh PostGIS database."""
+    tmp = tmp_path_factory.mktemp("pg_cql2")
+    layers = tmp / "layers"
+    write_cql2_specs(layers)
+    settings = pg_settings_for(tmp, layers, pg_database("cql2"))
+    build(settings, mirror=CQL2)
+    return settings

@@ -61,8 +61,7 @@ STRUCTURE_LABELS: dict[str, tuple[str, str]] = {
 
 def _options(values: tuple[str, ...], labels: dict[str, tuple[str, str]]) -> list[dict[str, str]]:
     return [
-        {"value": v, "ja": labels.get(v, (v, v))[0], "en": labels.get(v, (v, v))[1]}
-        for v in values
+        {"value": v, "ja": labels.get(v, (v, v))[0], "en": labels.get(v, (v, v))[1]} for v in values
     ]
 
 

@@ -24,7 +24,6 @@ CONFORMANCE: tuple[str, ...] = (
     f"{_P1}/core",
     f"{_P1}/ogc-process-description",
     f"{_P1}/json",
-    f"{_P1}/oas30",
     f"{_P1}/job-list",
     f"{_P1}/dismiss",
 )

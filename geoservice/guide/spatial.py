@@ -232,8 +232,12 @@ class SpatialIndex:
         """地番 of municipality ``code`` close to ``chiban`` (prefix matches first)."""
         values = self._chiban_by_code.get(code, [])
         prefix = sorted((v for v in values if v.startswith(chiban)), key=_chiban_sort)
-        close = difflib.get_close_matches(chiban, values, n=n, cutoff=0.5)
-        return list(dict.fromkeys(prefix[:n] + close))[:n]
+        main = re.split(r"[-番の]", chiban, maxsplit=1)[0]  # 本番: "101" of "101-9"
+        same = sorted((v for v in values if v.split("-", 1)[0] == main), key=_chiban_sort)
+        scored = ((difflib.SequenceMatcher(None, chiban, v).ratio(), v) for v in values)
+        close = [v for r, v in sorted(scored, key=lambda rv: (-rv[0], _chiban_sort(rv[1])))
+                 if r >= 0.5]
+        return list(dict.fromkeys(prefix[:n] + same[:n] + close[:n]))[:n]
 
     def search_parcels(self, code: str | None, q: str, limit: int = 20) -> list[Feature]:
         """Parcels whose 地番 starts with ``q`` (then close matches), in one or every city."""

@@ -21,6 +21,8 @@ from geoservice.errors import InvalidParameter, NotFound
 from geoservice.ogc import features_api, params
 from geoservice.ogc.pygeoapi_adapter import Pygeoapi, layer_notice, to_response
 from geoservice.ogc.runtime import Runtime, get_runtime
+from geoservice.ogc.transactions import feature_etag
+from geoservice.store import Store
 from geoservice.store.filtering import queryable_schema
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -210,6 +212,12 @@ def queryables_doc(spec: LayerSpec, base: str) -> dict[str, Any]:
     }
 
 
+def _read_store(rt: Runtime, request: Request, cid: str) -> Store:
+    """The store as this request may read ``cid`` (a room's read policy, if installed)."""
+    policy = rt.services.get("ogc.read_policy")
+    return rt.store if policy is None else policy(request, cid)  # type: ignore[no-any-return]
+
+
 @router.get("/collections/{cid}/items")
 async def items(cid: str, request: Request, rt: RuntimeDep) -> Response:
     """Features of a collection: bbox, datetime, CQL2 (text/JSON), CRS, sortby, paging."""
@@ -219,8 +227,9 @@ async def items(cid: str, request: Request, rt: RuntimeDep) -> Response:
     base = f"{rt.base}/collections/{cid}"
     from starlette.concurrency import run_in_threadpool
 
+    store = _read_store(rt, request, cid)
     try:
-        doc, _page = await run_in_threadpool(features_api.items_doc, rt.store, cid, req, base, qp)
+        doc, _page = await run_in_threadpool(features_api.items_doc, store, cid, req, base, qp)
     except OverflowError:
         # SQLite integers are 64-bit: a larger number in a filter, queryable or offset
         # is the client's error, not ours.
@@ -244,7 +253,7 @@ async def item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> Response
     fmt = params.parse_format(qp, _accept(request))
     from starlette.concurrency import run_in_threadpool
 
-    f = await run_in_threadpool(rt.store.get, cid, fid)
+    f = await run_in_threadpool(_read_store(rt, request, cid).get, cid, fid)
     doc = features_api.feature_doc(
         f, req_crs, None, params._bool("skipGeometry", qp.get("skipGeometry"))
     )
@@ -252,7 +261,9 @@ async def item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> Response
     if fmt == "html":
         return rt.html.item(spec, doc, rt.store.info(cid).synthetic)
     return JSONResponse(
-        doc, media_type=features_api.GEOJSON, headers={"Content-Crs": f"<{req_crs.uri}>"}
+        doc,
+        media_type=features_api.GEOJSON,
+        headers={"Content-Crs": f"<{req_crs.uri}>", "ETag": feature_etag(f)},
     )
 
 

@@ -1,7 +1,155 @@
-"""OGC API Features Part 4 (create, replace, update, delete) — placeholder until it lands."""
+"""OGC API Features Part 4: create, replace, update (merge-patch) and delete items.
+
+Every collection whose spec says ``editable: true`` takes writes, with
+``Authorization: Bearer <token>``.  The routes are thin: read a size-limited body, parse
+the GeoJSON, hand over to ``GuardedWriter`` (scope, validation, ETag, audit), shape the
+response (201 + ``Location`` + ``ETag``; 200 + ``ETag``; 204).
+
+``feature_etag`` is also used by the read route of one item so that ``GET`` returns the
+ETag a client sends back in ``If-Match``.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from geoservice import crs as crsmod
+from geoservice.auth.errors import UnsupportedMediaType
+from geoservice.auth.http import AuthServices, auth_services, json_body, read_body, with_errors
+from geoservice.auth.writes import feature_etag, parse_geometry
+from geoservice.errors import InvalidParameter
+from geoservice.features import Feature
+from geoservice.ogc import features_api
+from geoservice.ogc.runtime import Runtime, get_runtime
+
+__all__ = ["PART4", "attach", "feature_etag", "router"]
 
 router = APIRouter(prefix="/ogc", include_in_schema=False)
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+PART4 = [
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
+]
+#: Largest accepted feature body (bytes); ``extra.transactions.max_body`` overrides it.
+MAX_BODY = 256 * 1024
+FEATURE_TYPES = ("application/geo+json", "application/json")
+PATCH_TYPES = ("application/merge-patch+json", *FEATURE_TYPES)
+
+
+def attach(rt: Runtime) -> AuthServices:
+    """Build the write services once and declare the Part 4 conformance classes."""
+    svc = auth_services(rt)
+    if any(s.editable for s in rt.specs.values()):
+        rt.extra_conformance.extend(c for c in PART4 if c not in rt.extra_conformance)
+    return svc
+
+
+def _max_body(rt: Runtime) -> int:
+    cfg = rt.settings.extra.get("transactions", {})
+    return int(cfg.get("max_body", MAX_BODY)) if isinstance(cfg, dict) else MAX_BODY
+
+
+def _media(request: Request, accepted: tuple[str, ...]) -> None:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in accepted:
+        raise UnsupportedMediaType(
+            f"Content-Type {ctype or '(none)'!r} is not accepted; use one of {list(accepted)}"
+        )
+
+
+async def _feature_body(request: Request, rt: Runtime, accepted: tuple[str, ...]) -> Any:
+    _media(request, accepted)
+    return json_body(await read_body(request, _max_body(rt)))
+
+
+def _parse_feature(doc: Any, content_crs: str | None) -> Feature:
+    """A GeoJSON Feature body → ``Feature`` (the id is ignored: the server assigns ids)."""
+    if not isinstance(doc, dict) or doc.get("type") != "Feature":
+        raise InvalidParameter('body: expected a GeoJSON Feature ({"type": "Feature", ...})')
+    props = doc.get("properties") or {}
+    if not isinstance(props, dict):
+        raise InvalidParameter("properties: expected a JSON object")
+    raw = doc.get("geometry")
+    geom = None if raw is None else parse_geometry(raw, content_crs)
+    return Feature("", props, geom)
+
+
+def _doc(rt: Runtime, cid: str, f: Feature) -> dict[str, Any]:
+    doc = features_api.feature_doc(f, crsmod.crs_info(crsmod.CRS84))
+    doc["links"] = features_api.item_links(f"{rt.base}/collections/{cid}", f.id)
+    return doc
+
+
+def _written(rt: Runtime, cid: str, f: Feature, status: int = 200) -> JSONResponse:
+    headers = {"ETag": feature_etag(f), "Content-Crs": f"<{crsmod.CRS84}>"}
+    if status == 201:
+        headers["Location"] = f"{rt.base}/collections/{cid}/items/{f.id}"
+    return JSONResponse(
+        _doc(rt, cid, f), status_code=status, media_type=features_api.GEOJSON, headers=headers
+    )
+
+
+@router.post("/collections/{cid}/items")
+@with_errors
+async def create_item(cid: str, request: Request, rt: RuntimeDep) -> Response:
+    """Create a feature (201, ``Location``, ``ETag``)."""
+    svc = auth_services(rt)
+    svc.writer.editable(cid)
+    who = svc.require(request)
+    body = await _feature_body(request, rt, FEATURE_TYPES)
+    feature = _parse_feature(body, request.headers.get("content-crs"))
+    created = await run_in_threadpool(svc.writer.create, who, cid, feature)
+    return _written(rt, cid, created, 201)
+
+
+@router.put("/collections/{cid}/items/{fid}")
+@with_errors
+async def replace_item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> Response:
+    """Replace a feature (``If-Match`` honoured)."""
+    svc = auth_services(rt)
+    svc.writer.editable(cid)
+    who = svc.require(request)
+    body = await _feature_body(request, rt, FEATURE_TYPES)
+    feature = _parse_feature(body, request.headers.get("content-crs"))
+    result = await run_in_threadpool(
+        svc.writer.replace, who, cid, fid, feature, request.headers.get("if-match")
+    )
+    return _written(rt, cid, result)
+
+
+@router.patch("/collections/{cid}/items/{fid}")
+@with_errors
+async def update_item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> Response:
+    """JSON merge-patch of ``properties`` (``null`` removes one) and/or ``geometry``."""
+    svc = auth_services(rt)
+    svc.writer.editable(cid)
+    who = svc.require(request)
+    body = await _feature_body(request, rt, PATCH_TYPES)
+    if not isinstance(body, dict):
+        raise InvalidParameter("body: expected a JSON object (merge-patch of a Feature)")
+    props = body.get("properties") or {}
+    if not isinstance(props, dict):
+        raise InvalidParameter("properties: expected a JSON object")
+    raw = body.get("geometry")
+    geom = None if raw is None else parse_geometry(raw, request.headers.get("content-crs"))
+    result = await run_in_threadpool(
+        svc.writer.update, who, cid, fid, props, geom, request.headers.get("if-match")
+    )
+    return _written(rt, cid, result)
+
+
+@router.delete("/collections/{cid}/items/{fid}")
+@with_errors
+async def delete_item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> Response:
+    """Delete a feature (204)."""
+    svc = auth_services(rt)
+    svc.writer.editable(cid)
+    who = svc.require(request)
+    await run_in_threadpool(svc.writer.delete, who, cid, fid, request.headers.get("if-match"))
+    return Response(status_code=204)

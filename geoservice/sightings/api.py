@@ -1,13 +1,191 @@
-"""HTTP adapter of this room (placeholder until its routes land)."""
+"""HTTP adapter of the sightings room: citizen reports, moderation, CSV import, audit.
+
+``attach`` builds the write side once at start-up (tokens, audit, the municipality index,
+OGC API Features Part 4 — see ``geoservice.ogc.transactions``) and installs the read
+policy of ``wildlife-sightings`` for the OGC read routes (``rt.services
+["ogc.read_policy"]``): unpublished reports hidden, sensitive locations generalised.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-from geoservice.ogc.runtime import Runtime
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-router = APIRouter()
+from geoservice import crs as crsmod
+from geoservice.auth.errors import Forbidden, UnsupportedMediaType
+from geoservice.auth.http import AuthServices, json_body, read_body, with_errors
+from geoservice.errors import InvalidParameter, NotFound
+from geoservice.features import Feature
+from geoservice.ogc import features_api, transactions
+from geoservice.ogc.runtime import Runtime, get_runtime
+from geoservice.sightings import importer
+from geoservice.sightings.policy import COLLECTION, SightingsView
+from geoservice.sightings.service import SightingsService
+from geoservice.store import Store
+
+router = APIRouter(tags=["sightings"])
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+KEY = "sightings"
+MAX_CSV = 10 * 1024 * 1024
 
 
 def attach(rt: Runtime) -> None:
-    """Build the room's services once at start-up (nothing yet)."""
+    """Build the room's services once at start-up."""
+    auth = transactions.attach(rt)
+    svc = SightingsService(auth, rt.settings.work_dir, rt.settings.extra)
+    rt.services[KEY] = svc
+
+    def read_policy(request: Request, cid: str) -> Store:
+        if cid != COLLECTION:
+            return rt.store
+        return SightingsView(rt.store, auth.reader(request), svc.sensitive)
+
+    rt.services["ogc.read_policy"] = read_policy
+
+    def publish_event(cid: str, f: Feature) -> None:
+        # The alerts bus is attached after this room (if at all): look it up per write.
+        bus = rt.services.get("events")
+        if bus is not None and cid == COLLECTION:
+            bus.published(cid, f)
+
+    auth.writer.listeners.append(publish_event)
+
+
+def _svc(rt: Runtime) -> SightingsService:
+    svc = rt.services.get(KEY)
+    if svc is None:
+        attach(rt)
+        svc = rt.services[KEY]
+    return svc  # type: ignore[no-any-return]
+
+
+def _auth(rt: Runtime) -> AuthServices:
+    return _svc(rt).auth
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _feature_json(f: Feature) -> dict[str, Any]:
+    return features_api.feature_doc(f, crsmod.crs_info(crsmod.CRS84))
+
+
+@router.post("/api/reports", status_code=201)
+@with_errors
+async def report(request: Request, rt: RuntimeDep) -> Response:
+    """A citizen's sighting report (no token): stored ``pending`` until a municipality
+    approves it.  JSON: ``point`` ([lon, lat] or GeoJSON Point), ``species``, ``kind``,
+    ``observed_at``, ``count``, ``description`` (plain text), optional ``photo`` (base64
+    JPEG / PNG / WebP) and ``photo_content_type``.  Rate-limited per client address."""
+    svc = _svc(rt)
+    await run_in_threadpool(svc.limiter.hit, f"report:{_client_ip(request)}")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise UnsupportedMediaType("send the report as application/json")
+    body = json_body(await read_body(request, svc.limits.max_report_body))
+    f = await run_in_threadpool(svc.report, body)
+    return JSONResponse(
+        {
+            "id": f.id,
+            "status": f.properties.get("status"),
+            "message": "thank you: the report will be published after a municipality checks it",
+        },
+        status_code=201,
+    )
+
+
+@router.get("/api/moderation/queue")
+@with_errors
+async def moderation_queue(
+    request: Request, rt: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> Response:
+    """Pending reports of the token's municipality (admins: all), newest first."""
+    svc = _svc(rt)
+    who = svc.auth.require(request)
+    feats = await run_in_threadpool(svc.queue, who, limit)
+    docs = []
+    for f in feats:
+        doc = _feature_json(f)
+        if svc.photo_of(f.id) is not None:
+            doc["links"] = [{"rel": "enclosure", "href": f"/api/moderation/{f.id}/photo"}]
+        docs.append(doc)
+    return JSONResponse(
+        {"type": "FeatureCollection", "features": docs, "numberReturned": len(docs)}
+    )
+
+
+@router.get("/api/moderation/{fid}/photo")
+@with_errors
+async def moderation_photo(fid: str, request: Request, rt: RuntimeDep) -> Response:
+    """The photo of a report (moderators of its municipality only)."""
+    svc = _svc(rt)
+    who = svc.auth.require(request)
+    f = await run_in_threadpool(svc.store.get, COLLECTION, fid)
+    if not who.may_access(f.properties.get("municipality_code")):
+        raise Forbidden("this report lies outside the token's municipality")
+    found = svc.photo_of(fid)
+    if found is None:
+        raise NotFound(f"report {fid!r} has no photo")
+    return FileResponse(
+        found[0], media_type=found[1], headers={"X-Content-Type-Options": "nosniff"}
+    )
+
+
+@router.post("/api/moderation/{fid}/{action}")
+@with_errors
+async def moderate(fid: str, action: str, request: Request, rt: RuntimeDep) -> Response:
+    """``approve`` (→ published) or ``reject`` (→ rejected) a pending report; audited."""
+    svc = _svc(rt)
+    who = svc.auth.require(request)
+    f = await run_in_threadpool(svc.moderate, who, fid, action)
+    return JSONResponse(_feature_json(f))
+
+
+@router.post("/api/sightings/import")
+@with_errors
+async def import_csv(request: Request, rt: RuntimeDep, mode: str = "all-or-nothing") -> Response:
+    """Bulk import of a CSV (``text/csv``): report by line; idempotent by source + id."""
+    svc = _svc(rt)
+    who = svc.auth.require(request)
+    if mode not in importer.MODES:
+        raise InvalidParameter(f"mode={mode!r}; accepted: {', '.join(importer.MODES)}")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in ("text/csv", "text/plain", "application/csv"):
+        raise UnsupportedMediaType("send the CSV as text/csv (UTF-8)")
+    raw = await read_body(request, MAX_CSV)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidParameter("the CSV must be UTF-8 (save as 'CSV UTF-8')") from None
+    rep = await run_in_threadpool(importer.import_csv, svc.writer, who, text, mode)
+    doc = rep.as_json()
+    if mode == "all-or-nothing" and rep.rejected:
+        doc = {
+            "code": "UnprocessableEntity",
+            "description": f"{len(rep.rejected)} row(s) rejected; nothing was written",
+            **doc,
+        }
+        return JSONResponse(doc, status_code=422)
+    return JSONResponse(doc)
+
+
+@router.get("/api/audit")
+@with_errors
+async def audit(
+    request: Request,
+    rt: RuntimeDep,
+    collection: str | None = None,
+    feature: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+) -> Response:
+    """The write journal, newest first (admin tokens only)."""
+    auth = _auth(rt)
+    who = auth.require(request)
+    if not who.admin:
+        raise Forbidden("the audit log is readable by admin tokens only")
+    entries = await run_in_threadpool(auth.audit.list, collection, feature, limit)
+    return JSONResponse({"entries": [e.as_json() for e in entries]})

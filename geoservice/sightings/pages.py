@@ -19,6 +19,14 @@ from geoservice.ogc.routes import RuntimeDep
 
 router = APIRouter(include_in_schema=False)
 
+#: The portal's link to this page.
+PAGE = {
+    "href": "/map/",
+    "title": "クマ出没マップ / Bear sightings map",
+    "description": "ツキノワグマ等の目撃・痕跡・撮影・捕獲を地図と一覧で（色＝経過、市区町村・期間・動物・距離で絞り込み）"
+    " / Sightings by recency with municipality, period, animal and distance filters",
+}
+
 COLLECTION = "wildlife-sightings"
 BOUNDARIES = "admin-boundaries"
 
@@ -46,6 +54,7 @@ def map_config(rt: Any) -> dict[str, Any]:
     cfg["boundaries_served"] = BOUNDARIES in rt.specs
     if spec is not None:
         cfg["coverage_bbox"] = list(spec.coverage.bbox) if spec.coverage.bbox else None
+        cfg["licence_url"] = spec.licence.url
     return cfg
 
 
@@ -62,6 +71,4 @@ async def bear_map(rt: RuntimeDep) -> HTMLResponse:
             "licence": spec.licence.name,
             "licence_url": spec.licence.url,
         }
-    return rt.html.render(
-        "map.html", config=map_config(rt), credit=credit, synthetic=synthetic
-    )
+    return rt.html.render("map.html", config=map_config(rt), credit=credit, synthetic=synthetic)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from geoservice.store.base import CollectionInfo, Page, Query, Store
@@ -9,13 +10,26 @@ from geoservice.store.base import CollectionInfo, Page, Query, Store
 if TYPE_CHECKING:
     from geoservice.config import Settings
 
-__all__ = ["CollectionInfo", "Page", "Query", "Store", "open_store"]
+__all__ = ["CollectionInfo", "Page", "Query", "Store", "database_url", "open_store"]
+
+
+def database_url(settings: Settings) -> str:
+    """The PostGIS URL: ``store.database_url`` or else ``GEOSERVICE_DATABASE_URL``."""
+    url = settings.store.database_url or os.environ.get("GEOSERVICE_DATABASE_URL")
+    if not url:
+        raise ValueError(
+            "store.backend is 'postgis' but no database URL is configured: set "
+            "store.database_url in config.yml or GEOSERVICE_DATABASE_URL"
+        )
+    return url
 
 
 def open_store(settings: Settings) -> Store:
-    """Open the configured store (GeoPackage file by default)."""
+    """Open the configured store (GeoPackage file by default, PostGIS when selected)."""
     if settings.store.backend == "postgis":
-        raise NotImplementedError("the PostGIS backend is not available in this build")
+        from geoservice.store.postgis import PostgisStore
+
+        return PostgisStore(database_url(settings))
     from geoservice.store.gpkg import GpkgStore
 
     return GpkgStore(settings.store.path)

@@ -122,6 +122,26 @@ def combining_class_pattern() -> str:
     return "[" + "".join(parts) + "]"
 
 
+#: a noncharacter that case mapping leaves alone, holding dotless ı through upper()/lower()
+_DOTLESS_STANDIN = "\ufdd0"
+
+
+@cache
+def casefold_table() -> tuple[str, str]:
+    """``translate()`` arguments: every character whose casefold is one other character."""
+    src: list[str] = []
+    dst: list[str] = []
+    for cp in range(1, sys.maxunicode + 1):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        ch = chr(cp)
+        folded = ch.casefold()
+        if folded != ch and len(folded) == 1:
+            src.append(ch)
+            dst.append(folded)
+    return "".join(src), "".join(dst)
+
+
 def like_pattern(pattern: str) -> str:
     """Our LIKE pattern as a PostgreSQL LIKE pattern (escape ``\\``) with the same meaning.
 
@@ -138,10 +158,8 @@ def like_pattern(pattern: str) -> str:
         if ch == "\\":
             lit = next(chars, "\\")
             out.append("\\" + lit if lit in "%_\\" else lit)
-        elif ch in "%_":
-            out.append(ch)
         else:
-            out.append(ch)
+            out.append(ch)  # wildcards and plain characters mean the same in both
     return "".join(out)
 
 
@@ -245,6 +263,7 @@ class Translator:
         raise Untranslatable(f"{type(node).__name__} outside its operator")
 
     def prop(self, name: str) -> Typed:
+        """A property as its column (the geometry name as the geometry column)."""
         stype = self.compiler.property_type(name)
         kind = _COLUMN_KINDS.get(stype)
         if kind is None:
@@ -254,6 +273,7 @@ class Translator:
         return self.column(name), kind
 
     def handler(self, op: str) -> Callable[[n.Op], Typed]:
+        """The method translating one operator family."""
         if op in n.LOGICAL_OPS:
             return self.logical
         if op in n.COMPARISON_OPS:
@@ -280,6 +300,7 @@ class Translator:
 
     # -- logic and comparison ------------------------------------------------------------
     def logical(self, node: n.Op) -> Typed:
+        """AND / OR / NOT: SQL's are Kleene's, as in ``tri_and`` / ``tri_or``."""
         parts = [self.boolean(a) for a in node.args]
         if node.op == "not":
             return sql.SQL("(NOT {})").format(parts[0]), "boolean"
@@ -287,6 +308,7 @@ class Translator:
         return sql.SQL("({})").format(joiner.join(parts)), "boolean"
 
     def boolean(self, node: Expr) -> sql.Composable:
+        """An operand that must be a predicate."""
         code, kind = self.expr(node)
         if kind != "boolean":
             raise Untranslatable(f"{kind} where a boolean is needed")
@@ -299,20 +321,24 @@ class Translator:
             ca, cb = self.as_timestamp(a), self.as_timestamp(b)
         elif not (ka == kb or {ka, kb} <= _NUMERIC):
             raise Untranslatable(f"comparison of {ka} with {kb}")
-        if ka == "string":
-            ca = sql.SQL('{} COLLATE "C"').format(ca)
+        if ka == "string":  # code-point order, as Python compares str
+            ca = sql.SQL('({} COLLATE "C")').format(ca)
+            cb = sql.SQL('({} COLLATE "C")').format(cb)
         return sql.SQL("({} " + _CMP[op] + " {})").format(ca, cb)
 
     def comparison(self, node: n.Op) -> Typed:
+        """``=``, ``<>``, ``<`` ... between any two comparable expressions."""
         left, right = (self.expr(a) for a in node.args)
         return self.compare(node.op, left, right), "boolean"
 
     def between(self, node: n.Op) -> Typed:
+        """BETWEEN as ``x >= lo AND x <= hi`` (the evaluator's three-valued rule)."""
         x, lo, hi = (self.expr(a) for a in node.args)
         low, high = self.compare(">=", x, lo), self.compare("<=", x, hi)
         return sql.SQL("({} AND {})").format(low, high), "boolean"
 
     def in_list(self, node: n.Op) -> Typed:
+        """IN as an OR of equalities: unknown when nothing matched but a null took part."""
         value, items = node.args
         if not isinstance(items, n.Array):
             raise Untranslatable("IN without a list")
@@ -323,6 +349,7 @@ class Translator:
         return sql.SQL("({})").format(sql.SQL(" OR ").join(hits)), "boolean"
 
     def is_null(self, node: n.Op) -> Typed:
+        """IS NULL; a literal list is never null, an interval is when an end is."""
         arg = node.args[0]
         if isinstance(arg, n.Array):
             return sql.SQL("FALSE"), "boolean"
@@ -337,12 +364,14 @@ class Translator:
 
     # -- strings -------------------------------------------------------------------------
     def string(self, node: Expr) -> sql.Composable:
+        """An operand that must be text."""
         code, kind = self.expr(node)
         if kind != "string":
             raise Untranslatable(f"{kind} where a string is needed")
         return code
 
     def like(self, node: n.Op) -> Typed:
+        """LIKE with the evaluator's escapes; a literal pattern is rewritten in Python."""
         value, pattern = node.args
         v = self.string(value)
         if not _has_property(pattern):
@@ -359,13 +388,33 @@ class Translator:
         return sql.SQL("({} LIKE {})").format(v, fixed), "boolean"
 
     def casei(self, node: n.Op) -> Typed:
+        """Python's ``str.casefold()`` in SQL (exact for every code point, checked by tests).
+
+        ICU's ``lower(upper(x))`` does the full case mappings (ß -> ss); single-character
+        foldings it misses (final sigma, Cherokee, ...) are finished by ``translate``;
+        the two characters it over-folds (dotless ı, capital ẞ) are handled around it.
+        Without an ICU collation the result would depend on the database locale, so the
+        filter is evaluated in Python instead.
+        """
         v = self.string(node.args[0])
-        if self.casei_collation:
-            v = sql.SQL("({} COLLATE {})").format(v, sql.Identifier(self.casei_collation))
-        # lower(upper(x)) is Python's casefold() for all but a few scripts (ß -> ss, etc.)
-        return sql.SQL("lower(upper({}))").format(v), "string"
+        if not self.casei_collation:
+            raise Untranslatable("CASEI without an ICU collation")
+        src, dst = casefold_table()
+        code = sql.SQL(
+            "replace(translate(lower(upper(replace(replace(({} COLLATE {}), 'ẞ', 'ss'),"
+            " 'ı', {}))), {}, {}), {}, 'ı') COLLATE \"C\""
+        ).format(
+            v,
+            sql.Identifier(self.casei_collation),
+            self.param(_DOTLESS_STANDIN, "text"),
+            self.param(src, "text"),
+            self.param(dst, "text"),
+            self.param(_DOTLESS_STANDIN, "text"),
+        )
+        return code, "string"
 
     def accenti(self, node: n.Op) -> Typed:
+        """NFD, drop every combining mark, NFC - ``values.accenti`` step for step."""
         v = self.string(node.args[0])
         marks = self.param(combining_class_pattern(), "text")
         code = sql.SQL("normalize(regexp_replace(normalize({}, NFD), {}, '', 'g'), NFC)")
@@ -373,6 +422,7 @@ class Translator:
 
     # -- arithmetic ------------------------------------------------------------------------
     def arithmetic(self, node: n.Op) -> Typed:
+        """Integer maths in numeric (no overflow), the rest in double; errors become NULL."""
         (ca, ka), (cb, kb) = (self.expr(a) for a in node.args)
         if not {ka, kb} <= _NUMERIC:
             raise Untranslatable(f"arithmetic on {ka} and {kb}")
@@ -380,7 +430,10 @@ class Translator:
         op = node.op
         fmt: dict[str, sql.Composable] = {}
         if ints and op in ("+", "-", "*", "%", "div"):
-            fmt = {"a": sql.SQL("({})::numeric").format(ca), "b": sql.SQL("({})::numeric").format(cb)}
+            fmt = {
+                "a": sql.SQL("({})::numeric").format(ca),
+                "b": sql.SQL("({})::numeric").format(cb),
+            }
             code = {
                 "+": "({a} + {b})",
                 "-": "({a} - {b})",
@@ -407,6 +460,7 @@ class Translator:
 
     # -- spatial ---------------------------------------------------------------------------
     def spatial(self, node: n.Op) -> Typed:
+        """S_* as the PostGIS (GEOS) predicate of the same name; GiST-assisted."""
         (ca, ka), (cb, kb) = (self.expr(a) for a in node.args)
         if ka != "geometry" or kb != "geometry":
             raise Untranslatable(f"spatial predicate on {ka} and {kb}")
@@ -424,6 +478,7 @@ class Translator:
         raise Untranslatable(f"{kind} as an instant")
 
     def instant(self, node: Expr, open_end: str) -> tuple[sql.Composable, bool]:
+        """One interval end (or instant) as timestamptz, and whether it can be NULL."""
         if isinstance(node, n.OpenEnd):
             return sql.SQL(f"'{open_end}'::timestamptz"), False
         typed = self.expr(node)
@@ -440,6 +495,7 @@ class Translator:
         return at, at, (at,) if null else ()
 
     def temporal_op(self, node: n.Op) -> Typed:
+        """T_*: the relation on spans, NULL (not FALSE) when any span part is NULL."""
         a0, a1, an = self.span(node.args[0])
         b0, b1, bn = self.span(node.args[1])
         rel = sql.SQL(_TEMPORAL_SQL[node.op]).format(a0=a0, a1=a1, b0=b0, b1=b1)
@@ -451,6 +507,7 @@ class Translator:
 
     # -- arrays ----------------------------------------------------------------------------
     def items(self, node: Expr) -> list[Typed]:
+        """The items of a literal list (array properties do not exist in our stores)."""
         if not isinstance(node, n.Array):
             raise Untranslatable("an array that is not a literal list")
         out = []
@@ -469,6 +526,7 @@ class Translator:
         return sql.SQL("COALESCE({}, FALSE)").format(self.compare("=", a, b))
 
     def contains_all(self, container: list[Typed], items: list[Typed]) -> sql.Composable:
+        """Every item equals some element of the container (``_contains_all``)."""
         if not items:
             return sql.SQL("TRUE")
         if not container:
@@ -480,6 +538,7 @@ class Translator:
         return sql.SQL("({})").format(sql.SQL(" AND ").join(each))
 
     def array_op(self, node: n.Op) -> Typed:
+        """A_* relations, expanded element by element; never NULL, like the evaluator."""
         a, b = self.items(node.args[0]), self.items(node.args[1])
         if node.op == "a_contains":
             return self.contains_all(a, b), "boolean"

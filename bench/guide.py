@@ -1,0 +1,258 @@
+"""Benchmark of the procedure guide: one site against every rule and layer.
+
+Rows (all in one run, same machine, same store):
+
+- ``http POST /api/guide`` — p50/p99 latency over HTTP: a uvicorn subprocess (one worker,
+  ``geoservice.asgi:app``) and a keep-alive httpx client, sequential requests;
+- ``in-process GuideService.answer`` — sites/s, the service built once (indexes in memory),
+  with and without serialising the answer to JSON;
+- ``naive geopandas`` — the baseline: per request, read every layer the rules need from the
+  built GeoPackage with geopandas and ``gpd.sjoin`` the site with it, then the same rule
+  evaluation.
+
+Usage (from the project root)::
+
+    .venv/bin/python bench/guide.py                    # the store of config.yml (make run)
+    .venv/bin/python bench/guide.py --mirror ../shared/data   # build a fresh real store first
+    .venv/bin/python bench/guide.py --requests 500 --json bench/results/guide.json
+
+Targets: p50 ≤ 20 ms over HTTP, ≥ 500 sites/s in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import httpx
+import yaml
+from shapely.geometry import shape
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from geoservice.config import Settings, load_settings  # noqa: E402
+from geoservice.guide import GuideService, evaluate, parse_request  # noqa: E402
+from geoservice.guide.engine import FeatureHit, LayerFacts, SiteFacts  # noqa: E402
+from geoservice.guide.spatial import area_m2  # noqa: E402
+from geoservice.store import open_store  # noqa: E402
+
+SITE = {"type": "Polygon", "coordinates": [[[139.6885, 35.5700], [139.6895, 35.5700],
+                                            [139.6895, 35.5708], [139.6885, 35.5708],
+                                            [139.6885, 35.5700]]]}  # 大田区, ~7,300 m2
+BODY: dict[str, Any] = {
+    "site": {"geometry": SITE},
+    "works": {
+        "activities": ["new-building", "land-development", "earthwork", "land-purchase",
+                       "outdoor-advertisement", "tree-felling", "road-occupation"],
+        "floor_area_m2": 12000, "building_height_m": 45, "eaves_height_m": 44, "storeys": 12,
+        "structure": "rc", "use": "apartment-for-sale-or-rent",
+        "earthwork": {"cut_height_m": 3, "fill_height_m": 1.5, "area_m2": 4000},
+        "demolition_floor_area_m2": 900, "contract_amount_yen": 3e9,
+        "built_before_1981_06": False, "hazardous_substance_facility": False,
+    },
+}
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of ``values`` (nearest rank)."""
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def settings_for(args: argparse.Namespace, tmp: Path) -> Settings:
+    base = load_settings(ROOT / "config.yml", env={})
+    if args.mirror is None:
+        return base.model_copy(update={"work_dir": tmp})
+    from geoservice.build import build
+
+    store = base.store.model_copy(update={"path": tmp / "store.gpkg"})
+    settings = base.model_copy(update={"store": store, "work_dir": tmp})
+    t0 = time.perf_counter()
+    build(settings, mirror=Path(args.mirror).resolve())
+    print(f"built a store from {args.mirror} in {time.perf_counter() - t0:.1f} s")
+    return settings
+
+
+def bench_http(settings: Settings, tmp: Path, n: int, warmup: int) -> dict[str, float]:
+    port = free_port()
+    cfg = {
+        "server": {"host": "127.0.0.1", "port": port},
+        "store": {"backend": "gpkg", "path": str(settings.store.path)},
+        "layers_dir": str(settings.layers_dir), "data_dir": str(settings.data_dir),
+        "demo_dir": str(settings.demo_dir), "work_dir": str(tmp), "tiles_dir": str(tmp),
+    }
+    path = tmp / "bench-config.yml"
+    path.write_text(yaml.safe_dump(cfg), "utf-8")
+    env = {**os.environ, "GEOSERVICE_CONFIG": str(path)}
+    log = (tmp / "uvicorn.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "geoservice.asgi:app", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/api/guide"
+    try:
+        with httpx.Client(timeout=30, headers={"Accept-Encoding": "identity"}) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if client.get(f"http://127.0.0.1:{port}/api/guide/rules").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"server did not start; see {tmp / 'uvicorn.log'}")
+                time.sleep(0.1)
+            for _ in range(warmup):
+                client.post(url, json=BODY).raise_for_status()
+            times: list[float] = []
+            size = 0
+            for _ in range(n):
+                t0 = time.perf_counter()
+                r = client.post(url, json=BODY)
+                times.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200:
+                    raise RuntimeError(f"HTTP {r.status_code}: {r.text[:300]}")
+                size = len(r.content)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    return {"p50_ms": pct(times, 0.5), "p99_ms": pct(times, 0.99),
+            "req_s": 1000 * len(times) / sum(times), "bytes": size}
+
+
+def bench_inprocess(service: GuideService, seconds: float) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for label, dump in (("answer", False), ("answer+json", True)):
+        n, times = 0, []
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            t0 = time.perf_counter()
+            ans = service.answer(BODY)
+            if dump:
+                json.dumps(ans.model_dump(mode="json"), ensure_ascii=False)
+            times.append((time.perf_counter() - t0) * 1000)
+            n += 1
+        out[label] = n / sum(times) * 1000
+        out[f"{label}_p50_ms"] = pct(times, 0.5)
+        out[f"{label}_p99_ms"] = pct(times, 0.99)
+    return out
+
+
+def naive_answer(gpkg: Path, service: GuideService) -> Any:
+    """The baseline: read every layer with geopandas and sjoin the site, per request."""
+    req = parse_request(BODY)
+    site = gpd.GeoDataFrame(geometry=[shape(SITE)], crs="OGC:CRS84")
+    layers: dict[str, LayerFacts] = {}
+    muni = None
+    for lid in ["admin-boundaries", *service.layer_ids]:
+        try:
+            df = gpd.read_file(gpkg, layer=lid, engine="pyogrio")
+        except Exception:
+            layers[lid] = LayerFacts("none")
+            continue
+        if df.crs is None:
+            df = df.set_crs("OGC:CRS84")
+        hits = gpd.sjoin(df, site.to_crs(df.crs), predicate="intersects", how="inner")
+        props = hits.drop(columns=["geometry", "index_right"], errors="ignore")
+        found = tuple(FeatureHit(str(r.get("id", i)), r.to_dict()) for i, r in props.iterrows())
+        if lid == "admin-boundaries":
+            muni = found[0].properties if found else None
+            continue
+        layers[lid] = LayerFacts(service.index.layers[lid].coverage_of(shape(SITE)), found)
+    code = None if muni is None else str(muni.get("municipality_code"))
+    facts = SiteFacts(area_m2(shape(SITE)), code, None, layers)
+    return evaluate(facts, req.works, service.rules, authorities=service.authorities)
+
+
+def bench_naive(gpkg: Path, service: GuideService, n: int) -> dict[str, float]:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        naive_answer(gpkg, service)
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"p50_ms": pct(times, 0.5), "p99_ms": pct(times, 0.99),
+            "sites_s": 1000 * len(times) / sum(times)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mirror", help="build a fresh store from this mirror first")
+    ap.add_argument("--requests", type=int, default=300, help="HTTP requests (sequential)")
+    ap.add_argument("--warmup", type=int, default=30)
+    ap.add_argument("--seconds", type=float, default=3.0, help="in-process duration per row")
+    ap.add_argument("--naive", type=int, default=15, help="naive baseline iterations")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+    load = os.getloadavg()[0]
+    print(f"load average {load:.1f} on {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory(prefix="guide-bench-") as t:
+        tmp = Path(t)
+        settings = settings_for(args, tmp)
+        store = open_store(settings)
+        specs = {c: store.spec(c) for c in store.collections()}
+        t0 = time.perf_counter()
+        service = GuideService(store, specs)
+        build_s = time.perf_counter() - t0
+        ans = service.answer(BODY)
+        naive = naive_answer(Path(settings.store.path), service)
+        same = [p.status for p in ans.procedures] == [p.status for p in naive.procedures]
+        inproc = bench_inprocess(service, args.seconds)
+        base = bench_naive(Path(settings.store.path), service, args.naive)
+        store.close()
+        http = bench_http(settings, tmp, args.requests, args.warmup)
+    layers = len(service.layer_ids) + 1
+    print(f"\nguide benchmark — one {area_m2(shape(SITE)):.0f} m2 site, {len(service.rules)} "
+          f"rules, {layers} layers; index build {build_s * 1000:.0f} ms; store "
+          f"{settings.store.path}")
+    print(f"naive answer statuses equal the service's: {same}\n")
+    rows = [
+        ("http POST /api/guide (uvicorn, 1 worker)", http["p50_ms"], http["p99_ms"],
+         http["req_s"], "p50 <= 20 ms", http["p50_ms"] <= 20),
+        ("in-process GuideService.answer", inproc["answer_p50_ms"], inproc["answer_p99_ms"],
+         inproc["answer"], ">= 500 sites/s", inproc["answer"] >= 500),
+        ("in-process answer + JSON", inproc["answer+json_p50_ms"],
+         inproc["answer+json_p99_ms"], inproc["answer+json"], "", None),
+        ("naive: gpd.read_file + sjoin per request", base["p50_ms"], base["p99_ms"],
+         base["sites_s"], "baseline", None),
+    ]
+    head = (f"{'row':<44} {'p50 ms':>8} {'p99 ms':>8} {'sites/s':>9} {'1/p50':>7}  target")
+    print(head)
+    print("-" * len(head) + "-" * 16)
+    for name, p50, p99, rate, target, ok in rows:
+        mark = "" if ok is None else (" OK" if ok else " MISSED")
+        print(f"{name:<44} {p50:>8.2f} {p99:>8.2f} {rate:>9.0f} {1000 / p50:>7.0f}  "
+              f"{target}{mark}")
+    print("sites/s = requests / total time (mean); 1/p50 = the median rate. On a loaded "
+          "machine\n(load average above the CPU count) the mean and p99 carry the preemptions.")
+    print(f"\nspeed-up over the naive baseline (in-process): "
+          f"{inproc['answer'] / base['sites_s']:.0f}x; HTTP response {http['bytes']} bytes")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"http": http, "in_process": inproc, "naive": base,
+                                         "index_build_s": build_s, "naive_equal": same},
+                                        indent=2), "utf-8")
+
+
+if __name__ == "__main__":
+    main()

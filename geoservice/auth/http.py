@@ -1,0 +1,149 @@
+"""HTTP glue of the write side: the auth services of a runtime, the caller, bodies, errors."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from geoservice.auth.audit import AuditLog
+from geoservice.auth.db import AuthDB, auth_db_path
+from geoservice.auth.errors import HeaderError, PayloadTooLarge, Unauthorized
+from geoservice.auth.scope import MunicipalityIndex
+from geoservice.auth.tokens import Principal, TokenStore, bearer
+from geoservice.auth.writes import GuardedWriter
+from geoservice.catalogue import LayerSpec
+from geoservice.config import Settings
+from geoservice.errors import ServiceError
+from geoservice.ogc.runtime import Runtime
+from geoservice.store import Store
+
+KEY = "auth"
+_lock = threading.Lock()
+
+
+@dataclass
+class AuthServices:
+    """Tokens, audit, the municipality index and the guarded writer of one app."""
+
+    db: AuthDB
+    tokens: TokenStore
+    audit: AuditLog
+    index: MunicipalityIndex
+    writer: GuardedWriter
+
+    def caller(self, request: Request) -> Principal | None:
+        """The principal of the request's bearer token; ``None`` without one.
+
+        An invalid or revoked token raises 401 (so a client never mistakes a bad token for
+        anonymous access on a write).
+        """
+        token = bearer(request.headers.get("authorization"))
+        if token is None:
+            return None
+        who = self.tokens.verify(token)
+        if who is None:
+            raise Unauthorized(
+                "the bearer token is unknown or revoked",
+                {"WWW-Authenticate": 'Bearer realm="geotwin", error="invalid_token"'},
+            )
+        return who
+
+    def require(self, request: Request) -> Principal:
+        """The caller, or 401 with ``WWW-Authenticate: Bearer``."""
+        who = self.caller(request)
+        if who is None:
+            raise Unauthorized("this endpoint needs 'Authorization: Bearer <token>'")
+        return who
+
+    def reader(self, request: Request) -> Principal | None:
+        """The caller for reads: a bad token reads as anonymous (public view)."""
+        token = bearer(request.headers.get("authorization"))
+        return None if token is None else self.tokens.verify(token)
+
+
+def auth_services(rt: Runtime) -> AuthServices:
+    """The auth services of a runtime, built once (at start-up by the sightings room)."""
+    svc = rt.services.get(KEY)
+    if svc is not None:
+        return svc  # type: ignore[no-any-return]
+    with _lock:
+        svc = rt.services.get(KEY)
+        if svc is None:
+            svc = build_auth_services(rt.settings, rt.store, rt.specs)
+            rt.services[KEY] = svc
+    return svc  # type: ignore[no-any-return]
+
+
+def build_auth_services(
+    settings: Settings, store: Store, specs: dict[str, LayerSpec]
+) -> AuthServices:
+    """Open the auth database, index the municipalities, resolve interrupted writes."""
+    db = AuthDB(auth_db_path(settings.work_dir))
+    audit = AuditLog(db)
+    index = MunicipalityIndex.from_store(store)
+    cfg = settings.extra.get("auth", {}) if isinstance(settings.extra, dict) else {}
+    tokens = TokenStore(db, cfg.get("pepper") if isinstance(cfg, dict) else None)
+    svc = AuthServices(db, tokens, audit, index, GuardedWriter(store, specs, audit, index))
+    audit.reconcile(store)
+    return svc
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, or 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def error_response(exc: ServiceError) -> JSONResponse:
+    """An OGC exception document, with the error's headers (WWW-Authenticate, Retry-After)."""
+    headers = exc.headers if isinstance(exc, HeaderError) else None
+    return JSONResponse(
+        {"code": exc.code, "description": exc.description},
+        status_code=exc.status,
+        headers=headers,
+    )
+
+
+P = ParamSpec("P")
+
+
+def with_errors(
+    fn: Callable[P, Awaitable[Response]],
+) -> Callable[P, Awaitable[Response]]:
+    """Route decorator: ``ServiceError`` → OGC exception document with its headers."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
+        try:
+            return await fn(*args, **kwargs)
+        except ServiceError as exc:
+            return error_response(exc)
+
+    return wrapper
+
+
+def json_body(raw: bytes) -> Any:
+    """Parse a JSON body (400 on malformed JSON)."""
+    import json
+
+    from geoservice.errors import InvalidParameter
+
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidParameter(f"body: not valid JSON ({exc})") from None

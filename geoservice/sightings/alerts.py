@@ -1,0 +1,583 @@
+"""Alert subscriptions and the durable webhook outbox.
+
+One SQLite database (``<work_dir>/alerts.sqlite`` unless ``alerts.db`` says otherwise, WAL,
+``synchronous=FULL``) holds four tables:
+
+- ``subscriptions``: area (GeoJSON, CRS84; a point + radius is stored as the metric buffer
+  it stands for), species filter, webhook URL, signing secret, hashed management token;
+- ``events``: every published sighting, in order (``seq``), with a globally unique
+  ``event_id``; the SSE stream tails it and replays from it (``Last-Event-ID``);
+- ``deliveries``: the outbox, one row per (event, matching subscription), written in the
+  same transaction as the event, before ``EventBus.published`` returns;
+- ``meta``: ``subs_version``, bumped on every subscription change so each process reloads
+  its prepared geometries only when they changed.
+
+Delivery is claimed with one atomic ``UPDATE … WHERE status='pending' AND next_attempt_at
+<= now AND lease_until <= now … RETURNING``: a row belongs to one process until its lease
+expires (a process that dies mid-delivery loses it after ``lease_s``; the row is then
+retried by anyone), so two app processes never deliver the same row concurrently.  A
+delivery is at-least-once only in that crash window; receivers can dedupe on ``event_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import random
+import secrets
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import shapely
+from shapely.geometry import mapping, shape
+from shapely.geometry.base import BaseGeometry
+from shapely.prepared import PreparedGeometry, prep
+
+from geoservice.config import AlertSettings
+from geoservice.crs import CRS84, SUPPORTED, transform
+
+log = logging.getLogger("geoservice.alerts")
+
+SIGNATURE_HEADER = "X-GeoTwin-Signature"
+TIMESTAMP_HEADER = "X-GeoTwin-Timestamp"
+EVENT_HEADER = "X-GeoTwin-Event-Id"
+ATTEMPT_HEADER = "X-GeoTwin-Delivery-Attempt"
+METRIC = SUPPORTED["http://www.opengis.net/def/crs/EPSG/0/6677"]
+WGS = SUPPORTED[CRS84]
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('subs_version', 0);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id TEXT PRIMARY KEY,
+    area TEXT NOT NULL,
+    area_input TEXT NOT NULL,
+    species TEXT NOT NULL,
+    webhook TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    collection TEXT NOT NULL,
+    feature_id TEXT NOT NULL,
+    feature TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    subscription_id TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'delivered', 'dead', 'cancelled')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_owner TEXT,
+    lease_until REAL NOT NULL DEFAULT 0,
+    last_status INTEGER,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    delivered_at REAL,
+    UNIQUE (event_id, subscription_id)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_sub ON deliveries (subscription_id, status);
+"""
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The value of ``X-GeoTwin-Signature`` for ``body``: ``sha256=<hex HMAC-SHA256>``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def token_hash(token: str) -> str:
+    """How management tokens are stored (never in clear)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def circle(lon: float, lat: float, radius_m: float) -> BaseGeometry:
+    """A CRS84 polygon for the disc of ``radius_m`` metres (buffered in EPSG:6677)."""
+    centre = transform(shapely.Point(lon, lat), WGS, METRIC)
+    return transform(centre.buffer(radius_m, quad_segs=32), METRIC, WGS)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A subscription as matching needs it."""
+
+    id: str
+    area: BaseGeometry
+    prepared: PreparedGeometry
+    species: frozenset[str]
+    webhook: str
+
+    def matches(self, geometry: BaseGeometry | None, species: Any) -> bool:
+        """Whether a sighting at ``geometry`` of ``species`` is of interest."""
+        if geometry is None or geometry.is_empty:
+            return False
+        if self.species and species not in self.species:
+            return False
+        return bool(self.prepared.intersects(geometry))
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery claimed by this process, with what it needs to send it."""
+
+    id: int
+    event_id: str
+    subscription_id: str
+    attempts: int
+    webhook: str
+    secret: str
+    collection: str
+    feature: str
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    con = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    con.execute("PRAGMA busy_timeout=30000")
+    return con
+
+
+class Outbox:
+    """The alerts database. One per process; safe to share between threads."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._subs: tuple[int, list[Subscription]] = (-1, [])
+        self._cons: list[sqlite3.Connection] = []
+        self._con().executescript(_DDL)
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = _connect(self.path)
+            with self._lock:
+                self._cons.append(con)
+        return con
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        con = self._con()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield con
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Close every connection this outbox opened."""
+        with self._lock:
+            for con in self._cons:
+                with contextlib.suppress(sqlite3.Error):
+                    con.close()
+            self._cons.clear()
+        self._local = threading.local()
+
+    # -- subscriptions ------------------------------------------------------------------
+
+    def add_subscription(
+        self, area: BaseGeometry, area_input: Any, species: list[str], webhook: str
+    ) -> tuple[str, str, str, str]:
+        """Store a subscription; return (id, secret, management token, created_at)."""
+        sid = uuid.uuid4().hex
+        secret = "whsec_" + secrets.token_urlsafe(32)
+        token = "mgmt_" + secrets.token_urlsafe(32)
+        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with self._tx() as con:
+            con.execute(
+                "INSERT INTO subscriptions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sid,
+                    json.dumps(mapping(area)),
+                    json.dumps(area_input),
+                    json.dumps(sorted(species)),
+                    webhook,
+                    secret,
+                    token_hash(token),
+                    created,
+                ),
+            )
+            con.execute("UPDATE meta SET value = value + 1 WHERE key = 'subs_version'")
+        return sid, secret, token, created
+
+    def subscription_row(self, sid: str) -> dict[str, Any] | None:
+        """A subscription's stored row (with its secret and token hash), or None."""
+        cur = self._con().execute("SELECT * FROM subscriptions WHERE id = ?", (sid,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([c[0] for c in cur.description], row, strict=True))
+
+    def delete_subscription(self, sid: str) -> bool:
+        """Remove a subscription and cancel its pending deliveries."""
+        with self._tx() as con:
+            n = con.execute("DELETE FROM subscriptions WHERE id = ?", (sid,)).rowcount
+            con.execute(
+                "UPDATE deliveries SET status = 'cancelled', lease_owner = NULL, lease_until = 0"
+                " WHERE subscription_id = ? AND status = 'pending'",
+                (sid,),
+            )
+            con.execute("UPDATE meta SET value = value + 1 WHERE key = 'subs_version'")
+        return n > 0
+
+    def subscriptions(self) -> list[Subscription]:
+        """All subscriptions with prepared areas (reloaded only when they changed)."""
+        con = self._con()
+        (version,) = con.execute("SELECT value FROM meta WHERE key = 'subs_version'").fetchone()
+        cached_version, cached = self._subs
+        if version == cached_version:
+            return cached
+        subs = []
+        for sid, area, species, webhook in con.execute(
+            "SELECT id, area, species, webhook FROM subscriptions ORDER BY id"
+        ):
+            geom = shape(json.loads(area))
+            kinds = frozenset(json.loads(species))
+            subs.append(Subscription(sid, geom, prep(geom), kinds, webhook))
+        self._subs = (version, subs)
+        return subs
+
+    def delivery_counts(self, sid: str) -> dict[str, int]:
+        """How many deliveries of a subscription are in each state."""
+        rows = self._con().execute(
+            "SELECT status, COUNT(*) FROM deliveries WHERE subscription_id = ? GROUP BY status",
+            (sid,),
+        )
+        counts = {"pending": 0, "delivered": 0, "dead": 0, "cancelled": 0}
+        counts.update(dict(rows.fetchall()))
+        return counts
+
+    def deliveries(self, sid: str, status: str | None, limit: int = 100) -> list[dict[str, Any]]:
+        """A subscription's deliveries, newest first (dead letters: ``status='dead'``)."""
+        sql = (
+            "SELECT id, event_id, status, attempts, next_attempt_at, last_status, last_error,"
+            " created_at, delivered_at FROM deliveries WHERE subscription_id = ?"
+        )
+        params: list[Any] = [sid]
+        if status:
+            sql += " AND status = ?"
+            params.append(status)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        cur = self._con().execute(sql, params)
+        names = [c[0] for c in cur.description]
+        out = []
+        for row in cur.fetchall():
+            d = dict(zip(names, row, strict=True))
+            for k in ("next_attempt_at", "created_at", "delivered_at"):
+                if d[k] is not None:
+                    d[k] = datetime.fromtimestamp(d[k], UTC).isoformat().replace("+00:00", "Z")
+            if d["status"] != "pending":
+                d["next_attempt_at"] = None
+            out.append(d)
+        return out
+
+    # -- events -------------------------------------------------------------------------
+
+    def append_event(
+        self, collection: str, feature_id: str, feature_json: str, subscription_ids: list[str]
+    ) -> tuple[str, int]:
+        """Durably record an event and its deliveries in one transaction; (event_id, seq)."""
+        event_id = uuid.uuid4().hex
+        now = time.time()
+        with self._tx() as con:
+            cur = con.execute(
+                "INSERT INTO events (event_id, collection, feature_id, feature, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (event_id, collection, feature_id, feature_json, now),
+            )
+            seq = int(cur.lastrowid or 0)
+            con.executemany(
+                "INSERT INTO deliveries (event_id, subscription_id, next_attempt_at, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                [(event_id, sid, now, now) for sid in subscription_ids],
+            )
+        return event_id, seq
+
+    def last_seq(self) -> int:
+        """The newest event's sequence number (0 when there is none)."""
+        (seq,) = self._con().execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        return int(seq)
+
+    def seq_of(self, event_id: str) -> int | None:
+        """The sequence number of an event id (None if unknown)."""
+        row = (
+            self._con().execute("SELECT seq FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    def events_after(self, seq: int, limit: int = 100) -> list[tuple[int, str, str]]:
+        """(seq, event_id, feature JSON) of the events after ``seq``, oldest first."""
+        rows = self._con().execute(
+            "SELECT seq, event_id, feature FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+        return [(int(s), e, f) for s, e, f in rows.fetchall()]
+
+    # -- delivery -----------------------------------------------------------------------
+
+    def claim(self, owner: str, limit: int, lease_s: float) -> list[Claimed]:
+        """Atomically take up to ``limit`` due deliveries for ``owner`` (one statement)."""
+        now = time.time()
+        con = self._con()
+        rows = con.execute(
+            "UPDATE deliveries SET lease_owner = ?, lease_until = ?, attempts = attempts + 1"
+            " WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending'"
+            "   AND next_attempt_at <= ? AND lease_until <= ?"
+            "   ORDER BY next_attempt_at, id LIMIT ?)"
+            " AND status = 'pending' AND lease_until <= ?"
+            " RETURNING id, event_id, subscription_id, attempts",
+            (owner, now + lease_s, now, now, limit, now),
+        ).fetchall()
+        out = []
+        for did, eid, sid, attempts in rows:
+            sub = con.execute(
+                "SELECT webhook, secret FROM subscriptions WHERE id = ?", (sid,)
+            ).fetchone()
+            ev = con.execute(
+                "SELECT collection, feature FROM events WHERE event_id = ?", (eid,)
+            ).fetchone()
+            if sub is None or ev is None:
+                self.finish(did, owner, "cancelled", None, "subscription or event gone")
+                continue
+            out.append(Claimed(did, eid, sid, attempts, sub[0], sub[1], ev[0], ev[1]))
+        return out
+
+    def finish(
+        self, did: int, owner: str, status: str, http_status: int | None, error: str | None
+    ) -> None:
+        """Record a final outcome (delivered, dead, cancelled) of a claimed delivery."""
+        self._con().execute(
+            "UPDATE deliveries SET status = ?, last_status = ?, last_error = ?,"
+            " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END,"
+            " lease_owner = NULL, lease_until = 0 WHERE id = ? AND lease_owner = ?",
+            (status, http_status, error, status, time.time(), did, owner),
+        )
+
+    def retry_later(
+        self, did: int, owner: str, delay_s: float, http_status: int | None, error: str
+    ) -> None:
+        """Give a claimed delivery back, due again in ``delay_s``."""
+        self._con().execute(
+            "UPDATE deliveries SET next_attempt_at = ?, last_status = ?, last_error = ?,"
+            " lease_owner = NULL, lease_until = 0 WHERE id = ? AND lease_owner = ?",
+            (time.time() + delay_s, http_status, error, did, owner),
+        )
+
+    def release(self, owner: str) -> None:
+        """Give back every lease ``owner`` holds (on shutdown), without spending an attempt."""
+        self._con().execute(
+            "UPDATE deliveries SET lease_owner = NULL, lease_until = 0,"
+            " attempts = MAX(attempts - 1, 0) WHERE lease_owner = ? AND status = 'pending'",
+            (owner,),
+        )
+
+    def prune(self, older_than_s: float) -> int:
+        """Delete old events and finished deliveries (pending ones are kept)."""
+        cutoff = time.time() - older_than_s
+        with self._tx() as con:
+            con.execute(
+                "DELETE FROM deliveries WHERE status != 'pending' AND created_at < ?", (cutoff,)
+            )
+            n = con.execute(
+                "DELETE FROM events WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM"
+                " deliveries d WHERE d.event_id = events.event_id AND d.status = 'pending')",
+                (cutoff,),
+            ).rowcount
+        return int(n)
+
+    def next_due(self) -> float | None:
+        """When the earliest pending delivery becomes due (epoch seconds)."""
+        (t,) = (
+            self._con()
+            .execute(
+                "SELECT MIN(MAX(next_attempt_at, lease_until)) FROM deliveries"
+                " WHERE status = 'pending'"
+            )
+            .fetchone()
+        )
+        return None if t is None else float(t)
+
+
+class Notifier:
+    """Wakes coroutines on one event loop; ``notify`` may be called from any thread."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.generation = 0
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Attach to the app's loop (called at start-up)."""
+        self.loop = loop
+
+    def notify(self) -> None:
+        """Wake every waiter (thread-safe; a no-op without a running loop)."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake()
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self.generation += 1
+        for fut in self._waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._waiters.clear()
+
+    async def wait(self, generation: int, timeout: float) -> None:
+        """Return when notified after ``generation`` was read, or after ``timeout``."""
+        if self.generation != generation:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(fut)
+        try:
+            await asyncio.wait_for(fut, timeout=max(timeout, 0.0))
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.discard(fut)
+
+
+def backoff(settings: AlertSettings, attempts: int) -> float:
+    """Delay before the next attempt after ``attempts`` failures (doubling, jittered, capped)."""
+    base = settings.retry_base_s * (2 ** max(attempts - 1, 0))
+    return min(settings.retry_max_s, base) * (1 + random.random() * 0.2)
+
+
+def webhook_body(c: Claimed) -> bytes:
+    """The JSON body posted to a webhook (signed as sent)."""
+    body = {
+        "type": "sighting.published",
+        "event_id": c.event_id,
+        "subscription_id": c.subscription_id,
+        "collection": c.collection,
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "attempt": c.attempts,
+        "feature": json.loads(c.feature),
+    }
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Dispatcher:
+    """The background task that delivers the outbox (one per app process)."""
+
+    def __init__(self, outbox: Outbox, notifier: Notifier, settings: AlertSettings) -> None:
+        self.outbox = outbox
+        self.notifier = notifier
+        self.settings = settings
+        self.owner = f"{uuid.uuid4().hex[:12]}"
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    def start(self) -> None:
+        """Start delivering on the running loop."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="alerts-dispatch")
+
+    async def stop(self) -> None:
+        """Stop, cancel in-flight sends and give their leases back."""
+        self._stopping = True
+        tasks = [t for t in (self._task, *self._inflight) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(self.outbox.release, self.owner)
+
+    async def _run(self) -> None:
+        limits = httpx.Limits(max_connections=self.settings.concurrency)
+        async with httpx.AsyncClient(
+            timeout=self.settings.timeout_s, limits=limits, follow_redirects=False
+        ) as client:
+            pruned_at = 0.0
+            while not self._stopping:
+                if time.monotonic() - pruned_at > 3600:
+                    pruned_at = time.monotonic()
+                    with contextlib.suppress(sqlite3.Error):
+                        await asyncio.to_thread(
+                            self.outbox.prune, self.settings.retention_days * 86400
+                        )
+                generation = self.notifier.generation
+                free = self.settings.concurrency - len(self._inflight)
+                claimed: list[Claimed] = []
+                if free > 0:
+                    try:
+                        claimed = await asyncio.to_thread(
+                            self.outbox.claim, self.owner, free, self.settings.lease_s
+                        )
+                    except sqlite3.Error:
+                        log.exception("could not claim deliveries")
+                for c in claimed:
+                    task = asyncio.create_task(self._deliver(client, c))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._done)
+                if claimed:
+                    continue
+                wait = self.settings.poll_s
+                with contextlib.suppress(sqlite3.Error):
+                    due = await asyncio.to_thread(self.outbox.next_due)
+                    if due is not None:
+                        wait = min(wait, max(due - time.time(), 0.01))
+                await self.notifier.wait(generation, wait)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self.notifier.notify()
+
+    async def _deliver(self, client: httpx.AsyncClient, c: Claimed) -> None:
+        body = webhook_body(c)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "TokyoGeoTwin-Webhooks/1",
+            SIGNATURE_HEADER: sign(c.secret, body),
+            TIMESTAMP_HEADER: str(int(time.time())),
+            EVENT_HEADER: c.event_id,
+            ATTEMPT_HEADER: str(c.attempts),
+        }
+        status: int | None = None
+        try:
+            resp = await client.post(c.webhook, content=body, headers=headers)
+            status = resp.status_code
+            error = None if 200 <= status < 300 else f"HTTP {status}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        if error is None:
+            await asyncio.to_thread(self.outbox.finish, c.id, self.owner, "delivered", status, None)
+            return
+        if c.attempts >= self.settings.max_attempts:
+            log.warning("delivery %s to %s dead after %s attempts", c.id, c.webhook, c.attempts)
+            await asyncio.to_thread(self.outbox.finish, c.id, self.owner, "dead", status, error)
+            return
+        delay = backoff(self.settings, c.attempts)
+        await asyncio.to_thread(self.outbox.retry_later, c.id, self.owner, delay, status, error)

@@ -1,0 +1,131 @@
+"""The event interface the sighting write paths call when a sighting becomes published.
+
+    rt.services["events"].published("wildlife-sightings", feature)
+
+is called after each successful write that leaves a sighting published (created as
+published, updated while published, approved by moderation, harvested).  It records the
+event and one outbox row per matching subscription in one durable SQLite transaction and
+returns (a few milliseconds; no network).  The app's dispatcher task posts the webhooks
+and the SSE stream tails the event table, so events published by another process (the
+``geoservice harvest`` CLI, a second app server) are delivered too.
+
+``attach_alerts(rt)`` builds the bus, the outbox and the dispatcher once at start-up; it
+registers its shutdown in ``rt.services["shutdown_hooks"]`` (run by the app lifespan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from shapely.geometry import mapping
+
+from geoservice.config import Settings
+from geoservice.features import Feature
+from geoservice.sightings.alerts import Dispatcher, Notifier, Outbox
+from geoservice.sightings.policy import SensitiveConfig, generalise
+
+log = logging.getLogger("geoservice.events")
+
+#: Collections whose features carry sightings (published status, species, sensitivity).
+SIGHTINGS = "wildlife-sightings"
+
+
+def outbox_path(settings: Settings) -> Path:
+    """Where the alerts database lives."""
+    return settings.alerts.db or (settings.work_dir / "alerts.sqlite")
+
+
+def public_geojson(
+    collection: str, feature: Feature, sensitive: SensitiveConfig | None = None
+) -> dict[str, Any]:
+    """The feature as the public may see it: sensitive positions generalised (read policy)."""
+    geom = feature.geometry
+    props = dict(feature.properties)
+    cell = sensitive.cell(props) if sensitive is not None else None
+    if cell is not None and geom is not None and not geom.is_empty:
+        geom = generalise(geom, cell)
+        props["location_generalised_m"] = cell
+    return {
+        "type": "Feature",
+        "id": feature.id,
+        "properties": props,
+        "geometry": None if geom is None else mapping(geom),
+    }
+
+
+class EventBus:
+    """Durable, non-blocking publication of sighting events."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        notifier: Notifier | None = None,
+        sensitive: SensitiveConfig | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.notifier = notifier or Notifier()
+        self.sensitive = sensitive
+
+    def published(self, collection: str, feature: Feature) -> str | None:
+        """Record that ``feature`` of ``collection`` is now published; return the event id.
+
+        Matching uses the exact position; payloads carry the public one (sensitive records
+        generalised as the read policy does).
+        Features whose ``status`` is set to anything but ``published`` are ignored.
+        """
+        status = feature.properties.get("status")
+        if status is not None and status != "published":
+            log.debug("not publishing %s/%s with status %s", collection, feature.id, status)
+            return None
+        species = feature.properties.get("species")
+        matched = [
+            s.id for s in self.outbox.subscriptions() if s.matches(feature.geometry, species)
+        ]
+        doc = public_geojson(collection, feature, self.sensitive)
+        body = json.dumps(doc, ensure_ascii=False, default=str)
+        event_id, _ = self.outbox.append_event(collection, feature.id, body, matched)
+        self.notifier.notify()
+        return event_id
+
+
+def open_bus(settings: Settings) -> EventBus:
+    """A bus without a dispatcher (for the CLI: the serving app delivers what it records)."""
+    return EventBus(Outbox(outbox_path(settings)), sensitive=SensitiveConfig.load(settings.extra))
+
+
+def attach_alerts(rt: Any) -> None:
+    """Build the alert services for a runtime and start the dispatcher on the running loop.
+
+    Registers ``rt.services["events"]`` (an ``EventBus``), ``rt.services["alerts"]`` (the
+    ``Outbox``) and a shutdown hook in ``rt.services["shutdown_hooks"]``.
+    """
+    if isinstance(rt.services.get("events"), EventBus):
+        return  # already attached (idempotent)
+    settings: Settings = rt.settings
+    outbox = Outbox(outbox_path(settings))
+    notifier = Notifier()
+    bus = EventBus(outbox, notifier, SensitiveConfig.load(settings.extra))
+    rt.services["events"] = bus
+    rt.services["alerts"] = outbox
+    hooks: list[Any] = rt.services.setdefault("shutdown_hooks", [])
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or not settings.alerts.enabled:
+        hooks.append(outbox.close)
+        return
+    notifier.bind(loop)
+    dispatcher = Dispatcher(outbox, notifier, settings.alerts)
+    dispatcher.start()
+    rt.services["alerts_dispatcher"] = dispatcher
+
+    async def shutdown() -> None:
+        await dispatcher.stop()
+        outbox.close()
+
+    hooks.append(shutdown)

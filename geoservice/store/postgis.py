@@ -1,0 +1,645 @@
+"""The scale-out backend: PostgreSQL + PostGIS through psycopg 3 and one pool per process.
+
+Layout: a schema (``geoservice`` by default) holding a metadata table (layer specs, build
+provenance, extent - like the GeoPackage ``geoservice_layers``) and one table per layer
+(``fid bigserial``, ``id text unique``, ``geom geometry(Geometry, 4326)``, typed columns,
+GiST on ``geom``, btree on the temporal and enum columns).  A build loads a fresh schema
+and swaps it in with two renames in one transaction (see :func:`swap_schema`).
+
+Values leave the store exactly as the GeoPackage backend gives them (dates
+``YYYY-MM-DD``, UTC timestamps via ``values.format_datetime``, booleans as bool, nulls
+omitted), and CQL2 filters are translated to SQL by ``cql2_sql`` with the evaluator's
+semantics; a filter that cannot be translated is evaluated in Python (``fallbacks``
+counts those queries, so tests can assert full pushdown).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import psycopg
+import shapely
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+from shapely.geometry.base import BaseGeometry
+
+from geoservice.catalogue import LayerSpec
+from geoservice.errors import Conflict, InvalidParameter, NotFound
+from geoservice.features import Feature
+from geoservice.store import values
+from geoservice.store.base import CollectionInfo, Page, Query, Store
+from geoservice.store.cql2_sql import Untranslatable, translate
+from geoservice.store.filtering import _parse_scalar, queryable_schema
+
+DEFAULT_SCHEMA = "geoservice"
+META = "geoservice_layers"
+_SQL_TYPES = {
+    "string": "text",
+    "integer": "bigint",
+    "number": "double precision",
+    "boolean": "boolean",
+    "date": "date",
+    "datetime": "timestamptz",
+}
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+# -- one pool per process and database URL -------------------------------------------------
+_POOLS: dict[str, tuple[ConnectionPool, int]] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _acquire_pool(url: str) -> ConnectionPool:
+    """The process-wide pool for ``url`` (built on first use, reference counted).
+
+    Why shared: every store and provider in a process talks to the same database; one
+    pool bounds the connections a server process holds however many stores it opens.
+    """
+    with _POOLS_LOCK:
+        entry = _POOLS.get(url)
+        if entry is None:
+            pool = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=10,
+                kwargs={"options": "-c TimeZone=UTC -c client_encoding=UTF8"},
+                name="geoservice",
+                open=False,
+            )
+            pool.open(wait=True, timeout=30)
+            entry = (pool, 0)
+        _POOLS[url] = (entry[0], entry[1] + 1)
+        return entry[0]
+
+
+def _release_pool(url: str) -> None:
+    """Drop one reference to the pool for ``url``; close it when nobody uses it."""
+    with _POOLS_LOCK:
+        entry = _POOLS.get(url)
+        if entry is None:
+            return
+        pool, refs = entry
+        if refs <= 1:
+            del _POOLS[url]
+            pool.close()
+        else:
+            _POOLS[url] = (pool, refs - 1)
+
+
+def _check_schema(name: str) -> str:
+    """Schema names are chosen by us; refuse anything that is not a plain identifier."""
+    if not _SCHEMA_RE.match(name):
+        raise ValueError(f"invalid schema name {name!r}")
+    return name
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _to_db(spec: LayerSpec, props: dict[str, Any]) -> dict[str, Any]:
+    """JSON properties -> typed database values (checked like the GeoPackage backend)."""
+    stored = values.to_storage(spec, props)
+    out: dict[str, Any] = {}
+    for p in spec.properties:
+        v = stored.get(p.name)
+        if v is None:
+            continue
+        if p.type == "boolean":
+            v = bool(v)
+        elif p.type == "date":
+            v = dt.date.fromisoformat(v)
+        elif p.type == "datetime":
+            v = values.parse_datetime(v)
+        out[p.name] = v
+    return out
+
+
+def _from_db(spec: LayerSpec, row: Iterable[Any]) -> dict[str, Any]:
+    """Database values -> the exact JSON values the GeoPackage backend returns."""
+    out: dict[str, Any] = {}
+    for p, v in zip(spec.properties, row, strict=True):
+        if v is None:
+            continue
+        if isinstance(v, dt.datetime):
+            v = values.format_datetime(v)
+        elif isinstance(v, dt.date):
+            v = v.isoformat()
+        out[p.name] = v
+    return out
+
+
+def _wkb(geom: BaseGeometry | None) -> bytes | None:
+    """2D ISO WKB (the GeoPackage backend drops Z too)."""
+    if geom is None:
+        return None
+    return bytes(shapely.to_wkb(shapely.force_2d(geom), flavor="iso"))
+
+
+def _ewkb_hex(geom: BaseGeometry | None) -> str | None:
+    """Hex EWKB with SRID 4326, the text form ``COPY`` accepts for a geometry column."""
+    if geom is None:
+        return None
+    g = shapely.set_srid(shapely.force_2d(geom), 4326)
+    return str(shapely.to_wkb(g, hex=True, include_srid=True))
+
+
+class PostgisStore(Store):
+    """The PostGIS store. Open once per process; safe to share between threads."""
+
+    def __init__(self, database_url: str, *, schema: str = DEFAULT_SCHEMA, create: bool = False):
+        self.url = database_url
+        self.schema = _check_schema(schema)
+        self.fallbacks = 0  # queries whose CQL2 filter was evaluated in Python
+        self.pushed_down = 0  # queries whose CQL2 filter ran as SQL
+        self._specs: dict[str, LayerSpec] = {}
+        self.pool = _acquire_pool(database_url)
+        self._closed = False
+        try:
+            with self.pool.connection() as con:
+                self._casei_collation = self._icu_collation(con)
+                if create:
+                    self._create_schema(con)
+                elif not self._meta_exists(con):
+                    raise FileNotFoundError(
+                        f"PostGIS store schema {schema!r} does not exist: run `geoservice build`"
+                    )
+            self._load_specs()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _t(self, name: str) -> sql.Identifier:
+        return sql.Identifier(self.schema, name)
+
+    def _icu_collation(self, con: psycopg.Connection[Any]) -> str | None:
+        """ICU's root collation, so CASEI does not depend on the database's LC_CTYPE."""
+        row = con.execute("SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'").fetchone()
+        return "und-x-icu" if row else None
+
+    def _meta_exists(self, con: psycopg.Connection[Any]) -> bool:
+        row = con.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", (f'"{self.schema}"."{META}"',)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def _create_schema(self, con: psycopg.Connection[Any]) -> None:
+        with con.transaction():
+            has_postgis = con.execute(
+                "SELECT 1 FROM pg_extension WHERE extname = 'postgis'"
+            ).fetchone()
+            if not has_postgis:
+                con.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            con.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+            )
+            con.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (collection text PRIMARY KEY,"
+                    " spec jsonb NOT NULL, built_at text, source text,"
+                    " synthetic boolean NOT NULL DEFAULT false,"
+                    " min_x double precision, min_y double precision,"
+                    " max_x double precision, max_y double precision)"
+                ).format(self._t(META))
+            )
+
+    def _load_specs(self) -> None:
+        with self.pool.connection() as con:
+            rows = con.execute(
+                sql.SQL("SELECT collection, spec::text FROM {}").format(self._t(META))
+            ).fetchall()
+        self._specs = {c: LayerSpec.model_validate_json(s) for c, s in rows}
+
+    def spec(self, collection: str) -> LayerSpec:
+        """The spec a collection was built with (``NotFound`` if absent)."""
+        spec = self._specs.get(collection)
+        if spec is None:
+            self._load_specs()  # another process may have built it since we started
+            spec = self._specs.get(collection)
+        if spec is None:
+            raise NotFound(f"collection {collection!r} does not exist")
+        return spec
+
+    def collections(self) -> list[str]:
+        self._load_specs()
+        return sorted(self._specs)
+
+    def info(self, collection: str) -> CollectionInfo:
+        self.spec(collection)
+        with self.pool.connection() as con:
+            (count,) = con.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(self._t(collection))
+            ).fetchone() or (0,)
+            row = con.execute(
+                sql.SQL(
+                    "SELECT min_x, min_y, max_x, max_y, built_at, source, synthetic FROM {}"
+                    " WHERE collection = %s"
+                ).format(self._t(META)),
+                (collection,),
+            ).fetchone()
+        assert row is not None
+        extent = None if row[0] is None else (row[0], row[1], row[2], row[3])
+        return CollectionInfo(collection, count, extent, row[4], row[5], bool(row[6]))
+
+    # -- schema ----------------------------------------------------------------------------
+    def create_collection(
+        self, spec: LayerSpec, *, source: str, synthetic: bool, replace: bool = False
+    ) -> None:
+        t = self._t(spec.id)
+        cols = [
+            sql.SQL("{} {}").format(sql.Identifier(p.name), sql.SQL(_SQL_TYPES[p.type]))
+            for p in spec.properties
+        ]
+        ddl = sql.SQL(
+            "CREATE TABLE {} (fid bigserial PRIMARY KEY, id text NOT NULL UNIQUE,"
+            " geom geometry(Geometry, 4326){})"
+        ).format(t, sql.SQL("").join(sql.SQL(", {}").format(c) for c in cols))
+        with self.pool.connection() as con, con.transaction():
+            if replace:
+                self._drop(con, spec.id)
+            con.execute(ddl)
+            con.execute(
+                sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(
+                    sql.Identifier(f"{spec.id}_geom_gist"[:63]), t
+                )
+            )
+            wanted = {spec.temporal_property} | {p.name for p in spec.properties if p.enum}
+            for name in sorted(x for x in wanted if x and spec.property(x) is not None):
+                con.execute(
+                    sql.SQL("CREATE INDEX {} ON {} ({})").format(
+                        sql.Identifier(f"idx_{spec.id}_{name}"[:63]), t, sql.Identifier(name)
+                    )
+                )
+            con.execute(
+                sql.SQL(
+                    "INSERT INTO {} (collection, spec, built_at, source, synthetic)"
+                    " VALUES (%s, %s::jsonb, %s, %s, %s)"
+                ).format(self._t(META)),
+                (spec.id, spec.model_dump_json(), _now(), source, synthetic),
+            )
+        self._specs[spec.id] = spec
+
+    def _drop(self, con: psycopg.Connection[Any], collection: str) -> None:
+        con.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._t(collection)))
+        con.execute(
+            sql.SQL("DELETE FROM {} WHERE collection = %s").format(self._t(META)), (collection,)
+        )
+        self._specs.pop(collection, None)
+
+    def _update_extent(self, con: psycopg.Connection[Any], collection: str) -> None:
+        con.execute(
+            sql.SQL(
+                "UPDATE {meta} m SET min_x = e.a, min_y = e.b, max_x = e.c, max_y = e.d FROM"
+                " (SELECT min(ST_XMin(geom)) a, min(ST_YMin(geom)) b, max(ST_XMax(geom)) c,"
+                " max(ST_YMax(geom)) d FROM {t} WHERE geom IS NOT NULL AND NOT ST_IsEmpty(geom))"
+                " e WHERE m.collection = %s"
+            ).format(meta=self._t(META), t=self._t(collection)),
+            (collection,),
+        )
+
+    # -- writes ----------------------------------------------------------------------------
+    def _names(self, spec: LayerSpec) -> list[str]:
+        return [p.name for p in spec.properties]
+
+    def bulk_load(self, collection: str, features: Iterable[Feature]) -> int:
+        spec = self.spec(collection)
+        names = self._names(spec)
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in ["id", "geom", *names])
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(self._t(collection), cols)
+        n = 0
+        with self.pool.connection() as con:
+            try:
+                with con.transaction(), con.cursor() as cur:
+                    with cur.copy(copy_sql) as copy:
+                        for f in features:
+                            props = _to_db(spec, f.properties)
+                            copy.write_row(
+                                (f.id, _ewkb_hex(f.geometry), *[props.get(c) for c in names])
+                            )
+                            n += 1
+                    self._update_extent(con, collection)
+            except psycopg.errors.UniqueViolation as exc:
+                detail = exc.diag.message_detail or str(exc)
+                raise Conflict(f"{collection}: duplicate feature id ({detail})") from None
+        return n
+
+    def _insert(self, con: psycopg.Connection[Any], spec: LayerSpec, f: Feature) -> None:
+        names = self._names(spec)
+        props = _to_db(spec, f.properties)
+        cols = sql.SQL(", ").join(sql.Identifier(c) for c in ["id", "geom", *names])
+        marks = sql.SQL(", ").join([sql.SQL("%s")] * len(names))
+        stmt = sql.SQL("INSERT INTO {} ({}) VALUES (%s, ST_GeomFromWKB(%s, 4326){})").format(
+            self._t(spec.id), cols, sql.SQL(", ") + marks if names else sql.SQL("")
+        )
+        con.execute(stmt, (f.id, _wkb(f.geometry), *[props.get(c) for c in names]))
+
+    def _set(self, con: psycopg.Connection[Any], spec: LayerSpec, fid: str, f: Feature) -> int:
+        names = self._names(spec)
+        props = _to_db(spec, f.properties)
+        sets = sql.SQL(", ").join(
+            [
+                sql.SQL("geom = ST_GeomFromWKB(%s, 4326)"),
+                *[sql.SQL("{} = %s").format(sql.Identifier(c)) for c in names],
+            ]
+        )
+        cur = con.execute(
+            sql.SQL("UPDATE {} SET {} WHERE id = %s").format(self._t(spec.id), sets),
+            (_wkb(f.geometry), *[props.get(c) for c in names], fid),
+        )
+        return cur.rowcount
+
+    def create(self, collection: str, feature: Feature) -> Feature:
+        spec = self.spec(collection)
+        if not feature.id:
+            feature = Feature(uuid.uuid4().hex, feature.properties, feature.geometry)
+        with self.pool.connection() as con:
+            try:
+                with con.transaction():
+                    self._insert(con, spec, feature)
+                    self._update_extent(con, collection)
+            except psycopg.errors.UniqueViolation:
+                raise Conflict(f"{collection}: a feature with id {feature.id!r} exists") from None
+        return self.get(collection, feature.id)
+
+    def replace(self, collection: str, fid: str, feature: Feature) -> Feature:
+        spec = self.spec(collection)
+        with self.pool.connection() as con, con.transaction():
+            if not self._set(con, spec, fid, feature):
+                raise NotFound(f"{collection}: no feature with id {fid!r}")
+            self._update_extent(con, collection)
+        return self.get(collection, fid)
+
+    def update(
+        self,
+        collection: str,
+        fid: str,
+        properties: dict[str, Any],
+        geometry: BaseGeometry | None = None,
+    ) -> Feature:
+        spec = self.spec(collection)
+        with self.pool.connection() as con, con.transaction():
+            row = con.execute(
+                sql.SQL("{} WHERE t.id = %s FOR UPDATE").format(self._select(spec)), (fid,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"{collection}: no feature with id {fid!r}")
+            current = self._feature(spec, row)
+            merged = {**current.properties, **properties}
+            merged = {k: v for k, v in merged.items() if v is not None}
+            geom = geometry if geometry is not None else current.geometry
+            self._set(con, spec, fid, Feature(fid, merged, geom))
+            self._update_extent(con, collection)
+        return self.get(collection, fid)
+
+    def delete(self, collection: str, fid: str) -> None:
+        self.spec(collection)
+        with self.pool.connection() as con, con.transaction():
+            cur = con.execute(
+                sql.SQL("DELETE FROM {} WHERE id = %s").format(self._t(collection)), (fid,)
+            )
+            if not cur.rowcount:
+                raise NotFound(f"{collection}: no feature with id {fid!r}")
+            self._update_extent(con, collection)
+
+    # -- reads -----------------------------------------------------------------------------
+    def _select(self, spec: LayerSpec) -> sql.Composed:
+        cols = [sql.SQL("t.{}").format(sql.Identifier(c)) for c in self._names(spec)]
+        return sql.SQL("SELECT t.id, ST_AsBinary(t.geom){} FROM {} t").format(
+            sql.SQL("").join(sql.SQL(", {}").format(c) for c in cols), self._t(spec.id)
+        )
+
+    def _feature(self, spec: LayerSpec, row: tuple[Any, ...]) -> Feature:
+        geom = None if row[1] is None else shapely.from_wkb(bytes(row[1]))
+        return Feature(row[0], _from_db(spec, row[2:]), geom)
+
+    def get(self, collection: str, fid: str) -> Feature:
+        spec = self.spec(collection)
+        with self.pool.connection() as con:
+            row = con.execute(
+                sql.SQL("{} WHERE t.id = %s").format(self._select(spec)), (fid,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"{collection}: no feature with id {fid!r}")
+        return self._feature(spec, row)
+
+    def iter_features(self, collection: str) -> Iterator[Feature]:
+        spec = self.spec(collection)
+        with self.pool.connection() as con, con.transaction():
+            cur = con.cursor(name=f"iter_{uuid.uuid4().hex}")
+            cur.itersize = 2000
+            cur.execute(sql.SQL('{} ORDER BY t.id COLLATE "C"').format(self._select(spec)))
+            for row in cur:
+                yield self._feature(spec, row)
+            cur.close()
+
+    def _conditions(
+        self, spec: LayerSpec, query: Query
+    ) -> tuple[list[sql.Composable], dict[str, Any]]:
+        """Property equality, datetime and bbox as SQL (named parameters ``q*``)."""
+        where: list[sql.Composable] = []
+        params: dict[str, Any] = {}
+
+        def bind(value: Any) -> sql.Placeholder:
+            name = f"q{len(params)}"
+            params[name] = value
+            return sql.Placeholder(name)
+
+        for name, raw in query.properties.items():
+            p = spec.property(name)
+            if p is None:
+                raise InvalidParameter(f"unknown query parameter {name!r}")
+            value = _to_db(spec, {name: _parse_scalar(p.type, raw)}).get(name)
+            col = sql.SQL("t.{}").format(sql.Identifier(name))
+            if value is None:
+                where.append(sql.SQL("FALSE"))
+            else:
+                where.append(sql.SQL("{} = {}").format(col, bind(value)))
+        if query.datetime is not None:
+            where += self._datetime(spec, query.datetime, bind)
+        if query.bbox is not None:
+            b = query.bbox
+            env = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, 4326)").format(
+                bind(float(b[0])), bind(float(b[1])), bind(float(b[2])), bind(float(b[3]))
+            )
+            where.append(sql.SQL("ST_Intersects(t.geom, {})").format(env))
+        return where, params
+
+    def _datetime(
+        self, spec: LayerSpec, interval: tuple[dt.datetime | None, dt.datetime | None], bind: Any
+    ) -> list[sql.Composable]:
+        prop = spec.property(spec.temporal_property) if spec.temporal_property else None
+        if prop is None:
+            raise InvalidParameter(
+                f"collection {spec.id!r} has no temporal property: datetime is not supported"
+            )
+        col = sql.SQL("t.{}").format(sql.Identifier(prop.name))
+        start, end = interval
+
+        def value(d: dt.datetime) -> Any:
+            return d.date() if prop.type == "date" else values.parse_datetime(d)
+
+        out: list[sql.Composable] = []
+        if start is not None:
+            out.append(sql.SQL("{} >= {}").format(col, bind(value(start))))
+        if end is not None:
+            out.append(sql.SQL("{} <= {}").format(col, bind(value(end))))
+        if not out:
+            out.append(sql.SQL("{} IS NOT NULL").format(col))
+        return out
+
+    def _order(self, spec: LayerSpec, query: Query) -> sql.Composable:
+        """ORDER BY as the GeoPackage backend sorts: nulls lowest, text by code point."""
+        parts: list[sql.Composable] = []
+        for name, asc in query.sortby:
+            p = spec.property(name)
+            if name != "id" and p is None:
+                raise InvalidParameter(
+                    f"sortby: unknown property {name!r}; sortable: "
+                    f"{', '.join(['id', *[q.name for q in spec.properties]])}"
+                )
+            col = sql.SQL("t.{}").format(sql.Identifier(name))
+            if name == "id" or (p is not None and p.type == "string"):
+                col = sql.SQL('{} COLLATE "C"').format(col)
+            direction = "ASC NULLS FIRST" if asc else "DESC NULLS LAST"
+            parts.append(sql.SQL("{} " + direction).format(col))
+        parts.append(sql.SQL('t.id COLLATE "C" ASC'))
+        return sql.SQL(" ORDER BY ") + sql.SQL(", ").join(parts)
+
+    def query(self, collection: str, query: Query) -> Page:
+        spec = self.spec(collection)
+        where, params = self._conditions(spec, query)
+        predicate = None
+        if query.filter is not None:
+            from geoservice import cql2
+
+            schema = queryable_schema(spec)
+            predicate = cql2.compile_filter(query.filter, schema)  # checks it, 400 if bad
+            try:
+                translated = translate(
+                    query.filter,
+                    schema,
+                    lambda name: sql.SQL("t.{}").format(sql.Identifier(name)),
+                    sql.SQL("t.geom"),
+                    self._casei_collation,
+                )
+            except Untranslatable:
+                self.fallbacks += 1
+            else:
+                self.pushed_down += 1
+                predicate = None
+                where.append(translated.where)
+                params.update(translated.params)
+        clause = (sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)) if where else sql.SQL("")
+        order = self._order(spec, query)
+        with self.pool.connection() as con, con.transaction():
+            con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            if predicate is not None:
+                stmt = self._select(spec) + clause + order
+                return self._filtered(con, spec, stmt, params, predicate, query)
+            count_sql = sql.SQL("SELECT count(*) FROM {} t").format(self._t(collection)) + clause
+            row = con.execute(count_sql, params).fetchone()
+            matched = int(row[0]) if row else 0
+            if query.limit <= 0 or query.offset >= matched:
+                return Page([], matched)
+            page_sql = self._select(spec) + clause + order + sql.SQL(
+                " LIMIT %(limit)s OFFSET %(offset)s"
+            )
+            rows = con.execute(
+                page_sql, {**params, "limit": query.limit, "offset": query.offset}
+            ).fetchall()
+        return Page([self._feature(spec, r) for r in rows], matched)
+
+    def _filtered(
+        self,
+        con: psycopg.Connection[Any],
+        spec: LayerSpec,
+        stmt: sql.Composed,
+        params: dict[str, Any],
+        predicate: Any,
+        query: Query,
+    ) -> Page:
+        """Evaluate the exact predicate row by row (fallback), counting all matches."""
+        page: list[Feature] = []
+        matched = 0
+        end = query.offset + query.limit
+        with con.cursor(name=f"q_{uuid.uuid4().hex}") as cur:
+            cur.itersize = 2000
+            cur.execute(stmt, params)
+            for row in cur:
+                f = self._feature(spec, row)
+                if not predicate(f.properties, f.geometry):
+                    continue
+                if query.offset <= matched < end:
+                    page.append(f)
+                matched += 1
+        return Page(page, matched)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            _release_pool(self.url)
+
+
+# -- build support ---------------------------------------------------------------------------
+def staging_schema(schema: str = DEFAULT_SCHEMA) -> str:
+    """A fresh schema name to build into beside ``schema``."""
+    return _check_schema(f"{schema}_build_{uuid.uuid4().hex[:12]}")
+
+
+def drop_schema(database_url: str, schema: str) -> None:
+    """Drop a (staging) schema and everything in it."""
+    with psycopg.connect(database_url) as con:
+        con.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                sql.Identifier(_check_schema(schema))
+            )
+        )
+
+
+def swap_schema(database_url: str, staging: str, target: str = DEFAULT_SCHEMA) -> None:
+    """Put a finished build in place of ``target`` in one transaction.
+
+    Why renames: readers either see the old tables or the new ones, never a mix; a
+    failure before commit leaves the previous schema untouched.
+    """
+    staging, target = _check_schema(staging), _check_schema(target)
+    old = _check_schema(f"{target}_old")[:63]
+    with psycopg.connect(database_url) as con, con.transaction():
+        con.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(old)))
+        exists = con.execute(
+            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (target,)
+        ).fetchone()
+        if exists:
+            con.execute(
+                sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+                    sql.Identifier(target), sql.Identifier(old)
+                )
+            )
+        con.execute(
+            sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+                sql.Identifier(staging), sql.Identifier(target)
+            )
+        )
+        con.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(old)))
+
+
+def schema_built_at(database_url: str, schema: str = DEFAULT_SCHEMA) -> list[str]:
+    """``built_at`` of every collection in ``schema`` (empty if the schema is missing)."""
+    with psycopg.connect(database_url) as con:
+        ok = con.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", (f'"{_check_schema(schema)}"."{META}"',)
+        ).fetchone()
+        if not ok or not ok[0]:
+            return []
+        rows = con.execute(
+            sql.SQL("SELECT built_at FROM {}").format(sql.Identifier(schema, META))
+        ).fetchall()
+    return [r[0] for r in rows if r[0]]
+
+
+__all__ = ["PostgisStore", "drop_schema", "schema_built_at", "staging_schema", "swap_schema"]

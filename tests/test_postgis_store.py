@@ -1,0 +1,296 @@
+"""The PostGIS store: the behaviours of ``test_store.py`` (CRUD, conflicts, atomic bulk load,
+paging/sorting, bbox vs brute force), plus value formats identical to the GeoPackage store
+and the atomic schema swap used by ``geoservice build``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from geoservice.catalogue import LayerSpec
+from geoservice.errors import Conflict, InvalidParameter, NotFound
+from geoservice.features import Feature
+from geoservice.store.base import Query
+from geoservice.store.gpkg import GpkgStore
+from tests.test_store import SPEC, square
+
+pytestmark = pytest.mark.postgis
+postgis = pytest.importorskip("geoservice.store.postgis")
+
+TYPED = LayerSpec.model_validate(
+    {
+        **SPEC.model_dump(),
+        "id": "typed",
+        "geometry_type": "Geometry",
+        "properties": [
+            {"name": "name"},
+            {"name": "n", "type": "integer"},
+            {"name": "x", "type": "number"},
+            {"name": "ok", "type": "boolean"},
+            {"name": "day", "type": "date"},
+            {"name": "at", "type": "datetime"},
+            {"name": "kind", "enum": ["a", "b"]},
+        ],
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def pg_url(pg_database: Callable[[str], str]) -> str:
+    return pg_database("store")
+
+
+def _fresh(url: str) -> postgis.PostgisStore:
+    return postgis.PostgisStore(url, schema=f"t_{uuid.uuid4().hex[:12]}", create=True)
+
+
+@pytest.fixture
+def store(pg_url: str) -> Iterator[postgis.PostgisStore]:
+    s = _fresh(pg_url)
+    s.create_collection(SPEC, source="test", synthetic=True)
+    s.bulk_load(
+        "things",
+        [
+            Feature(
+                f"f{i:02d}",
+                {"name": f"n{i}", "n": i, "ok": i % 2 == 0, "at": f"2024-01-{i + 1:02d}T00:00:00Z"},
+                square(i),
+            )
+            for i in range(20)
+        ],
+    )
+    yield s
+    s.close()
+    postgis.drop_schema(pg_url, s.schema)
+
+
+def test_crud_round_trip(store: postgis.PostgisStore) -> None:
+    created = store.create(
+        "things", Feature("", {"name": "new", "n": 99}, shapely.Point(139.5, 35.5))
+    )
+    assert created.id and store.get("things", created.id).properties == {"name": "new", "n": 99}
+    store.update("things", created.id, {"name": "renamed", "n": None})
+    assert store.get("things", created.id).properties == {"name": "renamed"}
+    store.replace("things", created.id, Feature(created.id, {"n": 1}, shapely.Point(139.6, 35.6)))
+    assert store.get("things", created.id).geometry.equals(shapely.Point(139.6, 35.6))
+    store.delete("things", created.id)
+    with pytest.raises(NotFound):
+        store.get("things", created.id)
+    with pytest.raises(NotFound):
+        store.delete("things", created.id)
+    with pytest.raises(NotFound):
+        store.update("things", created.id, {"name": "x"})
+    with pytest.raises(NotFound):
+        store.replace("things", created.id, Feature(created.id, {}, None))
+
+
+def test_duplicate_id_is_a_conflict_and_bad_values_are_refused(
+    store: postgis.PostgisStore,
+) -> None:
+    with pytest.raises(Conflict):
+        store.create("things", Feature("f01", {}, square(1)))
+    with pytest.raises(InvalidParameter, match="integer"):
+        store.create("things", Feature("x", {"n": "many"}, square(1)))
+    with pytest.raises(InvalidParameter, match="unknown property"):
+        store.create("things", Feature("x", {"colour": "red"}, square(1)))
+    with pytest.raises(Conflict):
+        store.bulk_load("things", [Feature("new", {}, None), Feature("f02", {}, None)])
+    with pytest.raises(NotFound):
+        store.get("things", "new")
+
+
+def test_failed_bulk_load_writes_nothing(store: postgis.PostgisStore) -> None:
+    def feats() -> Iterator[Feature]:
+        yield Feature("ok-1", {}, square(1))
+        raise RuntimeError("source broke half-way")
+
+    with pytest.raises(RuntimeError):
+        store.bulk_load("things", feats())
+    assert store.info("things").count == 20
+    with pytest.raises(NotFound):
+        store.get("things", "ok-1")
+
+
+def test_index_follows_updates_and_extent_is_kept(store: postgis.PostgisStore) -> None:
+    far = shapely.box(141, 36, 141.01, 36.01)
+    store.replace("things", "f00", Feature("f00", {}, far))
+    hits = store.query("things", Query(bbox=(140.9, 35.9, 141.1, 36.1)))
+    assert [f.id for f in hits.features] == ["f00"]
+    assert store.query("things", Query(bbox=(139.0, 35.0, 139.004, 35.004))).number_matched == 0
+    info = store.info("things")
+    assert info.count == 20 and info.extent == pytest.approx((139.01, 35.0, 141.01, 36.01))
+    assert info.synthetic and info.source == "test"
+
+
+def test_paging_sorting_and_number_matched(store: postgis.PostgisStore) -> None:
+    pages = [
+        store.query("things", Query(limit=7, offset=o, sortby=(("ok", True),))) for o in (0, 7, 14)
+    ]
+    ids = [f.id for p in pages for f in p.features]
+    assert all(p.number_matched == 20 for p in pages)
+    assert sorted(ids) == [f"f{i:02d}" for i in range(20)] and len(set(ids)) == 20
+    assert [f.properties["ok"] for f in pages[0].features][:7] == [False] * 7
+    past = store.query("things", Query(limit=5, offset=50))
+    assert past.features == [] and past.number_matched == 20
+    assert store.query("things", Query(limit=0)).number_matched == 20
+
+
+def test_datetime_properties_and_sortby_errors(store: postgis.PostgisStore) -> None:
+    from datetime import UTC, datetime
+
+    q = Query(datetime=(datetime(2024, 1, 5, tzinfo=UTC), datetime(2024, 1, 7, tzinfo=UTC)))
+    assert [f.id for f in store.query("things", q).features] == ["f04", "f05", "f06"]
+    assert store.query("things", Query(properties={"n": "3"})).features[0].id == "f03"
+    assert store.query("things", Query(properties={"ok": "true"})).number_matched == 10
+    with pytest.raises(InvalidParameter):
+        store.query("things", Query(properties={"nosuch": "1"}))
+    with pytest.raises(InvalidParameter, match="sortby"):
+        store.query("things", Query(sortby=(("nosuch", True),)))
+
+
+def test_values_are_identical_to_the_geopackage_store(pg_url: str, tmp_path: Path) -> None:
+    feats = [
+        Feature(
+            "a",
+            {
+                "name": "Zürich",
+                "n": 2**40,
+                "x": 1.5,
+                "ok": True,
+                "day": "2024-02-29",
+                "at": "2024-03-01T09:00:00+09:00",
+                "kind": "a",
+            },
+            shapely.Point(139.7, 35.6, 12.0),
+        ),
+        Feature("b", {"at": "2024-03-02T00:00:00.250Z", "ok": False}, None),
+        Feature("c", {"name": None, "x": 3}, shapely.LineString([(0, 0), (1, 1)])),
+    ]
+    pg = _fresh(pg_url)
+    gp = GpkgStore(tmp_path / "s.gpkg", create=True)
+    try:
+        for s in (pg, gp):
+            s.create_collection(TYPED, source="t", synthetic=False)
+            s.bulk_load("typed", feats)
+        for order in ((), (("name", True),), (("at", False),), (("ok", True), ("x", False))):
+            a = pg.query("typed", Query(limit=10, sortby=order)).features
+            b = gp.query("typed", Query(limit=10, sortby=order)).features
+            assert [(f.id, f.properties) for f in a] == [(f.id, f.properties) for f in b], order
+            for fa, fb in zip(a, b, strict=True):
+                assert (fa.geometry is None) == (fb.geometry is None)
+                assert fa.geometry is None or fa.geometry.equals(fb.geometry)
+        assert pg.get("typed", "a").properties["at"] == "2024-03-01T00:00:00Z"
+        assert pg.get("typed", "b").properties == {"at": "2024-03-02T00:00:00.250Z", "ok": False}
+        assert [f.id for f in pg.iter_features("typed")] == ["a", "b", "c"]
+    finally:
+        pg.close()
+        gp.close()
+        postgis.drop_schema(pg_url, pg.schema)
+
+
+@pytest.fixture(scope="module")
+def squares(pg_url: str) -> Iterator[tuple[postgis.PostgisStore, dict[str, shapely.Polygon]]]:
+    s = _fresh(pg_url)
+    s.create_collection(SPEC, source="t", synthetic=True)
+    geoms = {f"f{i}": square(i) for i in range(30)}
+    s.bulk_load("things", [Feature(k, {}, g) for k, g in geoms.items()])
+    yield s, geoms
+    s.close()
+    postgis.drop_schema(pg_url, s.schema)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.floats(138.9, 139.3), st.floats(34.95, 35.01), st.floats(0, 0.3), st.floats(0, 0.02))
+def test_bbox_query_equals_brute_force(
+    squares: tuple[postgis.PostgisStore, dict[str, shapely.Polygon]],
+    x: float,
+    y: float,
+    w: float,
+    h: float,
+) -> None:
+    s, geoms = squares
+    box = (x, y, x + w, y + h)
+    got = {f.id for f in s.query("things", Query(bbox=box, limit=100)).features}
+    assert got == {k for k, g in geoms.items() if shapely.box(*box).intersects(g)}
+
+
+def test_schema_swap_is_atomic(pg_url: str) -> None:
+    live = f"live_{uuid.uuid4().hex[:8]}"
+    first = postgis.PostgisStore(pg_url, schema=live, create=True)
+    first.create_collection(SPEC, source="v1", synthetic=True)
+    first.bulk_load("things", [Feature("old", {}, square(0))])
+    staging = postgis.staging_schema(live)
+    new = postgis.PostgisStore(pg_url, schema=staging, create=True)
+    new.create_collection(SPEC, source="v2", synthetic=True)
+    new.bulk_load("things", [Feature("new", {}, square(0))])
+    new.close()
+    assert [f.id for f in first.iter_features("things")] == ["old"]
+    postgis.swap_schema(pg_url, staging, live)
+    assert [f.id for f in first.iter_features("things")] == ["new"]
+    assert first.info("things").source == "v2"
+    first.close()
+    postgis.drop_schema(pg_url, live)
+    with pytest.raises(FileNotFoundError):
+        postgis.PostgisStore(pg_url, schema=live)
+
+
+def test_failed_build_leaves_the_previous_tables(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from geoservice import build as buildmod
+    from tests.conftest import CQL2, pg_settings_for, write_cql2_specs
+
+    layers = tmp_path / "layers"
+    write_cql2_specs(layers)
+    settings = pg_settings_for(tmp_path, layers, pg_url)
+    buildmod.build(settings, mirror=CQL2, layers=["ne_110m_rivers_lake_centerlines"])
+    before = postgis.PostgisStore(pg_url)
+    assert before.collections() == ["ne_110m_rivers_lake_centerlines"]
+    count = before.info("ne_110m_rivers_lake_centerlines").count
+
+    def broken(*_a: object, **_k: object) -> Iterator[Feature]:
+        yield Feature("x", {}, None)
+        raise RuntimeError("source broke")
+
+    monkeypatch.setattr(buildmod, "_features", broken)
+    with pytest.raises(RuntimeError):
+        buildmod.build(settings, mirror=CQL2)
+    assert before.collections() == ["ne_110m_rivers_lake_centerlines"]
+    assert before.info("ne_110m_rivers_lake_centerlines").count == count
+    import psycopg
+
+    with psycopg.connect(pg_url) as con:
+        left = con.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'geoservice\\_build\\_%'"
+        ).fetchall()
+    assert left == []
+    before.close()
+
+
+def test_untranslatable_filter_falls_back_to_python(
+    store: postgis.PostgisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from geoservice.cql2 import parse_text
+
+    q = Query(
+        filter=parse_text("n > 4 AND ok = true"), limit=3, offset=1, sortby=(("n", False),)
+    )
+    pushed = store.query("things", q)
+    assert store.fallbacks == 0 and store.pushed_down == 1
+
+    def refuse(*_a: object, **_k: object) -> None:
+        raise postgis.Untranslatable("test")
+
+    monkeypatch.setattr(postgis, "translate", refuse)
+    fell = store.query("things", q)
+    assert store.fallbacks == 1
+    assert [f.id for f in fell.features] == [f.id for f in pushed.features] == ["f16", "f14", "f12"]
+    assert fell.number_matched == pushed.number_matched == 7
