@@ -22,11 +22,14 @@ from geoservice.features import Feature
 from geoservice.ogc import features_api, transactions
 from geoservice.ogc.runtime import Runtime, get_runtime
 from geoservice.sightings import importer
+from geoservice.sightings.alerts_api import router as alerts_router
+from geoservice.sightings.events import attach_alerts
 from geoservice.sightings.policy import COLLECTION, SightingsView
 from geoservice.sightings.service import SightingsService
 from geoservice.store import Store
 
 router = APIRouter(tags=["sightings"])
+router.include_router(alerts_router)
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 KEY = "sightings"
 MAX_CSV = 10 * 1024 * 1024
@@ -52,6 +55,7 @@ def attach(rt: Runtime) -> None:
             bus.published(cid, f)
 
     auth.writer.listeners.append(publish_event)
+    attach_alerts(rt)
 
 
 def _svc(rt: Runtime) -> SightingsService:
