@@ -236,6 +236,17 @@ def test_async_bad_input_is_refused_before_a_job(client: TestClient) -> None:
     assert client.post(EXEC, json={"site": {}}).status_code == 400
 
 
+def test_async_job_that_fails_reports_why(client: TestClient) -> None:
+    b = body({"point": [139.703, 35.573]}, {"activities": ["land-development"]})
+    created = client.post(EXEC, json={"inputs": b}, headers=ASYNC)
+    assert created.status_code == 201
+    job_url = _path(created.headers["location"])
+    assert _poll(client, job_url)["status"] == "failed"
+    r = client.get(f"{job_url}/results")
+    assert r.status_code == 422 and "works.site_area_m2" in r.json()["description"]
+    assert client.delete(job_url).status_code == 200
+
+
 @pytest.fixture
 def paused_settings(real_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     yield real_settings.model_copy(

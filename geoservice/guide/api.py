@@ -309,6 +309,3 @@ async def dismiss(job_id: str, rt: RuntimeDep) -> Response:
     if job is None:
         raise NoSuchJob(f"job {job_id!r} does not exist (or was dismissed)")
     return JSONResponse(_status_doc(rt, job))
-
-
-router.include_router(__import__("geoservice.guide.pages", fromlist=["router"]).router)  # /guide/
