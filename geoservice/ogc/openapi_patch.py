@@ -91,9 +91,21 @@ def _items_params(op: dict[str, Any]) -> None:
     op["parameters"] = params
 
 
-def _error_responses(op: dict[str, Any]) -> None:
+# What a write (transactions: token-protected) can answer besides 400/404/500.
+_WRITE_ERRORS = (
+    ("401", "Unauthorized"),
+    ("403", "Forbidden"),
+    ("409", "Conflict"),
+    ("413", "PayloadTooLarge"),
+    ("415", "UnsupportedMediaType"),
+    ("422", "Unprocessable"),
+)
+
+
+def _error_responses(op: dict[str, Any], write: bool = False) -> None:
     responses = op.setdefault("responses", {})
-    for code, name in (("400", "InvalidParameter"), ("404", "NotFound"), ("500", "ServerError")):
+    codes = (("400", "InvalidParameter"), ("404", "NotFound"), ("500", "ServerError"))
+    for code, name in codes + (_WRITE_ERRORS if write else ()):
         responses.setdefault(code, {"$ref": f"#/components/responses/{name}"})
 
 
@@ -118,8 +130,9 @@ def patch_openapi(doc: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]
                         "parameters/datetime",
                     }
                 )
-            _error_responses(op)
+            _error_responses(op, write=method != "get")
     needed.update({"responses/InvalidParameter", "responses/NotFound", "responses/ServerError"})
+    needed.update(f"responses/{name}" for _, name in _WRITE_ERRORS)
     doc["paths"] = {p: item for p, item in doc["paths"].items() if _METHODS & set(item)}
     _add_components(doc, needed)
     for key in _OVERRIDES:

@@ -13,6 +13,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from pygeoapi import l10n as _pygeoapi_l10n
 from pygeoapi.api import API, APIRequest
 from pygeoapi.openapi import get_oas
 from starlette.requests import Request
@@ -22,6 +23,18 @@ from geoservice import crs as crsmod
 from geoservice.catalogue import LayerSpec
 from geoservice.config import Settings
 from geoservice.store import Store
+
+
+class _NoConfigCache(dict):  # type: ignore[type-arg]
+    """pygeoapi caches the locale-translated config in a module global keyed by locale only,
+    so a second app in the same process (tests, chunked servers) rendered HTML with the first
+    app's config and failed (``config['resources'][id]`` undefined -> 500).  Never cache."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        return None
+
+
+_pygeoapi_l10n._cfg_cache = _NoConfigCache()
 
 PROVIDER = "geoservice.ogc.provider.StoreProvider"
 

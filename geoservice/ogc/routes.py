@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from geoservice import crs as crsmod
 from geoservice.catalogue import LayerSpec
+from geoservice.city3d.static import tileset_links
 from geoservice.errors import InvalidParameter, NotFound
 from geoservice.ogc import features_api, params
 from geoservice.ogc.pygeoapi_adapter import Pygeoapi, layer_notice, to_response
@@ -128,6 +129,7 @@ def _enrich(rt: Runtime, coll: dict[str, Any]) -> dict[str, Any]:
             "title": "Queryables",
         }
     )
+    coll["links"] += tileset_links(rt.settings, spec.id)  # 3D Tiles, when built
     return coll
 
 
@@ -138,6 +140,8 @@ async def _collections_json(request: Request, rt: RuntimeDep, cid: str | None) -
     doc = json.loads(content) if isinstance(content, str | bytes) else content
     if cid is None:
         doc["collections"] = [_enrich(rt, c) for c in doc["collections"]]
+        # Rooms' non-feature collections (the hazards room's flood-depth coverage).
+        doc["collections"] += [extra() for extra in rt.services.get("ogc.extra_collections", [])]
     else:
         doc = _enrich(rt, doc)
     return JSONResponse(doc)
@@ -265,6 +269,28 @@ async def item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> Response
         media_type=features_api.GEOJSON,
         headers={"Content-Crs": f"<{req_crs.uri}>", "ETag": feature_etag(f)},
     )
+
+
+@router.get("/TileMatrixSets")
+async def tile_matrix_sets(request: Request, rt: RuntimeDep) -> Response:
+    """The tile matrix sets pygeoapi knows (linked from its landing page)."""
+    import pygeoapi.api.tiles as tiles_api
+
+    params.check_known(_qp(request), {"f", "lang"})
+    return await rt.pygeoapi.respond(tiles_api.tilematrixsets, request)
+
+
+@router.get("/TileMatrixSets/{tms}")
+async def tile_matrix_set(tms: str, request: Request, rt: RuntimeDep) -> Response:
+    """One tile matrix set."""
+    import pygeoapi.api.tiles as tiles_api
+    from pygeoapi.models.provider.base import TileMatrixSetEnum
+
+    params.check_known(_qp(request), {"f", "lang"})
+    known = [t.value.tileMatrixSet for t in TileMatrixSetEnum]
+    if tms not in known:
+        raise NotFound(f"tile matrix set {tms!r} does not exist; known: {', '.join(known)}")
+    return await rt.pygeoapi.respond(tiles_api.tilematrixset, request, tms)
 
 
 @router.get("/collections/{cid}/schema")
