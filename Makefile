@@ -24,6 +24,12 @@ $(VENDOR): package.json package-lock.json
 	mkdir -p geoservice/web/static/vendor
 	cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
 	   node_modules/maplibre-gl/LICENSE.txt geoservice/web/static/vendor/
+	# CesiumJS for the 3D viewer (/3d/): the IIFE build and what it loads at run time (~13 MB;
+	# the ESM/CJS bundles in Build/Cesium are not needed).
+	rm -rf geoservice/web/static/vendor/cesium
+	mkdir -p geoservice/web/static/vendor/cesium
+	cp -r node_modules/cesium/Build/Cesium/{Cesium.js,Workers,Assets,ThirdParty,Widgets} \
+	   node_modules/cesium/LICENSE.md geoservice/web/static/vendor/cesium/
 	touch $(VENDOR)
 
 setup: $(STAMP) $(VENDOR)

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from geoservice.city3d.static import mount_tiles
 from geoservice.config import Settings
 from geoservice.errors import ServiceError
 from geoservice.ogc import provider
@@ -97,13 +98,19 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     install_error_handlers(app)
     _include_routers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    mount_tiles(app, settings)  # /3dtiles/… built tilesets (geoservice.city3d.static)
     return app
 
 
 #: Domain rooms: each package has an ``api`` module with ``router`` (its HTTP routes, declared
 #: before the ``/ogc`` routes so a room can serve a more specific OGC path) and
 #: ``attach(runtime)`` (builds the room's services once, at start-up).
-ROOMS: tuple[str, ...] = ("geoservice.guide", "geoservice.sightings", "geoservice.hazards")
+ROOMS: tuple[str, ...] = (
+    "geoservice.guide",
+    "geoservice.sightings",
+    "geoservice.hazards",
+    "geoservice.city3d",
+)
 
 
 def _rooms() -> list[Any]:

@@ -144,7 +144,25 @@ def build(
         raise
     store.close()
     _swap(tmp, target)
+    post_build(settings)
+    _city3d_tiles(settings, specs, mir, report)
     return report
+
+
+def post_build(settings: Settings) -> None:
+    """Derived files written after a successful build: the synthetic flood-depth COG."""
+    from geoservice.hazards.raster import write_flood_cog
+
+    write_flood_cog(settings)
+
+
+def _city3d_tiles(
+    settings: Settings, specs: dict[str, LayerSpec], mir: Mirror | None, report: BuildReport
+) -> None:
+    """After the swap: 3D Tiles of a built ``buildings`` layer (see city3d.tiles3d)."""
+    from geoservice.city3d.tiles3d import tiles_after_build
+
+    tiles_after_build(settings, specs, mir, report)
 
 
 def _load_all(
@@ -186,6 +204,8 @@ def _build_postgis(
         store.close()
         postgis.drop_schema(url, staging)
         raise
+    post_build(settings)
+    _city3d_tiles(settings, specs, mir, report)
     return report
 
 

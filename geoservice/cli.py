@@ -151,11 +151,15 @@ def harvest(
 def _add_subcommands() -> None:
     """Sub-apps of other rooms (tokens, audit, sightings)."""
     from geoservice.auth.cli import audit_app, tokens_app
+    from geoservice.city3d.cli import city3d_app
+    from geoservice.hazards.cli import incidents_app
     from geoservice.sightings.cli import sightings_app
 
     app.add_typer(tokens_app, name="tokens")
+    app.add_typer(city3d_app, name="city3d")
     app.add_typer(audit_app, name="audit")
     app.add_typer(sightings_app, name="sightings")
+    app.add_typer(incidents_app, name="incidents")
 
 
 _add_subcommands()

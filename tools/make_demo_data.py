@@ -31,6 +31,8 @@ from typing import Any
 
 from pyproj import Transformer
 
+from geoservice.hazards.demo import DEMO_FLD_PATH, demo_fld_gml
+
 SEED = 20261126
 #: The "today" the demo is written for: recency colours (last month / last 3 months)
 #: are relative to this day.  Fixed, never ``date.today()``, so the output is stable.
@@ -53,6 +55,14 @@ URF_2020 = "plateau/unity_TestDataTokyoMini/533925_urf_6668_{}_op.gml"
 LSLD = "plateau/unity_TestDataTokyoMini/533925_lsld_6668_op.gml"
 CODELISTS = "plateau/codelists"
 MOJXML = "mojxml/12103-0400-76.zip"
+#: PLATEAU bldg files of layers/buildings.yml: synthetic LOD1 blocks near the real meshes
+#: (geoservice.city3d.synthetic), as (path, buildings, centre lon/lat).
+BLDG = [
+    ("plateau/libplateau_ota/53392642_bldg_6697_op2.gml", 24, (139.7770, 35.5400)),
+    ("plateau/unity_TestDataTokyoMini/53392546_bldg_6697_2_op.gml", 9, (139.7122, 35.5416)),
+    ("plateau/unity_TestDataTokyoMini/53392547_bldg_6697_2_op.gml", 9, (139.7152, 35.5418)),
+    ("plateau/unity_TestDataTokyoMini/53394525_bldg_6697_2_op.gml", 16, (139.6992, 35.6902)),
+]
 
 Ring = list[tuple[float, float]]  # (lon, lat)
 
@@ -752,6 +762,14 @@ def make_mojxml(rng: random.Random) -> bytes:
     return buffer.getvalue()
 
 
+def make_buildings() -> dict[str, str]:
+    """The buildings layer's CityGML files (SYNTHETIC, labelled in every building)."""
+    from geoservice.city3d.synthetic import synthetic_citygml
+
+    return {rel: synthetic_citygml(n, seed=SEED + i, centre=centre)
+            for i, (rel, n, centre) in enumerate(BLDG)}
+
+
 # --------------------------------------------------------------------------- manifest
 
 MIRROR_YML = f"""\
@@ -802,6 +820,8 @@ def generate() -> dict[str, str | bytes]:
         f"{CODELISTS}/Common_localPublicAuthorities.xml":
             codelist("Common_localPublicAuthoritiesType", AUTHORITIES),
         MOJXML: make_mojxml(rng("mojxml")),
+        DEMO_FLD_PATH: demo_fld_gml(),
+        **make_buildings(),
     }
     return files
 

@@ -1,0 +1,62 @@
+"""``/3dtiles/…``: built tilesets served as static files from ``settings.tiles_dir``.
+
+Content types: ``.json`` -> ``application/json``, ``.glb`` -> ``model/gltf-binary``,
+``.b3dm``/``.subtree`` -> ``application/octet-stream``.  A missing ``tiles_dir`` (nothing
+built yet) gives 404s, not a start-up failure.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+MEDIA_TYPES = {
+    ".json": "application/json",
+    ".glb": "model/gltf-binary",
+    ".gltf": "model/gltf+json",
+    ".b3dm": "application/octet-stream",
+    ".subtree": "application/octet-stream",
+}
+
+
+class TilesFiles(StaticFiles):
+    """StaticFiles with 3D Tiles media types and a tolerated missing directory."""
+
+    async def check_config(self) -> None:
+        """Accept a directory that does not exist yet (tiles not built)."""
+        if self.directory is not None and not os.path.isdir(self.directory):
+            return
+        await super().check_config()
+
+    def file_response(
+        self, full_path: Any, stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        media = MEDIA_TYPES.get(os.path.splitext(str(full_path))[1].lower())
+        if media is not None:
+            response.headers["content-type"] = media
+            response.media_type = media
+        return response
+
+
+def mount_tiles(app: Any, settings: Any) -> None:
+    """Mount ``settings.tiles_dir`` at ``/3dtiles`` on ``app``."""
+    app.mount("/3dtiles", TilesFiles(directory=settings.tiles_dir, check_dir=False), name="3dtiles")
+
+
+def tileset_links(settings: Any, collection_id: str) -> list[dict[str, str]]:
+    """Collection links to the collection's built 3D Tiles tileset (none if not built)."""
+    if not (settings.tiles_dir / collection_id / "tileset.json").is_file():
+        return []
+    return [
+        {
+            "href": f"{settings.server.base_url}/3dtiles/{collection_id}/tileset.json",
+            "rel": "alternate",
+            "type": "application/json",
+            "title": "3D Tiles 1.1 tileset (glb, EXT_structural_metadata)",
+        }
+    ]

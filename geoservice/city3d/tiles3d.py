@@ -1,0 +1,1003 @@
+"""Buildings -> 3D Tiles 1.1: glb content with per-building ids and metadata.
+
+Pipeline (memory does not grow with the input)
+----------------------------------------------
+1. **One streaming pass** over the CityGML files (:func:`geoservice.city3d.citygml.read_many`).
+   Each building is meshed at once - LOD2 surfaces when present (each planar polygon
+   projected to its Newell best-fit plane and triangulated with ``mapbox_earcut``), else
+   an LOD1 extrusion of its footprint (walls, roof and floor; counter-clockwise outward
+   faces, flat normals) - with vertices in float64 ECEF, and appended to a spill file of
+   its grid cell (``cell_deg`` degrees) on disk.  Only small per-cell counts and bounds
+   stay in memory; spill buffers are flushed when they exceed ``spill_bytes``.
+2. **A quadtree over the cells** splits until a node holds at most ``max_per_leaf``
+   buildings (or is one cell).  Leaves carry the content; inner tiles are empty and
+   refine ``ADD``.  ``geometricError``: 0 at leaves, ``max(diagonal/20, 2 x child)`` above
+   (so it strictly decreases toward the leaves); the tileset's is twice the root's.
+3. **Leaves are written one at a time**: a leaf's spill records are read back, moved to an
+   east-north-up frame at the leaf centre (float64 ``transform``, 16 numbers column-major,
+   ENU -> ECEF), so glb positions are small float32 offsets.  glTF is y-up: positions are
+   stored ``(E, U, -N)`` and the 3D Tiles y-up -> z-up convention brings them back.
+
+Each glb holds one triangle primitive with ``POSITION``, ``NORMAL`` and ``_FEATURE_ID_0``
+(float, one id per vertex = the building's row), ``EXT_mesh_features`` (``featureCount``,
+``propertyTable`` 0) and ``EXT_structural_metadata`` (class ``building``: building_id,
+gml_id, measured_height, storeys, usage, usage_code, class, flood_depth_m, flood_rank,
+flood_duration_h, flood_scale, flood_source, district_zone, lod, source_file).  The BIN
+chunk starts on an 8-byte boundary and every bufferView offset is a multiple of 8.
+
+Bounding volumes are ``region`` (radians, ellipsoidal metres) computed from the content
+itself: the geodetic bounds of every vertex and of the 8 corners of the leaf's local
+bounding box, padded by 0.5 m, so they contain the content by construction.
+
+Heights
+-------
+PLATEAU heights are orthometric (T.P., JGD2011 vertical).  3D Tiles need ellipsoidal
+heights: ``h = H + N`` with the geoid undulation ``N`` from :class:`Geoid`: EGM96 (15')
+through PROJ ``vgridshift`` on Debian's ``proj-data`` file ``/usr/share/proj/egm96_15.gtx``
+(or a ``egm96_15.gtx`` in pyproj's data directory).  Japan's own GSIGEO2011 grid is not
+available offline; EGM96 differs from it by well under 1 m in Tokyo.  When no grid is
+found a constant Tokyo undulation of 36.7 m is used.  Which one was used is written to
+``asset.extras.heights`` of the tileset.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pickle
+import shutil
+import struct
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mapbox_earcut
+import numpy as np
+
+from geoservice.city3d.citygml import Building, ReadErrors, read_many
+from geoservice.city3d.loader import building_record
+from geoservice.loaders.codelists import CodeLists
+
+log = logging.getLogger(__name__)
+
+WGS84_A = 6378137.0
+WGS84_F = 1.0 / 298.257223563
+WGS84_E2 = WGS84_F * (2.0 - WGS84_F)
+TOKYO_GEOID_M = 36.7
+GENERATOR = "Tokyo GeoTwin geoservice.city3d.tiles3d"
+Progress = Callable[[int], None]
+
+# --------------------------------------------------------------------------- geodesy
+
+
+def geodetic_to_ecef(lon: Any, lat: Any, h: Any) -> np.ndarray:
+    """(lon, lat degrees, ellipsoidal h) -> ECEF metres, shape (..., 3), float64."""
+    lam = np.radians(np.asarray(lon, dtype=np.float64))
+    phi = np.radians(np.asarray(lat, dtype=np.float64))
+    h = np.asarray(h, dtype=np.float64)
+    sphi = np.sin(phi)
+    n = WGS84_A / np.sqrt(1.0 - WGS84_E2 * sphi * sphi)
+    x = (n + h) * np.cos(phi) * np.cos(lam)
+    y = (n + h) * np.cos(phi) * np.sin(lam)
+    z = (n * (1.0 - WGS84_E2) + h) * sphi
+    return np.stack([x, y, z], axis=-1)
+
+
+def ecef_to_geodetic(xyz: Any) -> np.ndarray:
+    """ECEF metres (..., 3) -> (lon deg, lat deg, ellipsoidal h m) (..., 3)."""
+    xyz = np.asarray(xyz, dtype=np.float64)
+    x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
+    lon = np.arctan2(y, x)
+    p = np.hypot(x, y)
+    lat = np.arctan2(z, p * (1.0 - WGS84_E2))
+    for _ in range(6):
+        sl = np.sin(lat)
+        n = WGS84_A / np.sqrt(1.0 - WGS84_E2 * sl * sl)
+        h = p / np.cos(lat) - n
+        lat = np.arctan2(z, p * (1.0 - WGS84_E2 * n / (n + h)))
+    sl = np.sin(lat)
+    n = WGS84_A / np.sqrt(1.0 - WGS84_E2 * sl * sl)
+    h = p / np.cos(lat) - n
+    return np.stack([np.degrees(lon), np.degrees(lat), h], axis=-1)
+
+
+def enu_rotation(lon: float, lat: float) -> np.ndarray:
+    """3x3 matrix whose columns are the East, North, Up unit vectors in ECEF."""
+    lam, phi = math.radians(lon), math.radians(lat)
+    sl, cl, sp, cp = math.sin(lam), math.cos(lam), math.sin(phi), math.cos(phi)
+    return np.array(
+        [[-sl, -sp * cl, cp * cl], [cl, -sp * sl, cp * sl], [0.0, cp, sp]], dtype=np.float64
+    )
+
+
+def enu_transform(lon: float, lat: float, h: float) -> list[float]:
+    """The 4x4 ENU -> ECEF matrix at a point, column-major (a 3D Tiles ``transform``)."""
+    m = np.eye(4)
+    m[:3, :3] = enu_rotation(lon, lat)
+    m[:3, 3] = geodetic_to_ecef(lon, lat, h)
+    return [float(v) for v in m.T.reshape(-1)]
+
+
+class Geoid:
+    """Geoid undulation N (ellipsoidal h = orthometric H + N), cached on a 0.01° grid."""
+
+    def __init__(self, grid: Path | None = None, constant: float = TOKYO_GEOID_M) -> None:
+        self.constant = constant
+        self._cache: dict[tuple[int, int], float] = {}
+        self._transformer: Any = None
+        self.grid_path: Path | None = None
+        path = grid if grid is not None else self.find_grid()
+        if path is not None and path.is_file():
+            try:
+                from pyproj import Transformer
+
+                t = Transformer.from_pipeline(f"+proj=vgridshift +grids={path} +multiplier=1")
+                n = float(t.transform(139.76, 35.68, 0.0)[2])
+                if math.isfinite(n) and 20.0 < n < 60.0:
+                    self._transformer = t
+                    self.grid_path = path
+                    self.description = (
+                        f"ellipsoidal (WGS84/GRS80) = T.P. orthometric + EGM96 geoid "
+                        f"undulation from {path.name} via PROJ vgridshift "
+                        "(approximates GSIGEO2011 within ~1 m in Tokyo)"
+                    )
+            except Exception as exc:  # grid unreadable: fall back to the constant
+                log.warning("geoid grid %s unusable (%s); using %.1f m", path, exc, constant)
+        if self._transformer is None:
+            self.description = (
+                f"ellipsoidal = T.P. orthometric + constant Tokyo geoid undulation "
+                f"{constant:.1f} m (no geoid grid available; error up to ~1 m)"
+            )
+
+    @property
+    def uses_grid(self) -> bool:
+        """Whether undulations come from a geoid grid (not the constant)."""
+        return self._transformer is not None
+
+    @staticmethod
+    def find_grid() -> Path | None:
+        """egm96_15.gtx from pyproj's data directory or Debian's proj-data."""
+        candidates: list[Path] = []
+        env = os.environ.get("GEOSERVICE_GEOID_GRID")
+        if env:
+            candidates.append(Path(env))
+        try:
+            import pyproj
+
+            candidates.append(Path(pyproj.datadir.get_data_dir()) / "egm96_15.gtx")
+        except Exception:
+            pass
+        candidates.append(Path("/usr/share/proj/egm96_15.gtx"))
+        return next((c for c in candidates if c.is_file()), None)
+
+    def undulation(self, lon: float, lat: float) -> float:
+        """N at (lon, lat) in metres."""
+        if self._transformer is None:
+            return self.constant
+        key = (round(lon * 100), round(lat * 100))
+        value = self._cache.get(key)
+        if value is None:
+            value = float(self._transformer.transform(key[0] / 100, key[1] / 100, 0.0)[2])
+            if not math.isfinite(value):
+                value = self.constant
+            self._cache[key] = value
+        return value
+
+
+# --------------------------------------------------------------------------- meshing
+
+
+@dataclass(slots=True)
+class Mesh:
+    """One building's triangles: float64 ECEF positions, float32 ECEF normals, indices."""
+
+    positions: np.ndarray
+    normals: np.ndarray
+    indices: np.ndarray
+
+
+def _signed_area(xy: np.ndarray) -> float:
+    x, y = xy[:, 0], xy[:, 1]
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+
+
+def _dedupe(ring: np.ndarray) -> np.ndarray:
+    """Drop consecutive duplicate vertices (and a closing duplicate)."""
+    if len(ring) < 2:
+        return ring
+    keep = np.any(np.abs(np.diff(ring, axis=0, append=ring[:1])) > 1e-12, axis=1)
+    return ring[keep]
+
+
+def _triangulate(rings2d: list[np.ndarray]) -> np.ndarray:
+    """earcut on (exterior, holes...) 2D rings; triangles (k, 3) indices into the stack."""
+    verts = np.concatenate(rings2d).astype(np.float64)
+    ends = np.cumsum([len(r) for r in rings2d]).astype(np.uint32)
+    tri = np.asarray(mapbox_earcut.triangulate_float64(verts, ends), dtype=np.int64)
+    return tri.reshape(-1, 3)
+
+
+class Mesher:
+    """Turns buildings into ECEF meshes (LOD2 surfaces, else LOD1 extrusion)."""
+
+    def __init__(self, geoid: Geoid) -> None:
+        self.geoid = geoid
+
+    def mesh(self, b: Building) -> tuple[Mesh, tuple[float, ...]] | None:
+        """The building's mesh and its (lon0, lat0, lon1, lat1, h0, h1) bounds."""
+        lon0, lat0 = b.centroid()
+        n_geoid = self.geoid.undulation(lon0, lat0)
+        mlat = math.radians(1.0) * WGS84_A
+        mlon = mlat * math.cos(math.radians(lat0))
+        rot = enu_rotation(lon0, lat0)
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (llh, nrm_enu, tris)
+        if b.lod2:
+            for _, rings in b.lod2:
+                part = self._polygon3d(rings, lon0, lat0, mlon, mlat)
+                if part is not None:
+                    parts.append(part)
+        if not parts:
+            parts = self._extrusion(b, lon0, lat0, mlon, mlat)
+        if not parts:
+            return None
+        llh = np.concatenate([p[0] for p in parts])
+        normals_enu = np.concatenate([p[1] for p in parts])
+        offsets = np.cumsum([0] + [len(p[0]) for p in parts[:-1]])
+        tris = np.concatenate([p[2] + off for p, off in zip(parts, offsets, strict=True)])
+        h = llh[:, 2] + n_geoid
+        positions = geodetic_to_ecef(llh[:, 0], llh[:, 1], h)
+        normals = (normals_enu @ rot.T).astype(np.float32)
+        bounds = (
+            float(llh[:, 0].min()),
+            float(llh[:, 1].min()),
+            float(llh[:, 0].max()),
+            float(llh[:, 1].max()),
+            float(h.min()),
+            float(h.max()),
+        )
+        mesh = Mesh(positions, normals, tris.reshape(-1).astype(np.uint32))
+        return mesh, bounds
+
+    @staticmethod
+    def _polygon3d(
+        rings: list[np.ndarray], lon0: float, lat0: float, mlon: float, mlat: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        rings = [_dedupe(r) for r in rings]
+        rings = [r for r in rings if len(r) >= 3]
+        if not rings:
+            return None
+        llh = np.concatenate(rings)
+        local = np.column_stack([(llh[:, 0] - lon0) * mlon, (llh[:, 1] - lat0) * mlat, llh[:, 2]])
+        ext = local[: len(rings[0])]
+        nxt = np.roll(ext, -1, axis=0)
+        normal = np.array(
+            [
+                np.sum((ext[:, 1] - nxt[:, 1]) * (ext[:, 2] + nxt[:, 2])),
+                np.sum((ext[:, 2] - nxt[:, 2]) * (ext[:, 0] + nxt[:, 0])),
+                np.sum((ext[:, 0] - nxt[:, 0]) * (ext[:, 1] + nxt[:, 1])),
+            ]
+        )
+        length = float(np.linalg.norm(normal))
+        if length < 1e-9:
+            return None  # degenerate (zero-area) polygon
+        normal /= length
+        helper = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+        u = np.cross(helper, normal)
+        u /= np.linalg.norm(u)
+        v = np.cross(normal, u)
+        uv = np.column_stack([local @ u, local @ v])
+        sizes = [len(r) for r in rings]
+        splits = np.cumsum(sizes)[:-1]
+        tris = _triangulate(np.split(uv, splits))
+        if len(tris) == 0:
+            return None
+        a, b, c = uv[tris[:, 0]], uv[tris[:, 1]], uv[tris[:, 2]]
+        cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (
+            c[:, 0] - a[:, 0]
+        )
+        flip = cross < 0  # wind every triangle like the ring (normal = Newell normal)
+        tris[flip] = tris[flip][:, [0, 2, 1]]
+        return llh, np.tile(normal, (len(llh), 1)), tris
+
+    @staticmethod
+    def _extrusion(
+        b: Building, lon0: float, lat0: float, mlon: float, mlat: float
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """LOD1 block: footprint x [base, top] with floor, roof and walls."""
+        if b.lod1:
+            zs = np.concatenate([r[:, 2] for rings in b.lod1 for r in rings])
+            base, top = float(zs.min()), float(zs.max())
+            bottom = min(b.lod1, key=lambda rings: float(rings[0][:, 2].mean()))
+            polys = [bottom]
+        elif b.lod0:
+            zs = np.concatenate([r[:, 2] for rings in b.lod0 for r in rings])
+            height = b.measured_height or 3.0 * (b.storeys or 1)
+            top = float(zs.max())
+            base = top - height
+            polys = b.lod0
+        else:
+            return []
+        if top - base < 0.1:
+            top = base + max(b.measured_height or 0.0, 0.1)
+        parts = []
+        for rings in polys:
+            rings2 = [_dedupe(r[:, :2]) for r in rings]
+            rings2 = [r for r in rings2 if len(r) >= 3]
+            if not rings2:
+                continue
+            # exterior CCW, holes CW (in lon/lat, same sense as in metres)
+            rings2 = [
+                r if (_signed_area(r) > 0) == (i == 0) else r[::-1] for i, r in enumerate(rings2)
+            ]
+            flat = np.concatenate(rings2)
+            xy = np.column_stack([(flat[:, 0] - lon0) * mlon, (flat[:, 1] - lat0) * mlat])
+            tris = _triangulate(np.split(xy, np.cumsum([len(r) for r in rings2])[:-1]))
+            if len(tris):
+                a, bb, c = xy[tris[:, 0]], xy[tris[:, 1]], xy[tris[:, 2]]
+                cross = (bb[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (bb[:, 1] - a[:, 1]) * (
+                    c[:, 0] - a[:, 0]
+                )
+                tris[cross < 0] = tris[cross < 0][:, [0, 2, 1]]
+                n = len(flat)
+                roof = np.column_stack([flat, np.full(n, top)])
+                floor = np.column_stack([flat, np.full(n, base)])
+                parts.append((roof, np.tile([0.0, 0.0, 1.0], (n, 1)), tris))
+                parts.append((floor, np.tile([0.0, 0.0, -1.0], (n, 1)), tris[:, [0, 2, 1]]))
+            for ring in rings2:
+                nxt = np.roll(ring, -1, axis=0)
+                dx = (nxt[:, 0] - ring[:, 0]) * mlon
+                dy = (nxt[:, 1] - ring[:, 1]) * mlat
+                length = np.hypot(dx, dy)
+                ok = length > 1e-6
+                if not ok.any():
+                    continue
+                a, c, dx, dy, length = ring[ok], nxt[ok], dx[ok], dy[ok], length[ok]
+                k = len(a)
+                quad = np.empty((k, 4, 3))
+                quad[:, 0, :2], quad[:, 0, 2] = a, base
+                quad[:, 1, :2], quad[:, 1, 2] = c, base
+                quad[:, 2, :2], quad[:, 2, 2] = c, top
+                quad[:, 3, :2], quad[:, 3, 2] = a, top
+                nrm = np.column_stack([dy / length, -dx / length, np.zeros(k)])
+                base_idx = (np.arange(k) * 4)[:, None]
+                wall_tris = np.concatenate(
+                    [base_idx + np.array([0, 1, 2]), base_idx + np.array([0, 2, 3])]
+                )
+                parts.append((quad.reshape(-1, 3), np.repeat(nrm, 4, axis=0), wall_tris))
+        return parts
+
+
+# --------------------------------------------------------------------------- metadata
+
+#: (name, type, componentType or None, noData) of the property table columns.
+PROPERTIES: list[tuple[str, str, str | None, Any]] = [
+    ("building_id", "STRING", None, ""),
+    ("gml_id", "STRING", None, ""),
+    ("measured_height", "SCALAR", "FLOAT64", -9999.0),
+    ("storeys", "SCALAR", "INT32", -1),
+    ("usage", "STRING", None, ""),
+    ("usage_code", "STRING", None, ""),
+    ("class", "STRING", None, ""),
+    ("flood_depth_m", "SCALAR", "FLOAT64", -9999.0),
+    ("flood_rank", "STRING", None, ""),
+    ("flood_duration_h", "SCALAR", "FLOAT64", -9999.0),
+    ("flood_scale", "STRING", None, ""),
+    ("flood_source", "STRING", None, ""),
+    ("district_zone", "STRING", None, ""),
+    ("lod", "SCALAR", "UINT8", 255),
+    ("source_file", "STRING", None, ""),
+]
+_NP = {"FLOAT64": np.float64, "INT32": np.int32, "UINT8": np.uint8}
+
+
+def metadata_schema() -> dict[str, Any]:
+    """The ``EXT_structural_metadata`` schema of the building class."""
+    props: dict[str, Any] = {}
+    for name, type_, component, nodata in PROPERTIES:
+        entry: dict[str, Any] = {"type": type_, "noData": nodata}
+        if component:
+            entry["componentType"] = component
+        props[name] = entry
+    return {"id": "geotwin_buildings", "classes": {"building": {"properties": props}}}
+
+
+def feature_row(b: Building) -> tuple[Any, ...]:
+    """One property-table row (None where absent) in :data:`PROPERTIES` order."""
+    raw = building_record(b)
+    return tuple(raw.get(name) for name, *_ in PROPERTIES)
+
+
+# --------------------------------------------------------------------------- glb
+
+
+class _Bin:
+    """A binary buffer of 8-byte-aligned bufferViews."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.length = 0
+        self.views: list[dict[str, Any]] = []
+
+    def add(self, data: bytes, target: int | None = None) -> int:
+        pad = (-self.length) % 8
+        if pad:
+            self.parts.append(b"\0" * pad)
+            self.length += pad
+        view: dict[str, Any] = {"buffer": 0, "byteOffset": self.length, "byteLength": len(data)}
+        if target is not None:
+            view["target"] = target
+        self.views.append(view)
+        self.parts.append(data)
+        self.length += len(data)
+        return len(self.views) - 1
+
+    def bytes(self) -> bytes:
+        data = b"".join(self.parts)
+        return data + b"\0" * ((-len(data)) % 8)
+
+
+def write_glb(
+    path: Path,
+    positions: np.ndarray,
+    normals: np.ndarray,
+    feature_ids: np.ndarray,
+    indices: np.ndarray,
+    rows: list[tuple[Any, ...]],
+    double_sided: bool,
+) -> None:
+    """Write one glb: a triangle primitive with feature ids and a property table."""
+    buf = _Bin()
+    pos = np.ascontiguousarray(positions, dtype=np.float32)
+    nrm = np.ascontiguousarray(normals, dtype=np.float32)
+    fid = np.ascontiguousarray(feature_ids, dtype=np.float32)
+    idx = np.ascontiguousarray(indices, dtype=np.uint32)
+    accessors = [
+        {
+            "bufferView": buf.add(pos.tobytes(), 34962),
+            "componentType": 5126,
+            "count": len(pos),
+            "type": "VEC3",
+            "min": [float(v) for v in pos.min(axis=0)],
+            "max": [float(v) for v in pos.max(axis=0)],
+        },
+        {
+            "bufferView": buf.add(nrm.tobytes(), 34962),
+            "componentType": 5126,
+            "count": len(nrm),
+            "type": "VEC3",
+        },
+        {
+            "bufferView": buf.add(fid.tobytes(), 34962),
+            "componentType": 5126,
+            "count": len(fid),
+            "type": "SCALAR",
+        },
+        {
+            "bufferView": buf.add(idx.tobytes(), 34963),
+            "componentType": 5125,
+            "count": len(idx),
+            "type": "SCALAR",
+        },
+    ]
+    table: dict[str, Any] = {}
+    for col, (name, type_, component, nodata) in enumerate(PROPERTIES):
+        values = [row[col] for row in rows]
+        if type_ == "STRING":
+            encoded = [("" if v is None else str(v)).encode("utf-8") for v in values]
+            if not any(encoded):
+                continue  # no value in this tile: the column is omitted (not required)
+            offsets = np.zeros(len(encoded) + 1, dtype=np.uint32)
+            offsets[1:] = np.cumsum([len(e) for e in encoded])
+            table[name] = {
+                "values": buf.add(b"".join(encoded)),
+                "stringOffsets": buf.add(offsets.tobytes()),
+                "stringOffsetType": "UINT32",
+            }
+        else:
+            assert component is not None
+            arr = np.array([nodata if v is None else v for v in values], dtype=_NP[component])
+            table[name] = {"values": buf.add(arr.tobytes())}
+    binary = buf.bytes()
+    doc: dict[str, Any] = {
+        "asset": {"version": "2.0", "generator": GENERATOR},
+        "extensionsUsed": ["EXT_mesh_features", "EXT_structural_metadata"],
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0}],
+        "meshes": [
+            {
+                "primitives": [
+                    {
+                        "attributes": {"POSITION": 0, "NORMAL": 1, "_FEATURE_ID_0": 2},
+                        "indices": 3,
+                        "material": 0,
+                        "mode": 4,
+                        "extensions": {
+                            "EXT_mesh_features": {
+                                "featureIds": [
+                                    {"featureCount": len(rows), "attribute": 0, "propertyTable": 0}
+                                ]
+                            }
+                        },
+                    }
+                ]
+            }
+        ],
+        "materials": [
+            {
+                "pbrMetallicRoughness": {
+                    "baseColorFactor": [0.92, 0.91, 0.88, 1.0],
+                    "metallicFactor": 0.0,
+                    "roughnessFactor": 0.9,
+                },
+                "doubleSided": double_sided,
+            }
+        ],
+        "accessors": accessors,
+        "bufferViews": buf.views,
+        "buffers": [{"byteLength": len(binary)}],
+        "extensions": {
+            "EXT_structural_metadata": {
+                "schema": metadata_schema(),
+                "propertyTables": [{"class": "building", "count": len(rows), "properties": table}],
+            }
+        },
+    }
+    js = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    js += b" " * ((4 - (len(js) % 8)) % 8)  # JSON length = 4 mod 8: BIN data 8-aligned
+    total = 12 + 8 + len(js) + 8 + len(binary)
+    with path.open("wb") as fh:
+        fh.write(struct.pack("<4sII", b"glTF", 2, total))
+        fh.write(struct.pack("<I4s", len(js), b"JSON"))
+        fh.write(js)
+        fh.write(struct.pack("<I4s", len(binary), b"BIN\0"))
+        fh.write(binary)
+
+
+# --------------------------------------------------------------------------- tiling
+
+
+@dataclass
+class _Cell:
+    count: int = 0
+    bounds: list[float] = field(
+        default_factory=lambda: [math.inf, math.inf, -math.inf, -math.inf, math.inf, -math.inf]
+    )
+
+
+@dataclass
+class TilesReport:
+    """What :func:`write_tiles` did."""
+
+    buildings: int = 0
+    tiles: int = 0
+    leaves: int = 0
+    skipped_buildings: int = 0
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    geoid: str = ""
+    tileset: Path | None = None
+
+
+class _Spill:
+    """Per-cell append-only spill files with a bounded in-memory buffer."""
+
+    def __init__(self, directory: Path, limit: int) -> None:
+        self.directory = directory
+        self.limit = limit
+        self.buffers: dict[tuple[int, int], list[Any]] = {}
+        self.size = 0
+
+    def add(self, key: tuple[int, int], record: tuple[Any, ...], nbytes: int) -> None:
+        self.buffers.setdefault(key, []).append(record)
+        self.size += nbytes
+        if self.size > self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        for key, records in self.buffers.items():
+            with (self.directory / f"{key[0]}_{key[1]}.pkl").open("ab") as fh:
+                pickle.dump(records, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        self.buffers.clear()
+        self.size = 0
+
+    def read(self, key: tuple[int, int]) -> list[Any]:
+        out: list[Any] = []
+        path = self.directory / f"{key[0]}_{key[1]}.pkl"
+        with path.open("rb") as fh:
+            while True:
+                try:
+                    out.extend(pickle.load(fh))
+                except EOFError:
+                    break
+        path.unlink()
+        return out
+
+
+def _union(bounds: Iterable[list[float]]) -> list[float]:
+    out = [math.inf, math.inf, -math.inf, -math.inf, math.inf, -math.inf]
+    for b in bounds:
+        out = [
+            min(out[0], b[0]),
+            min(out[1], b[1]),
+            max(out[2], b[2]),
+            max(out[3], b[3]),
+            min(out[4], b[4]),
+            max(out[5], b[5]),
+        ]
+    return out
+
+
+def _region(b: list[float]) -> list[float]:
+    """(lon0, lat0, lon1, lat1, h0, h1) degrees -> 3D Tiles region (radians)."""
+    return [math.radians(b[0]), math.radians(b[1]), math.radians(b[2]), math.radians(b[3])] + [
+        b[4],
+        b[5],
+    ]
+
+
+def _diagonal_m(b: list[float]) -> float:
+    lat = math.radians((b[1] + b[3]) / 2)
+    dx = math.radians(b[2] - b[0]) * WGS84_A * math.cos(lat)
+    dy = math.radians(b[3] - b[1]) * WGS84_A
+    return math.sqrt(dx * dx + dy * dy + (b[5] - b[4]) ** 2)
+
+
+def write_tiles(
+    files: list[Path],
+    out_dir: Path,
+    codelists: CodeLists | None = None,
+    *,
+    max_per_leaf: int = 2000,
+    cell_deg: float = 0.004,
+    max_leaf_cells: int = 16,
+    spill_bytes: int = 32 << 20,
+    geoid: Geoid | None = None,
+    synthetic: bool = False,
+    attribution: str | None = None,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> TilesReport:
+    """Write the buildings of ``files`` as a 3D Tiles 1.1 tileset in ``out_dir``.
+
+    The tileset is assembled in a sibling ``.building-<pid>`` directory and swapped in whole,
+    so readers never see a half-written tileset and a failed run leaves the old one.
+    Files that fail to parse are skipped and listed in ``report.errors``.  A leaf holds at
+    most ``max_per_leaf`` buildings and spans at most ``max_leaf_cells`` grid cells (about
+    6 km at the defaults) unless a single cell holds more.  ``workers``: meshing processes
+    (``None``: automatic - several for inputs over 32 MB, else in-process).
+    """
+    started = time.perf_counter()
+    geoid = geoid or Geoid()
+    report = TilesReport(geoid=geoid.description)
+    out_dir = Path(out_dir)
+    work = out_dir.with_name(f"{out_dir.name}.building-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "tiles").mkdir(parents=True)
+    spill_dir = work / "_spill"
+    spill_dir.mkdir()
+    try:
+        n_workers = _auto_workers(files) if workers is None else workers
+        cells = _spill_pass(
+            files, codelists, geoid, spill_dir, cell_deg, spill_bytes, report, progress, n_workers
+        )
+        spill = _Spill(spill_dir, spill_bytes)
+        root = _build_tree(cells, max_per_leaf, max_leaf_cells, spill, work, report)
+        if root is None:
+            raise ValueError("no buildings with geometry to tile")
+        if "content" in root:  # always an empty root above the content tiles
+            root = {
+                "boundingVolume": root["boundingVolume"],
+                "geometricError": max(1.0, root.pop("_diag") / 20.0),
+                "refine": "ADD",
+                "children": [root],
+            }
+            report.tiles += 1
+        _strip(root)
+        extras: dict[str, Any] = {
+            "heights": geoid.description,
+            "geoid_grid": geoid.uses_grid,
+            "buildings": report.buildings,
+            "synthetic": synthetic,
+        }
+        if attribution:
+            extras["attribution"] = attribution
+        tileset = {
+            "asset": {"version": "1.1", "generator": GENERATOR, "extras": extras},
+            "geometricError": root["geometricError"] * 2.0,
+            "root": root,
+        }
+        shutil.rmtree(spill_dir)
+        (work / "tileset.json").write_text(
+            json.dumps(tileset, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
+        _swap_dir(work, out_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    report.tileset = out_dir / "tileset.json"
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _spill_pass(
+    files: list[Path],
+    codelists: CodeLists | None,
+    geoid: Geoid,
+    spill_dir: Path,
+    cell_deg: float,
+    spill_bytes: int,
+    report: TilesReport,
+    progress: Progress | None,
+    workers: int,
+) -> dict[tuple[int, int], _Cell]:
+    spill = _Spill(spill_dir, spill_bytes)
+    cells: dict[tuple[int, int], _Cell] = {}
+    errors = ReadErrors()
+    buildings = read_many(files, codelists, errors)
+    for meshed in _meshed(buildings, geoid, workers):
+        if meshed is None:
+            report.skipped_buildings += 1
+            continue
+        row, mesh, bounds, lod2 = meshed
+        lon = (bounds[0] + bounds[2]) / 2
+        lat = (bounds[1] + bounds[3]) / 2
+        key = (math.floor(lon / cell_deg), math.floor(lat / cell_deg))
+        cell = cells.setdefault(key, _Cell())
+        cell.count += 1
+        cell.bounds = _union([cell.bounds, list(bounds)])
+        record = (row, mesh.positions, mesh.normals, mesh.indices, lod2)
+        spill.add(key, record, mesh.positions.nbytes * 2 + mesh.indices.nbytes + 400)
+        report.buildings += 1
+        if progress is not None and report.buildings % 1000 == 0:
+            progress(report.buildings)
+    spill.flush()
+    report.errors = errors.messages()
+    return cells
+
+
+_Meshed = tuple[tuple[Any, ...], Mesh, tuple[float, ...], bool] | None
+_WORKER: Mesher | None = None
+_BATCH = 256
+
+
+def _mesh_one(mesher: Mesher, b: Building) -> _Meshed:
+    try:
+        meshed = mesher.mesh(b)
+    except Exception as exc:  # a broken building must not stop a city
+        log.warning("%s: line %d: building not meshed: %s", b.source_file, b.line, exc)
+        return None
+    if meshed is None:
+        return None
+    return feature_row(b), meshed[0], meshed[1], b.lod == 2
+
+
+def _init_worker(grid: str | None, constant: float) -> None:
+    global _WORKER
+    _WORKER = Mesher(Geoid(Path(grid) if grid else Path("/nonexistent"), constant))
+
+
+def _mesh_batch(batch: list[Building]) -> list[_Meshed]:
+    assert _WORKER is not None
+    return [_mesh_one(_WORKER, b) for b in batch]
+
+
+def _meshed(buildings: Iterable[Building], geoid: Geoid, workers: int) -> Iterable[_Meshed]:
+    """Mesh in this process, or in ``workers`` processes (batches, bounded in flight)."""
+    if workers <= 1:
+        mesher = Mesher(geoid)
+        for b in buildings:
+            yield _mesh_one(mesher, b)
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    grid = str(geoid.grid_path) if geoid.grid_path else None
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),  # safe in threaded processes
+        initializer=_init_worker,
+        initargs=(grid, geoid.constant),
+    ) as pool:
+        pending: deque[Future[list[_Meshed]]] = deque()
+        batch: list[Building] = []
+        for b in buildings:
+            batch.append(b)
+            if len(batch) >= _BATCH:
+                pending.append(pool.submit(_mesh_batch, batch))
+                batch = []
+                while len(pending) > 2 * workers:
+                    yield from pending.popleft().result()
+        if batch:
+            pending.append(pool.submit(_mesh_batch, batch))
+        while pending:
+            yield from pending.popleft().result()
+
+
+def _auto_workers(files: list[Path]) -> int:
+    """Worker processes for meshing: none for small inputs (start-up costs ~1 s)."""
+    size = sum(p.stat().st_size for p in files if p.exists())
+    if size < 32 << 20:
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _build_tree(
+    cells: dict[tuple[int, int], _Cell],
+    max_per_leaf: int,
+    max_leaf_cells: int,
+    spill: _Spill,
+    work: Path,
+    report: TilesReport,
+) -> dict[str, Any] | None:
+    if not cells:
+        return None
+    xs = [k[0] for k in cells]
+    ys = [k[1] for k in cells]
+
+    def node(keys: list[tuple[int, int]], x0: int, x1: int, y0: int, y1: int, name: str) -> Any:
+        count = sum(cells[k].count for k in keys)
+        span = (
+            max(
+                max(k[0] for k in keys) - min(k[0] for k in keys),
+                max(k[1] for k in keys) - min(k[1] for k in keys),
+            )
+            + 1
+        )
+        small = span <= max_leaf_cells
+        if (count <= max_per_leaf and small) or (x1 - x0 <= 1 and y1 - y0 <= 1):
+            return _leaf(keys, name)
+        xm = (x0 + x1) // 2 if x1 - x0 > 1 else x1
+        ym = (y0 + y1) // 2 if y1 - y0 > 1 else y1
+        children = []
+        quads = [(x0, xm, y0, ym), (xm, x1, y0, ym), (x0, xm, ym, y1), (xm, x1, ym, y1)]
+        for q, (a0, a1, b0, b1) in enumerate(quads):
+            sub = [k for k in keys if a0 <= k[0] < a1 and b0 <= k[1] < b1]
+            if sub:
+                children.append(node(sub, a0, a1, b0, b1, f"{name}{q}"))
+        bounds = _union(c["_bounds"] for c in children)
+        diag = _diagonal_m(bounds)
+        report.tiles += 1
+        return {
+            "boundingVolume": {"region": _region(bounds)},
+            "geometricError": max(
+                diag / 20.0, 2.0 * max(c["geometricError"] for c in children), 1.0
+            ),
+            "refine": "ADD",
+            "children": children,
+            "_bounds": bounds,
+            "_diag": diag,
+        }
+
+    def _leaf(keys: list[tuple[int, int]], name: str) -> dict[str, Any]:
+        records: list[Any] = []
+        for k in keys:
+            records.extend(spill.read(k))
+        rows = [r[0] for r in records]
+        pos_ecef = np.concatenate([r[1] for r in records])
+        bounds = _union(cells[k].bounds for k in keys)
+        lon_c, lat_c = (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
+        h_c = float(bounds[4])
+        rot = enu_rotation(lon_c, lat_c)
+        origin = geodetic_to_ecef(lon_c, lat_c, h_c)
+        enu = (pos_ecef - origin) @ rot  # (n,3) E, N, U
+        nrm = np.concatenate([r[2] for r in records]).astype(np.float64) @ rot
+        nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+        fids = np.concatenate(
+            [np.full(len(r[1]), i, dtype=np.float32) for i, r in enumerate(records)]
+        )
+        offsets = np.cumsum([0] + [len(r[1]) for r in records[:-1]])
+        indices = np.concatenate([r[3] + off for r, off in zip(records, offsets, strict=True)])
+        gl_pos = np.column_stack([enu[:, 0], enu[:, 2], -enu[:, 1]])  # y-up
+        gl_nrm = np.column_stack([nrm[:, 0], nrm[:, 2], -nrm[:, 1]])
+        rel = f"tiles/{name}.glb"
+        write_glb(
+            work / rel,
+            gl_pos,
+            gl_nrm,
+            fids,
+            indices,
+            rows,
+            double_sided=any(r[4] for r in records),
+        )
+        # region: vertices' geodetic bounds + the corners of the local bounding box
+        lo, hi = enu.min(axis=0), enu.max(axis=0)
+        corners = np.array(
+            [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+        )
+        geo = ecef_to_geodetic(origin + corners @ rot.T)
+        pad_deg = 0.5 / WGS84_A * 180 / math.pi
+        region_b = _union(
+            [
+                bounds,
+                [
+                    geo[:, 0].min(),
+                    geo[:, 1].min(),
+                    geo[:, 0].max(),
+                    geo[:, 1].max(),
+                    geo[:, 2].min(),
+                    geo[:, 2].max(),
+                ],
+            ]
+        )
+        region_b = [
+            region_b[0] - pad_deg / max(math.cos(math.radians(lat_c)), 0.1),
+            region_b[1] - pad_deg,
+            region_b[2] + pad_deg / max(math.cos(math.radians(lat_c)), 0.1),
+            region_b[3] + pad_deg,
+            region_b[4] - 0.5,
+            region_b[5] + 0.5,
+        ]
+        report.tiles += 1
+        report.leaves += 1
+        return {
+            "boundingVolume": {"region": _region(region_b)},
+            "geometricError": 0.0,
+            "transform": enu_transform(lon_c, lat_c, h_c),
+            "content": {"uri": rel},
+            "_bounds": region_b,
+            "_diag": _diagonal_m(region_b),
+        }
+
+    return node(list(cells), min(xs), max(xs) + 1, min(ys), max(ys) + 1, "r")  # type: ignore[no-any-return]
+
+
+def _strip(tile: dict[str, Any]) -> None:
+    tile.pop("_bounds", None)
+    tile.pop("_diag", None)
+    for child in tile.get("children", []):
+        _strip(child)
+
+
+def _swap_dir(new: Path, target: Path) -> None:
+    old = target.with_name(f"{target.name}.old-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- build hook
+
+
+def tiles_after_build(settings: Any, specs: dict[str, Any], mirror: Any, report: Any) -> None:
+    """``geoservice build`` hook: re-read the ``buildings`` layer's sources into 3D Tiles.
+
+    Called after the store swap when a ``buildings`` layer was built.  The tiles are made
+    from the CityGML sources (the store keeps only 2D footprints) into
+    ``settings.tiles_dir / "buildings"``.  A failure is logged and recorded in
+    ``report.skipped["buildings-3dtiles"]`` - the new store stays in place and the previous
+    tileset is kept; per-file read errors are recorded the same way.
+    """
+    from geoservice.build import resolve_sources
+    from geoservice.loaders.common import resolve_aux
+
+    spec = specs.get("buildings")
+    if spec is None or "buildings" not in report.counts:
+        return
+    try:
+        files, root, _label, synthetic = resolve_sources(spec, settings, mirror)
+        opts = {**spec.source.options, "_root": str(root)}
+        sp = spec.model_copy(update={"source": spec.source.model_copy(update={"options": opts})})
+        directory = (
+            resolve_aux(sp, files, str(opts["codelists"])) if opts.get("codelists") else None
+        )
+        result = write_tiles(
+            files,
+            Path(settings.tiles_dir) / "buildings",
+            CodeLists(directory),
+            synthetic=synthetic or spec.synthetic,
+            attribution=spec.attribution,
+        )
+        if result.errors:
+            report.skipped["buildings-3dtiles"] = "; ".join(result.errors)
+        log.info("3D Tiles: %d buildings in %d tiles", result.buildings, result.tiles)
+    except Exception as exc:
+        log.exception("3D Tiles for buildings failed; the previous tileset is kept")
+        report.skipped["buildings-3dtiles"] = f"3D Tiles not written: {exc}"
