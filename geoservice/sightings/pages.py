@@ -23,7 +23,8 @@ router = APIRouter(include_in_schema=False)
 PAGE = {
     "href": "/map/",
     "title": "クマ出没マップ / Bear sightings map",
-    "description": "ツキノワグマ等の目撃・痕跡・撮影・捕獲を地図と一覧で（色＝経過、市区町村・期間・動物・距離で絞り込み）"
+    "description": "ツキノワグマ等の目撃・痕跡・撮影・捕獲を地図と一覧で"
+    "（色＝経過、市区町村・期間・動物・距離で絞り込み）"
     " / Sightings by recency with municipality, period, animal and distance filters",
 }
 
