@@ -56,12 +56,13 @@ def free_port() -> int:
 
 
 def settings_for(tmp: Path, layers_dir: Path, port: int | None = None) -> Settings:
-    """Project settings with the store and work dir under ``tmp``."""
+    """Project settings with the store, work dir and tiles under ``tmp``."""
     base = load_settings(ROOT / "config.yml", env={})
     server = base.server.model_copy(update={"port": port or 8000, "url": None})
     store = base.store.model_copy(update={"path": tmp / "store.gpkg"})
     return base.model_copy(
-        update={"server": server, "store": store, "work_dir": tmp, "layers_dir": layers_dir}
+        update={"server": server, "store": store, "work_dir": tmp, "layers_dir": layers_dir,
+                "tiles_dir": tmp / "tiles"}
     )
 
 
