@@ -137,6 +137,7 @@ def _portal_links(pages: list[Any]) -> Any:
 
 def _include_routers(app: FastAPI) -> None:
     from geoservice.ogc.routes import router as ogc_router
+    from geoservice.ogc.tiles import router as tiles_router
     from geoservice.ogc.transactions import router as transactions_router
     from geoservice.web.routes import router as web_router
 
@@ -149,6 +150,7 @@ def _include_routers(app: FastAPI) -> None:
         app.include_router(room.router)
         add_startup_hook(app, room.attach)
     app.include_router(transactions_router)
+    app.include_router(tiles_router)  # OGC API - Tiles (vector tiles)
     app.include_router(ogc_router)
 
 

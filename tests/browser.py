@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,3 +52,27 @@ def screenshot(page: Any, name: str) -> Path:
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def get_json(url: str) -> Any:
+    """GET a JSON document from the live test server."""
+    with urllib.request.urlopen(url, timeout=30) as r:  # noqa: S310 - our own live server
+        return json.loads(r.read().decode("utf-8"))
+
+
+def record_requests(page: Any) -> list[str]:
+    """Every URL the page requests from now on (the list keeps updating)."""
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    return requests
+
+
+def assert_local_only(requests: list[str]) -> None:
+    """No request left the machine (data: and blob: URLs aside)."""
+    outside = [
+        u
+        for u in requests
+        if not u.startswith(("data:", "blob:"))
+        and urllib.parse.urlsplit(u).hostname not in ("127.0.0.1", "localhost")
+    ]
+    assert outside == [], outside

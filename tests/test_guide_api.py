@@ -365,3 +365,17 @@ def test_catalogue_ids_in_every_answer_for_many_sites(client: TestClient) -> Non
                  {"point": [139.06, 35.81]},
                  {"parcel": {"municipality_code": "13201", "chiban": "3002-2"}}):
         post(client, body(site, {**OFFICE, "site_area_m2": 400}))
+
+
+
+def test_answer_embeds_the_hazard_card(client: TestClient, special_zone: dict[str, Any]) -> None:
+    """The answer carries the hazards room's card: the real zone is a hit, with coverage."""
+    point = shape(special_zone["geometry"]).representative_point()
+    card = post(client, body({"point": [point.x, point.y]}))["hazards"]
+    by_layer = {lay["layer"]: lay for lay in card["layers"]}
+    assert by_layer["sediment-special-zones"]["status"] == "hit"
+    assert by_layer["sediment-special-zones"]["coverage"] == "inside"
+    assert all(lay["status"] in {"hit", "clear", "clear-where-covered", "no-data"}
+               for lay in card["layers"])
+    assert card["disclaimer"]["ja"] and card["summary"]["status"] == "hazards-found"
+    assert card["guide_layers"]  # the guide's own per-layer summary stays alongside

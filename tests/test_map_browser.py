@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +20,13 @@ from shapely.geometry import Point
 from geoservice.build import build
 from geoservice.features import Feature
 from geoservice.store.gpkg import GpkgStore
-from tests.browser import browser_page, screenshot
+from tests.browser import (
+    assert_local_only,
+    browser_page,
+    get_json,
+    record_requests,
+    screenshot,
+)
 from tests.conftest import DATA, ROOT, LiveServer, free_port, settings_for
 
 pytestmark = pytest.mark.browser
@@ -38,11 +43,6 @@ def ensure_map_route(srv: LiveServer) -> None:
     app = srv.server.config.app
     if not any(getattr(r, "path", None) == "/map/" for r in app.routes):
         app.include_router(router)
-
-
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=30) as r:  # noqa: S310 - our own live server
-        return json.loads(r.read().decode("utf-8"))
 
 
 def matched(live: LiveServer, **params: str) -> int:
@@ -66,22 +66,11 @@ def loads(page: Any) -> int:
 
 def open_map(page: Any, live: LiveServer, query: str = f"now={NOW}") -> list[str]:
     """Go to /map/, wait for the data; returns the list of requested URLs (kept updating)."""
-    requests: list[str] = []
-    page.on("request", lambda r: requests.append(r.url))
+    requests = record_requests(page)
     page.goto(f"{live.url}/map/?{query}")
     wait_idle(page)
     page.wait_for_function("window.bearmap.renderedCount() > 0", timeout=30000)
     return requests
-
-
-def assert_local_only(requests: list[str]) -> None:
-    outside = [
-        u
-        for u in requests
-        if not u.startswith(("data:", "blob:"))
-        and urllib.parse.urlsplit(u).hostname not in ("127.0.0.1", "localhost")
-    ]
-    assert outside == [], outside
 
 
 def jst_day(iso: str) -> str:

@@ -11,9 +11,7 @@ nothing is fetched from outside localhost.
 
 from __future__ import annotations
 
-import json
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,18 +20,19 @@ import pytest
 from pyproj import Geod
 from shapely.geometry import shape
 
-from tests.browser import browser_page, screenshot
+from tests.browser import (
+    assert_local_only,
+    browser_page,
+    get_json,
+    record_requests,
+    screenshot,
+)
 from tests.conftest import DATA, ROOT, LiveServer, free_port, settings_for
 
 pytestmark = pytest.mark.browser
 
 KNOWN = "13111-bldg-726"  # a Haneda (大田区) LOD2 building with 多摩川 flood attributes
 GEOD = Geod(ellps="WGS84")
-
-
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=30) as r:  # noqa: S310 - our own live server
-        return json.loads(r.read().decode("utf-8"))
 
 
 def write_buildings_tiles(store: Path, tiles: Path) -> None:
@@ -78,20 +77,9 @@ def v3(real_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
         yield srv
 
 
-def assert_local_only(requests: list[str]) -> None:
-    outside = [
-        u
-        for u in requests
-        if not u.startswith(("data:", "blob:"))
-        and urllib.parse.urlsplit(u).hostname not in ("127.0.0.1", "localhost")
-    ]
-    assert outside == [], outside
-
-
 def open_viewer(page: Any, srv: LiveServer, fragment: str = "") -> list[str]:
     """Go to /3d/ and wait until every tile of the view has loaded."""
-    requests: list[str] = []
-    page.on("request", lambda r: requests.append(r.url))
+    requests = record_requests(page)
     page.goto(f"{srv.url}/3d/{fragment}")
     wait_tiles(page)
     return requests

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from geoservice.sqlite import connect_durable, immediate
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
   id TEXT PRIMARY KEY,
@@ -63,26 +65,14 @@ class AuthDB:
         """This thread's connection (autocommit mode; use ``write()`` for transactions)."""
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=FULL")
-            con.execute("PRAGMA busy_timeout=30000")
-            self._local.con = con
+            con = self._local.con = connect_durable(self.path)
         return con
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``), committed on success."""
-        con = self.con()
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self.con()) as con:
             yield con
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
 
     def close(self) -> None:
         """Close this thread's connection."""

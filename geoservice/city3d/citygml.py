@@ -63,13 +63,13 @@ from lxml import etree
 from geoservice.errors import SourceError
 from geoservice.loaders.codelists import CodeLists
 from geoservice.loaders.common import is_lat_lon, normalise_crs
+from geoservice.loaders.gml import gml_id, local_name, release, source_errors, where
 
 log = logging.getLogger(__name__)
 
 Ring = np.ndarray  # (n, 3) float64: lon, lat, H (orthometric, as in the file)
 PolygonRings = list[np.ndarray]  # exterior first, then interiors
 
-_GML_IDS = ("{http://www.opengis.net/gml}id", "{http://www.opengis.net/gml/3.2}id")
 _XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 _SURFACE_TYPES = frozenset(
     {
@@ -94,12 +94,6 @@ _FLOOD_RISK = frozenset(
 )
 _FLOOD_SET = re.compile(r"浸水|洪水|高潮|津波")
 _LEADING_NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
-
-
-def _local(tag: Any) -> str:
-    if not isinstance(tag, str):
-        return ""
-    return tag.rsplit("}", 1)[-1]
 
 
 # --------------------------------------------------------------------------- model
@@ -181,7 +175,7 @@ class _Ctx:
     decoded: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
     def where(self, elem: etree._Element) -> str:
-        return f"{self.path.name}: line {elem.sourceline}"
+        return where(self.path, elem)
 
     def set_srs(self, name: str, elem: etree._Element) -> None:
         srs = normalise_crs(name)
@@ -211,36 +205,26 @@ def read_buildings(path: Path, codelists: CodeLists | None = None) -> Iterator[B
     """
     ctx = _Ctx(path=Path(path), codelists=codelists or CodeLists(None))
     tags = ("{*}cityObjectMember", "{*}featureMember", "{*}Envelope", "{*}appearanceMember")
-    try:
+    with source_errors(path):
         events = etree.iterparse(
             str(path), events=("end",), tag=tags, huge_tree=True, remove_blank_text=True
         )
         for _, elem in events:
-            name = _local(elem.tag)
+            name = local_name(elem.tag)
             if name == "Envelope":
                 if elem.get("srsName") and elem.getparent() is not None:
                     # only the file's own envelope sets the default CRS
                     grand = elem.getparent().getparent()  # type: ignore[union-attr]
-                    if grand is not None and _local(grand.tag) == "CityModel":
+                    if grand is not None and local_name(grand.tag) == "CityModel":
                         ctx.set_srs(elem.get("srsName") or "", elem)
                         dim = elem.get("srsDimension")
                         ctx.dim = int(dim) if dim else 3
                 continue
             if name in ("cityObjectMember", "featureMember"):
                 for child in elem:
-                    if _local(child.tag) == "Building":
+                    if local_name(child.tag) == "Building":
                         yield _building(child, ctx)
-            elem.clear()
-            parent = elem.getparent()
-            if parent is not None:
-                while elem.getprevious() is not None:
-                    del parent[0]
-    except etree.XMLSyntaxError as exc:
-        line = exc.lineno if exc.lineno else (exc.position[0] if exc.position else "?")
-        msg = re.sub(r",? line \d+, column \d+$", "", exc.msg or str(exc))
-        raise SourceError(f"{path.name}: line {line}: malformed XML: {msg}") from None
-    except OSError as exc:
-        raise SourceError(f"{path.name}: cannot read: {exc}") from None
+            release(elem)
 
 
 @dataclass
@@ -278,9 +262,8 @@ def read_many(
 
 
 def _building(elem: etree._Element, ctx: _Ctx) -> Building:
-    gml_id = next((elem.get(a) for a in _GML_IDS if elem.get(a)), None)
     b = Building(
-        gml_id=gml_id or f"{ctx.path.stem}-line{elem.sourceline}",
+        gml_id=gml_id(elem) or f"{ctx.path.stem}-line{elem.sourceline}",
         source_file=ctx.path.name,
         line=int(elem.sourceline or 0),
     )
@@ -293,12 +276,12 @@ def _fill(b: Building, elem: etree._Element, ctx: _Ctx) -> None:
     footprint: list[PolygonRings] = []
     roof_edge: list[PolygonRings] = []
     for child in elem:
-        name = _local(child.tag)
+        name = local_name(child.tag)
         if not name:
             continue
         if name == "consistsOfBuildingPart":
             for part in child:
-                if _local(part.tag) == "BuildingPart":
+                if local_name(part.tag) == "BuildingPart":
                     _fill(b, part, ctx)
         elif name == "lod0FootPrint":
             footprint.extend(_polygons(child, ctx))
@@ -310,15 +293,15 @@ def _fill(b: Building, elem: etree._Element, ctx: _Ctx) -> None:
             b.lod2.extend(("Building", p) for p in _polygons(child, ctx))
         elif name == "boundedBy":
             for surface in child:
-                kind = _local(surface.tag)
+                kind = local_name(surface.tag)
                 if kind in _SURFACE_TYPES:
                     for prop in surface:
-                        if _local(prop.tag) == "lod2MultiSurface":
+                        if local_name(prop.tag) == "lod2MultiSurface":
                             b.lod2.extend((kind, p) for p in _polygons(prop, ctx))
         elif name == "outerBuildingInstallation":
             for inst in child:
                 for prop in inst:
-                    if _local(prop.tag) == "lod2Geometry":
+                    if local_name(prop.tag) == "lod2Geometry":
                         b.lod2.extend(("BuildingInstallation", p) for p in _polygons(prop, ctx))
         elif name == "measuredHeight":
             if b.measured_height is None:
@@ -387,7 +370,7 @@ def _decode(elem: etree._Element, ctx: _Ctx, space: str, code: str) -> tuple[str
                 log.warning(
                     "%s: %s code %r is not in code list %s; kept raw",
                     ctx.where(elem),
-                    _local(elem.tag),
+                    local_name(elem.tag),
                     code,
                     space.replace("\\", "/").rsplit("/", 1)[-1],
                 )
@@ -397,7 +380,7 @@ def _decode(elem: etree._Element, ctx: _Ctx, space: str, code: str) -> tuple[str
 
 def _generic(b: Building, elem: etree._Element, ctx: _Ctx, set_name: str | None) -> None:
     """Flatten gen:*Attribute; a flood generic-attribute set becomes a flood scenario."""
-    if _local(elem.tag) == "genericAttributeSet":
+    if local_name(elem.tag) == "genericAttributeSet":
         name = elem.get("name") or ""
         if _FLOOD_SET.search(name):
             record: dict[str, Any] = {"source": name}
@@ -434,7 +417,7 @@ def _generic(b: Building, elem: etree._Element, ctx: _Ctx, set_name: str | None)
 
 def _generic_value(elem: etree._Element) -> str | None:
     for child in elem:
-        if _local(child.tag) == "value":
+        if local_name(child.tag) == "value":
             return (child.text or "").strip() or None
     return None
 
@@ -449,11 +432,11 @@ def _float_or_none(text: str | None) -> float | None:
 def _uro(b: Building, elem: etree._Element, ctx: _Ctx) -> None:
     """i-UR (uro) attributes: ids, building details, disaster risk, districts and zones."""
     for obj in elem:
-        kind = _local(obj.tag)
+        kind = local_name(obj.tag)
         if kind in _FLOOD_RISK:
             record: dict[str, Any] = {"source": kind}
             for leaf in obj:
-                key = _local(leaf.tag)
+                key = local_name(leaf.tag)
                 if key in ("depth", "duration"):
                     record[key] = _float_or_none(leaf.text)
                 elif key in ("rank", "rankOrg", "scale", "description", "adminType"):
@@ -471,7 +454,7 @@ def _uro(b: Building, elem: etree._Element, ctx: _Ctx) -> None:
         for leaf in leaves:
             if not isinstance(leaf.tag, str):
                 continue
-            key = _local(leaf.tag)
+            key = local_name(leaf.tag)
             if leaf.get("codeSpace"):
                 code, label = _coded(leaf, ctx)
                 if code is None:
@@ -498,7 +481,7 @@ def _polygons(prop: etree._Element, ctx: _Ctx) -> list[PolygonRings]:
     for poly in prop.iter("{*}Polygon"):
         rings: PolygonRings = []
         for boundary in poly:
-            bname = _local(boundary.tag)
+            bname = local_name(boundary.tag)
             if bname in ("exterior", "outerBoundaryIs"):
                 rings.insert(0, _ring(boundary, ctx))
             elif bname in ("interior", "innerBoundaryIs"):

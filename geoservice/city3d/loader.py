@@ -29,8 +29,8 @@ from geoservice.city3d.citygml import Building, ReadErrors, read_many
 from geoservice.errors import SourceError
 from geoservice.features import Feature
 from geoservice.loaders import register
-from geoservice.loaders.codelists import CodeLists
-from geoservice.loaders.common import PropertyMapper, resolve_aux
+from geoservice.loaders.common import PropertyMapper
+from geoservice.loaders.gml import spec_codelists
 
 
 def building_record(b: Building) -> dict[str, Any]:
@@ -87,11 +87,7 @@ def footprint(b: Building) -> MultiPolygon | None:
 @register("plateau-bldg")
 def load_plateau_bldg(spec: LayerSpec, files: list[Path]) -> Iterator[Feature]:
     """Yield one footprint feature per PLATEAU building."""
-    options = spec.source.options
-    directory = (
-        resolve_aux(spec, files, str(options["codelists"])) if options.get("codelists") else None
-    )
-    codelists = CodeLists(directory)
+    codelists = spec_codelists(spec, files)
     mapper = PropertyMapper(spec)
     errors = ReadErrors()
     n = 0

@@ -16,6 +16,7 @@ Everything is built once in ``attach`` (the GuideService with its indexes, the j
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -57,6 +58,12 @@ class ResultNotReady(NotFound):
 # --------------------------------------------------------------------------- start-up
 
 
+def _hazard_card(rt: Runtime, geom: Any) -> dict[str, Any] | None:
+    """The hazards room's card for a site (that room attaches after this one)."""
+    hazards = rt.services.get("hazards")
+    return None if hazards is None else hazards.card(geom)
+
+
 def attach(rt: Runtime) -> None:
     """Build the guide once: the service (indexes over every needed layer) and the jobs.
 
@@ -66,6 +73,7 @@ def attach(rt: Runtime) -> None:
     conf = guide_config(rt.settings.extra.get("guide"))
     service = GuideService(rt.store, rt.specs, parcel_layers=conf["parcel_layers"])
     rt.services[SERVICE] = service
+    service.hazard_card = partial(_hazard_card, rt)
     register_service(service)
     jobs = JobStore(
         rt.settings.work_dir / str(conf["jobs_db"]),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from geoservice.errors import ServiceError
+from geoservice.sqlite import connect_durable
 
 log = logging.getLogger("geoservice.guide.jobs")
 
@@ -115,12 +116,11 @@ class JobStore:
             self._resume.set()
         self._thread: threading.Thread | None = None
         with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db = connect_durable(self.path)
         db.row_factory = sqlite3.Row
         try:
             yield db

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from geoservice.catalogue import LayerSpec
+from geoservice.errors import ServiceError
 from geoservice.guide.authority import AuthorityTable, default_authorities
 from geoservice.guide.engine import HAZARD_LAYERS, evaluate
 from geoservice.guide.models import GuideAnswer, GuideRequest, SiteInput, parse_request
@@ -65,6 +66,9 @@ class GuideService:
         self.index = SpatialIndex.build(
             store, catalogue_specs, self.layer_ids, parcel_layers=self.parcel_layers
         )
+        #: The hazards room's card (set at start-up when that room is present); the answer
+        #: embeds it so a builder sees hazards where they decide.
+        self.hazard_card: Callable[[Any], dict[str, Any] | None] | None = None
 
     def answer(self, request: GuideRequest | Mapping[str, Any]) -> GuideAnswer:
         """Answer one request (a model or a JSON body; a bad body raises ``Unprocessable``)."""
@@ -75,7 +79,22 @@ class GuideService:
         """Resolve the site geometry, build its facts and evaluate the rules."""
         geom, code = self.index.site_geometry(site)
         facts = self.index.facts(geom, code)
-        return evaluate(facts, request.works, self.rules, authorities=self.authorities)
+        answer = evaluate(facts, request.works, self.rules, authorities=self.authorities)
+        return self._with_card(answer, geom)
+
+    def _with_card(self, answer: GuideAnswer, geom: Any) -> GuideAnswer:
+        """Embed the hazard card; a site too large for a card keeps the guide's own summary."""
+        if self.hazard_card is None:
+            return answer
+        try:
+            card = self.hazard_card(geom)
+        except ServiceError as exc:
+            card = {"card": None, "note": exc.description}
+        if card is None:
+            return answer
+        return answer.model_copy(
+            update={"hazards": {**card, "guide_layers": answer.hazards.get("layers", [])}}
+        )
 
     def rule_layers(self) -> dict[str, list[str]]:
         """Which layers each rule needs (from the rule files)."""

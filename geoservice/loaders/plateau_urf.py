@@ -42,7 +42,6 @@ naming the file and line.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,11 +60,12 @@ from geoservice.loaders.common import (
     PropertyMapper,
     feature_id,
     is_lat_lon,
-    resolve_aux,
     to_crs84,
 )
+from geoservice.loaders.gml import gml_id, release, source_errors, spec_codelists, where
 
-_GML_ID = ("{http://www.opengis.net/gml}id", "{http://www.opengis.net/gml/3.2}id")
+# ``_local`` is imported under this name by plateau_fld.
+from geoservice.loaders.gml import local_name as _local
 
 #: i-UR 1.4 ``urf:class`` code (Common_districtsAndZonesType) -> i-UR 2.0 class name.
 CLASS_TO_TYPE: dict[str, str] = {
@@ -94,10 +94,6 @@ _SURFACES = frozenset({"Polygon", "MultiSurface", "CompositeSurface", "Surface",
 LSLD_TYPES = ("SedimentDisasterProneArea", "GenericCityObject")
 
 
-def _local(tag: Any) -> str:
-    return etree.QName(tag).localname if isinstance(tag, str) else ""
-
-
 @dataclass
 class _FileContext:
     """What is known about the file being read: its path, default CRS and dimension."""
@@ -123,13 +119,9 @@ def load_plateau_lsld(spec: LayerSpec, files: list[Path]) -> Iterator[Feature]:
 def _load(
     spec: LayerSpec, files: list[Path], default_types: Iterable[str] | None
 ) -> Iterator[Feature]:
-    options = spec.source.options
-    wanted = options.get("feature_types", default_types)
+    wanted = spec.source.options.get("feature_types", default_types)
     types = frozenset(wanted) if wanted else None
-    directory = (
-        resolve_aux(spec, files, str(options["codelists"])) if options.get("codelists") else None
-    )
-    codelists = CodeLists(directory)
+    codelists = spec_codelists(spec, files)
     mapper = PropertyMapper(spec)
     for path in files:
         ctx = _FileContext(path=path, default_srs=spec.source.crs, codelists=codelists)
@@ -151,7 +143,7 @@ def _load(
 def _iter_city_objects(ctx: _FileContext) -> Iterator[etree._Element]:
     """Stream the city objects of a CityGML file, clearing each once consumed."""
     path = ctx.path
-    try:
+    with source_errors(path):
         events = etree.iterparse(str(path), events=("start", "end"), huge_tree=True)
         for event, elem in events:
             name = _local(elem.tag)
@@ -167,17 +159,7 @@ def _iter_city_objects(ctx: _FileContext) -> Iterator[etree._Element]:
                 if isinstance(child.tag, str):
                     yield child
                     break
-            elem.clear()
-            parent = elem.getparent()
-            if parent is not None:
-                while elem.getprevious() is not None:
-                    del parent[0]
-    except etree.XMLSyntaxError as exc:
-        line = exc.lineno if exc.lineno else (exc.position[0] if exc.position else "?")
-        msg = re.sub(r",? line \d+, column \d+$", "", exc.msg or str(exc))
-        raise SourceError(f"{path.name}: line {line}: malformed XML: {msg}") from None
-    except OSError as exc:
-        raise SourceError(f"{path.name}: cannot read: {exc}") from None
+            release(elem)
 
 
 # --------------------------------------------------------------------------- attributes
@@ -185,7 +167,7 @@ def _iter_city_objects(ctx: _FileContext) -> Iterator[etree._Element]:
 
 def _record(obj: etree._Element, ctx: _FileContext) -> tuple[dict[str, Any], BaseGeometry | None]:
     """Flatten one city object into (raw attributes, CRS84 geometry)."""
-    raw: dict[str, Any] = {"gml_id": next((obj.get(a) for a in _GML_ID if obj.get(a)), None)}
+    raw: dict[str, Any] = {"gml_id": gml_id(obj)}
     undecoded: list[str] = []
     geometry_props: list[etree._Element] = []
     for child in obj:
@@ -285,8 +267,7 @@ def _polygon(poly: etree._Element, srs: str, ctx: _FileContext) -> Polygon:
             interiors.append(ring)
     if len(exterior) < 4:
         raise SourceError(
-            f"{ctx.path.name}: line {poly.sourceline}: polygon exterior has "
-            f"{len(exterior)} positions (needs 4+)"
+            f"{where(ctx.path, poly)}: polygon exterior has {len(exterior)} positions (needs 4+)"
         )
     return Polygon(exterior, interiors)
 
@@ -305,13 +286,11 @@ def _ring(boundary: etree._Element, srs: str, ctx: _FileContext) -> list[tuple[f
                 dim = dim or len(part)
                 values.extend(part)
     except ValueError:
-        raise SourceError(
-            f"{ctx.path.name}: line {boundary.sourceline}: non-numeric coordinate"
-        ) from None
+        raise SourceError(f"{where(ctx.path, boundary)}: non-numeric coordinate") from None
     dim = dim or 3
     if len(values) % dim:
         raise SourceError(
-            f"{ctx.path.name}: line {boundary.sourceline}: {len(values)} numbers "
+            f"{where(ctx.path, boundary)}: {len(values)} numbers "
             f"do not divide into {dim}-D positions"
         )
     lat_first = is_lat_lon(srs)

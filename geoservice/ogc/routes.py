@@ -19,7 +19,7 @@ from geoservice import crs as crsmod
 from geoservice.catalogue import LayerSpec
 from geoservice.city3d.static import tileset_links
 from geoservice.errors import InvalidParameter, NotFound
-from geoservice.ogc import features_api, params
+from geoservice.ogc import features_api, mvt, params, tiles
 from geoservice.ogc.pygeoapi_adapter import Pygeoapi, layer_notice, to_response
 from geoservice.ogc.runtime import Runtime, get_runtime
 from geoservice.ogc.transactions import feature_etag
@@ -57,6 +57,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/array-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
     "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
+    *tiles.CONFORMANCE,  # OGC API - Tiles (geoservice/ogc/tiles.py)
 ]
 
 router = APIRouter(prefix="/ogc", include_in_schema=False)
@@ -130,6 +131,7 @@ def _enrich(rt: Runtime, coll: dict[str, Any]) -> dict[str, Any]:
         }
     )
     coll["links"] += tileset_links(rt.settings, spec.id)  # 3D Tiles, when built
+    coll["links"].append(mvt.tilesets_link(rt.base, spec.id))  # OGC API Tiles (ogc/tiles.py)
     return coll
 
 

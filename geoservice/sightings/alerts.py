@@ -47,6 +47,7 @@ from shapely.prepared import PreparedGeometry, prep
 
 from geoservice.config import AlertSettings
 from geoservice.crs import CRS84, SUPPORTED, transform
+from geoservice.sqlite import connect_durable, immediate
 
 log = logging.getLogger("geoservice.alerts")
 
@@ -148,14 +149,6 @@ class Claimed:
     feature: str
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    con = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=FULL")
-    con.execute("PRAGMA busy_timeout=30000")
-    return con
-
-
 class Outbox:
     """The alerts database. One per process; safe to share between threads."""
 
@@ -171,21 +164,15 @@ class Outbox:
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
         if con is None:
-            con = self._local.con = _connect(self.path)
+            con = self._local.con = connect_durable(self.path)
             with self._lock:
                 self._cons.append(con)
         return con
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        con = self._con()
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._con()) as con:
             yield con
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
 
     def close(self) -> None:
         """Close every connection this outbox opened."""

@@ -45,6 +45,7 @@ from geoservice.catalogue import LayerSpec
 from geoservice.config import FeedSettings, Settings
 from geoservice.errors import InvalidParameter, NotFound, SourceError
 from geoservice.features import Feature
+from geoservice.sqlite import connect_durable
 from geoservice.store import Store, values
 
 log = logging.getLogger("geoservice.harvest")
@@ -100,10 +101,7 @@ class HarvestState:
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=FULL")
-            self._local.con = con
+            con = self._local.con = connect_durable(self.path)
         return con
 
     def high_water(self, feed: str) -> str | None:

@@ -114,3 +114,17 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+    def tile(self, collection: str, z: int, x: int, y: int) -> bytes:
+        """One Mapbox Vector Tile (WebMercatorQuad ``z/x/y``) of a collection; ``b""`` if empty.
+
+        This default (the GeoPackage store, and store views such as read policies, so tiles
+        show exactly what the Features API shows) runs a bbox query of the buffered tile
+        envelope (R-tree) and encodes in Python (``geoservice.ogc.mvt``); PostGIS overrides
+        it with one ``ST_AsMVT`` statement.
+        """
+        from geoservice.ogc import mvt
+
+        bbox = mvt.lonlat_bounds(z, x, y, mvt.BUFFER)
+        page = self.query(collection, Query(bbox=bbox, limit=mvt.MAX_FEATURES))
+        return mvt.encode(collection, page.features, z, x, y)

@@ -25,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 from geoservice.catalogue import LayerSpec
 from geoservice.errors import Conflict, InvalidParameter, NotFound
 from geoservice.features import Feature
+from geoservice.sqlite import connect_durable, immediate
 from geoservice.store import gpkg_geom, values
 from geoservice.store.base import BBox, CollectionInfo, Page, Query, Store
 from geoservice.store.filtering import compile_query
@@ -75,10 +76,7 @@ def _init_header(path: Path) -> None:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    con = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=FULL")
-    con.execute("PRAGMA busy_timeout=30000")
+    con = connect_durable(path)
     _register_functions(con)
     return con
 
@@ -216,37 +214,30 @@ class GpkgStore(Store):
         t = spec.id
         cols = ", ".join(f"{qi(p.name)} {_SQL_TYPES[p.type]}" for p in spec.properties)
         gtype = spec.geometry_type.upper() if spec.geometry_type in _GEOM_TYPES else "GEOMETRY"
-        with self._write_lock:
-            con = self._con()
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                if replace:
-                    self._drop(con, t)
-                con.execute(
-                    f"CREATE TABLE {qi(t)} (fid INTEGER PRIMARY KEY AUTOINCREMENT, "
-                    f"id TEXT NOT NULL UNIQUE, geom {gtype}{', ' + cols if cols else ''})"
-                )
-                con.execute(
-                    "INSERT INTO gpkg_contents"
-                    " (table_name, data_type, identifier, description, srs_id)"
-                    " VALUES (?, 'features', ?, ?, 4326)",
-                    (t, t, spec.title),
-                )
-                con.execute(
-                    "INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', ?, 4326, 0, 0)",
-                    (t, gtype),
-                )
-                for stmt in _rtree_ddl(t):
-                    con.execute(stmt)
-                self._index_columns(con, spec)
-                con.execute(
-                    f"INSERT INTO {META} VALUES (?, ?, ?, ?, ?)",
-                    (t, spec.model_dump_json(), _now(), source, int(synthetic)),
-                )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._write_lock, immediate(self._con()) as con:
+            if replace:
+                self._drop(con, t)
+            con.execute(
+                f"CREATE TABLE {qi(t)} (fid INTEGER PRIMARY KEY AUTOINCREMENT, "
+                f"id TEXT NOT NULL UNIQUE, geom {gtype}{', ' + cols if cols else ''})"
+            )
+            con.execute(
+                "INSERT INTO gpkg_contents"
+                " (table_name, data_type, identifier, description, srs_id)"
+                " VALUES (?, 'features', ?, ?, 4326)",
+                (t, t, spec.title),
+            )
+            con.execute(
+                "INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', ?, 4326, 0, 0)",
+                (t, gtype),
+            )
+            for stmt in _rtree_ddl(t):
+                con.execute(stmt)
+            self._index_columns(con, spec)
+            con.execute(
+                f"INSERT INTO {META} VALUES (?, ?, ?, ?, ?)",
+                (t, spec.model_dump_json(), _now(), source, int(synthetic)),
+            )
         self._specs[t] = spec
 
     def _index_columns(self, con: sqlite3.Connection, spec: LayerSpec) -> None:
@@ -278,21 +269,14 @@ class GpkgStore(Store):
         spec = self.spec(collection)
         sql = self._insert_sql(spec)
         n = 0
-        with self._write_lock:
-            con = self._con()
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                for f in features:
-                    try:
-                        con.execute(sql, self._row(spec, f))
-                    except sqlite3.IntegrityError:
-                        raise Conflict(f"{collection}: duplicate feature id {f.id!r}") from None
-                    n += 1
-                self._update_extent(con, collection)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._write_lock, immediate(self._con()) as con:
+            for f in features:
+                try:
+                    con.execute(sql, self._row(spec, f))
+                except sqlite3.IntegrityError:
+                    raise Conflict(f"{collection}: duplicate feature id {f.id!r}") from None
+                n += 1
+            self._update_extent(con, collection)
         return n
 
     def _update_extent(self, con: sqlite3.Connection, t: str) -> None:
@@ -305,18 +289,12 @@ class GpkgStore(Store):
 
     def _write(self, collection: str, sql: str, params: tuple[Any, ...]) -> int:
         with self._write_lock:
-            con = self._con()
-            con.execute("BEGIN IMMEDIATE")
             try:
-                cur = con.execute(sql, params)
-                self._update_extent(con, collection)
-                con.execute("COMMIT")
+                with immediate(self._con()) as con:
+                    cur = con.execute(sql, params)
+                    self._update_extent(con, collection)
             except sqlite3.IntegrityError as exc:
-                con.execute("ROLLBACK")
                 raise Conflict(f"{collection}: {exc}") from None
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
         return cur.rowcount
 
     def create(self, collection: str, feature: Feature) -> Feature:

@@ -579,6 +579,47 @@ class PostgisStore(Store):
                 matched += 1
         return Page(page, matched)
 
+    def tile(self, collection: str, z: int, x: int, y: int) -> bytes:
+        """One MVT in one statement: ``ST_TileEnvelope`` + ``ST_AsMVTGeom`` + ``ST_AsMVT``.
+
+        Same contract as the Python encoder (``geoservice.ogc.mvt``): extent 4096, buffer
+        64, at most ``MAX_FEATURES`` features in id order, ``id`` plus the properties, dates
+        and timestamps as the Features API writes them; ``b""`` when the tile is empty.
+        """
+        from geoservice.ogc import mvt
+
+        spec = self.spec(collection)
+        cols: list[sql.Composable] = [sql.SQL("t.id AS id")]
+        for p in spec.properties:
+            c = sql.SQL("t.{}").format(sql.Identifier(p.name))
+            if p.type == "date":
+                c = sql.SQL("to_char({}, 'YYYY-MM-DD')").format(c)
+            elif p.type == "datetime":
+                c = sql.SQL(
+                    "to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+                    " || CASE WHEN date_trunc('second', {c}) = date_trunc('milliseconds', {c})"
+                    " THEN '' ELSE to_char({c} AT TIME ZONE 'UTC', '.MS') END || 'Z'"
+                ).format(c=c)
+            cols.append(sql.SQL("{} AS {}").format(c, sql.Identifier(p.name)))
+        stmt = sql.SQL(
+            "WITH b AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,"
+            " ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326)"
+            " AS search),"
+            " f AS (SELECT ST_AsMVTGeom(ST_Transform(ST_Force2D(t.geom), 3857), b.env,"
+            " %(extent)s, %(buffer)s, true) AS mvt_geom, {cols}"
+            " FROM {t} t, b WHERE t.geom && b.search"
+            ' ORDER BY t.id COLLATE "C" LIMIT %(limit)s)'
+            " SELECT ST_AsMVT(f.*, %(layer)s, %(extent)s, 'mvt_geom')"
+            " FROM f WHERE f.mvt_geom IS NOT NULL"
+        ).format(cols=sql.SQL(", ").join(cols), t=self._t(collection))
+        args = {
+            "z": z, "x": x, "y": y, "margin": mvt.BUFFER / mvt.EXTENT, "extent": mvt.EXTENT,
+            "buffer": mvt.BUFFER, "limit": mvt.MAX_FEATURES, "layer": collection,
+        }
+        with self.pool.connection() as con:
+            row = con.execute(stmt, args).fetchone()
+        return bytes(row[0]) if row and row[0] is not None else b""
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True

@@ -52,7 +52,11 @@
       "inside": ["区域内", "inside"],
       "outside": ["区域外", "outside"],
       "partial": ["一部", "partly inside"],
-      "unknown": ["データなし（不明）", "no data (unknown)"]
+      "unknown": ["データなし（不明）", "no data (unknown)"],
+      "hit": ["該当あり", "in a zone"],
+      "clear": ["該当なし", "not in a zone"],
+      "clear-where-covered": ["対象範囲内は該当なし", "not in a zone where covered"],
+      "no-data": ["データなし（安全とは限りません）", "no data (not the same as safe)"]
     }
   };
   var NUMBER_FIELDS = ["site_area_m2", "floor_area_m2", "building_height_m", "eaves_height_m",
@@ -620,16 +624,32 @@
         });
       })));
     }
-    // hazards
+    // hazards: the hazards room's card (layers with coverage; "no data" is not "safe")
     var hz = clear($("#report-hazards"));
-    var hl = (a.hazards && a.hazards.layers) || [];
+    var card = a.hazards || {};
+    var en = en;
+    var hl = card.layers || [];
     if (hl.length) {
       hz.appendChild(el("h3", null, bi("災害区域（参考）", "Hazard overlays (for reference)")));
+      if (card.summary && card.summary.message) {
+        hz.appendChild(el("p", { className: "hint", text: en ? card.summary.message.en : card.summary.message.ja }));
+      }
       hz.appendChild(el("ul", { className: "zones" }, hl.map(function (h) {
-        return el("li", { "data-layer": h.layer }, h.title || collectionTitle(h.layer), ": ", el("strong", null, bi(label("hazard", h.status))),
-          (h.feature_ids || []).length ? " [" + h.feature_ids.join(", ") + "]" : "");
+        return el("li", { "data-layer": h.layer, "data-status": h.status }, h.title || collectionTitle(h.layer), ": ",
+          el("strong", null, bi(label("hazard", h.status))), h.hits ? " (" + h.hits + ")" : "");
       })));
-      if (a.hazards.note) hz.appendChild(el("p", { className: "hint", text: a.hazards.note }));
+      var depth = card.flood && card.flood.depth;
+      if (depth && depth.max_m != null) {
+        hz.appendChild(el("p", { text: (en ? "Flood depth (max / mean): " : "想定浸水深（最大／平均）: ") + depth.max_m + " m / " + depth.mean_m + " m" + (depth.synthetic ? " [synthetic]" : "") }));
+      }
+      var near = (card.shelters && card.shelters.nearest) || [];
+      if (near.length) {
+        hz.appendChild(el("p", { text: (en ? "Nearest shelters: " : "最寄りの避難所: ") + near.map(function (n) { return n.name + " (" + Math.round(n.distance_m) + " m)"; }).join(", ") }));
+      }
+      var hm = card.hazard_map && card.hazard_map.municipal;
+      if (hm && hm.url) hz.appendChild(el("p", null, el("a", { href: hm.url, text: (en ? "Municipal hazard map: " : "市区町村のハザードマップ: ") + hm.name })));
+      if (card.disclaimer) hz.appendChild(el("p", { className: "hint", text: en ? card.disclaimer.en : card.disclaimer.ja }));
+      if (card.note) hz.appendChild(el("p", { className: "hint", text: card.note }));
     }
 
     // procedures grouped by status

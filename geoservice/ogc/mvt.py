@@ -1,0 +1,156 @@
+"""Mapbox Vector Tiles in the WebMercatorQuad tile matrix set: tile maths and a Python encoder.
+
+Shared by both backends: PostGIS encodes tiles in SQL (``ST_AsMVT``) with the same extent,
+buffer and feature cap; the embedded store (and any ``Store`` view, such as the sightings
+read policy) encodes here, from an R-tree bbox query of the buffered tile envelope.
+
+Geometries are projected to EPSG:3857 (spherical formulas), moved to tile space (extent
+4096, y down), clipped to the tile plus a 64-unit buffer, snapped to the integer grid and
+made valid; anything that collapses is dropped.  Each feature keeps its properties plus
+``id`` (the feature id; MVT feature ids must be integers, ours are strings).  Dates and
+timestamps are the same ISO strings the Features API returns; other non-scalar values
+are JSON text.  An empty tile is ``b""`` (served as 204 No Content).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geoservice.errors import InvalidParameter, NotFound
+from geoservice.features import Feature
+
+TMS = "WebMercatorQuad"
+TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
+EXTENT = 4096
+BUFFER = 64
+MAX_ZOOM = 22
+#: At most this many features per tile (in id order), on both backends.
+MAX_FEATURES = 20_000
+MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+
+_R = 6378137.0
+_ORIGIN = math.pi * _R
+_MAX_LAT = 85.0511287798066
+
+
+def check_tile(z: str | int, y: str | int, x: str | int) -> tuple[int, int, int]:
+    """Parse tile indices: non-integers are a 400, indices outside the matrix a 404."""
+    try:
+        zi, yi, xi = int(z), int(y), int(x)
+    except (TypeError, ValueError):
+        raise InvalidParameter(
+            f"tile indices must be integers: tileMatrix={z!r}, tileRow={y!r}, tileCol={x!r}"
+        ) from None
+    if not 0 <= zi <= MAX_ZOOM:
+        raise NotFound(f"tile matrix {zi} does not exist in {TMS} (0..{MAX_ZOOM} served)")
+    n = 1 << zi
+    if not (0 <= yi < n and 0 <= xi < n):
+        raise NotFound(f"tile {zi}/{yi}/{xi} is outside tile matrix {zi} (0..{n - 1})")
+    return zi, yi, xi
+
+
+def mercator_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """EPSG:3857 bounds of a tile (as ``ST_TileEnvelope``)."""
+    size = 2 * _ORIGIN / (1 << z)
+    minx = -_ORIGIN + x * size
+    maxy = _ORIGIN - y * size
+    return minx, maxy - size, minx + size, maxy
+
+
+def _lon(mx: float) -> float:
+    return max(-180.0, min(180.0, math.degrees(mx / _R)))
+
+
+def _lat(my: float) -> float:
+    my = max(-_ORIGIN, min(_ORIGIN, my))
+    return math.degrees(2 * math.atan(math.exp(my / _R)) - math.pi / 2)
+
+
+def lonlat_bounds(z: int, x: int, y: int, buffer: int = 0) -> tuple[float, float, float, float]:
+    """CRS84 bounds of a tile, grown by ``buffer`` tile units on each side."""
+    minx, miny, maxx, maxy = mercator_bounds(z, x, y)
+    pad = (maxx - minx) * buffer / EXTENT
+    return _lon(minx - pad), _lat(miny - pad), _lon(maxx + pad), _lat(maxy + pad)
+
+
+def _to_tile_space(geom: BaseGeometry, z: int, x: int, y: int) -> BaseGeometry:
+    minx, _, maxx, maxy = mercator_bounds(z, x, y)
+    scale = EXTENT / (maxx - minx)
+
+    def project(coords: np.ndarray) -> np.ndarray:
+        lon = coords[:, 0]
+        lat = np.clip(coords[:, 1], -_MAX_LAT, _MAX_LAT)
+        mx = np.radians(lon) * _R
+        my = np.log(np.tan(np.pi / 4 + np.radians(lat) / 2)) * _R
+        return np.column_stack(((mx - minx) * scale, (maxy - my) * scale))
+
+    return shapely.transform(shapely.force_2d(geom), project)
+
+
+def tile_geometry(geom: BaseGeometry | None, z: int, x: int, y: int) -> BaseGeometry | None:
+    """A CRS84 geometry in tile space: clipped to the buffered tile, on the integer grid."""
+    if geom is None or geom.is_empty:
+        return None
+    g = _to_tile_space(geom, z, x, y)
+    lo, hi = -BUFFER, EXTENT + BUFFER
+    if g.geom_type in ("Point", "MultiPoint"):
+        pts = [p for p in getattr(g, "geoms", [g]) if lo <= p.x <= hi and lo <= p.y <= hi]
+        if not pts:
+            return None
+        g = pts[0] if len(pts) == 1 else shapely.MultiPoint(pts)
+    else:
+        g = shapely.clip_by_rect(g, lo, lo, hi, hi)
+    g = shapely.set_precision(g, 1.0)  # snap to the grid, keeping polygons valid
+    if g.is_empty:
+        return None
+    if g.geom_type == "GeometryCollection":  # clipping may mix dimensions: keep the highest
+        parts = list(getattr(g, "geoms", []))
+        top = max(shapely.get_dimensions(p) for p in parts)
+        keep = [p for p in parts if shapely.get_dimensions(p) == top]
+        g = shapely.union_all(keep) if len(keep) > 1 else keep[0]
+    return g
+
+
+def _value(v: Any) -> Any:
+    if isinstance(v, bool | int | float | str):
+        return v
+    return json.dumps(v, ensure_ascii=False, default=str)
+
+
+def encode(layer: str, features: Iterable[Feature], z: int, x: int, y: int) -> bytes:
+    """One MVT layer named ``layer`` holding ``features`` (CRS84) clipped to tile z/x/y."""
+    import mapbox_vector_tile
+
+    out = []
+    for f in features:
+        g = tile_geometry(f.geometry, z, x, y)
+        if g is None:
+            continue
+        props = {k: _value(v) for k, v in f.properties.items() if v is not None}
+        props["id"] = f.id
+        out.append({"geometry": g, "properties": props})
+    if not out:
+        return b""
+    return bytes(
+        mapbox_vector_tile.encode(
+            [{"name": layer, "features": out}],
+            default_options={"extents": EXTENT, "y_coord_down": True},
+        )
+    )
+
+
+def tilesets_link(base: str, cid: str) -> dict[str, str]:
+    """The collection link to its vector tilesets (OGC API - Tiles)."""
+    return {
+        "href": f"{base}/collections/{cid}/tiles?f=json",
+        "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
+        "type": "application/json",
+        "title": "Vector tilesets",
+    }

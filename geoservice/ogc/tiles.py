@@ -1,0 +1,149 @@
+"""OGC API - Tiles for every feature collection: vector tiles (MVT) in WebMercatorQuad.
+
+``/ogc/collections/{cid}/tiles`` lists the one tileset, ``.../tiles/WebMercatorQuad`` is its
+metadata, ``.../tiles/WebMercatorQuad/{z}/{y}/{x}`` a Mapbox Vector Tile encoded by the store
+(``Store.tile``: ``ST_AsMVT`` on PostGIS, ``geoservice.ogc.mvt`` on the GeoPackage store).
+Reads go through the same read policy as the Features API (the sightings room hides
+unpublished records and generalises sensitive ones in tiles too).
+
+An empty tile is ``204 No Content``; non-integer indices are a 400, indices outside the tile
+matrix (or zoom > ``mvt.MAX_ZOOM``) a 404, both as OGC exception JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from geoservice.errors import NotFound
+from geoservice.ogc import mvt, params
+from geoservice.ogc.runtime import Runtime, get_runtime
+from geoservice.store import Store
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+router = APIRouter(prefix="/ogc", include_in_schema=False)
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+]
+CRS_3857 = "http://www.opengis.net/def/crs/EPSG/0/3857"
+
+
+def _check(rt: Runtime, request: Request, cid: str, allowed: set[str]) -> None:
+    if cid not in rt.specs:
+        raise NotFound(f"collection {cid!r} does not exist; see {rt.base}/collections")
+    params.check_known(dict(request.query_params), allowed)
+
+
+def _store(rt: Runtime, request: Request, cid: str) -> Store:
+    policy = rt.services.get("ogc.read_policy")
+    return rt.store if policy is None else policy(request, cid)  # type: ignore[no-any-return]
+
+
+def _tileset_summary(rt: Runtime, cid: str) -> dict[str, Any]:
+    base = f"{rt.base}/collections/{cid}/tiles/{mvt.TMS}"
+    return {
+        "title": f"{rt.specs[cid].title} ({mvt.TMS})",
+        "dataType": "vector",
+        "crs": CRS_3857,
+        "tileMatrixSetURI": mvt.TMS_URI,
+        "links": [
+            {"href": base, "rel": "self", "type": "application/json", "title": "Tileset"},
+            {
+                "href": f"{rt.base}/TileMatrixSets/{mvt.TMS}",
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
+                "type": "application/json",
+                "title": "WebMercatorQuad tile matrix set",
+            },
+        ],
+    }
+
+
+@router.get("/collections/{cid}/tiles")
+async def tilesets(cid: str, request: Request, rt: RuntimeDep) -> Response:
+    """The vector tilesets of a collection (one: WebMercatorQuad)."""
+    _check(rt, request, cid, {"f"})
+    return JSONResponse(
+        {
+            "links": [
+                {
+                    "href": f"{rt.base}/collections/{cid}/tiles",
+                    "rel": "self",
+                    "type": "application/json",
+                    "title": "Tilesets",
+                },
+                {
+                    "href": f"{rt.base}/collections/{cid}",
+                    "rel": "collection",
+                    "type": "application/json",
+                },
+            ],
+            "tilesets": [_tileset_summary(rt, cid)],
+        }
+    )
+
+
+@router.get("/collections/{cid}/tiles/{tms}")
+async def tileset(cid: str, tms: str, request: Request, rt: RuntimeDep) -> Response:
+    """Tileset metadata: tile matrix set, tile URL template, the layer and its bounds."""
+    _check(rt, request, cid, {"f"})
+    if tms != mvt.TMS:
+        raise NotFound(f"tile matrix set {tms!r} is not served; use {mvt.TMS}")
+    spec = rt.specs[cid]
+    doc = _tileset_summary(rt, cid)
+    doc["links"].append(
+        {
+            "href": f"{rt.base}/collections/{cid}/tiles/{mvt.TMS}/{{tileMatrix}}/{{tileRow}}"
+            "/{tileCol}",
+            "rel": "item",
+            "type": mvt.MVT_MEDIA_TYPE,
+            "title": "Mapbox vector tiles",
+            "templated": True,
+        }
+    )
+    layer: dict[str, Any] = {
+        "id": cid,
+        "title": spec.title,
+        "dataType": "vector",
+        "geometryType": spec.geometry_type,
+        "minTileMatrix": "0",
+        "maxTileMatrix": str(mvt.MAX_ZOOM),
+        "propertiesSchema": {
+            "type": "object",
+            "properties": {"id": {"type": "string"}}
+            | {p.name: {"type": _json_type(p.type)} for p in spec.properties},
+        },
+    }
+    extent = rt.store.info(cid).extent
+    if extent is not None:
+        layer["boundingBox"] = {"lowerLeft": list(extent[:2]), "upperRight": list(extent[2:]),
+                                "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}
+        doc["boundingBox"] = layer["boundingBox"]
+    doc["layers"] = [layer]
+    return JSONResponse(doc)
+
+
+def _json_type(kind: str) -> str:
+    return {"integer": "integer", "number": "number", "boolean": "boolean"}.get(kind, "string")
+
+
+@router.get("/collections/{cid}/tiles/{tms}/{z}/{y}/{x}")
+async def tile(cid: str, tms: str, z: str, y: str, x: str, request: Request,
+               rt: RuntimeDep) -> Response:
+    """One Mapbox Vector Tile (204 when no feature reaches the tile)."""
+    _check(rt, request, cid, {"f"})
+    if tms != mvt.TMS:
+        raise NotFound(f"tile matrix set {tms!r} is not served; use {mvt.TMS}")
+    zi, yi, xi = mvt.check_tile(z, y, x)
+    store = _store(rt, request, cid)
+    data = await run_in_threadpool(store.tile, cid, zi, xi, yi)
+    if not data:
+        return Response(status_code=204)
+    return Response(data, media_type=mvt.MVT_MEDIA_TYPE)
