@@ -106,9 +106,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 #: before the ``/ogc`` routes so a room can serve a more specific OGC path) and
 #: ``attach(runtime)`` (builds the room's services once, at start-up).
 ROOMS: tuple[str, ...] = (
+    "geoservice.hazards",  # before the guide: the guide's answers (and resumed jobs) embed its card
     "geoservice.guide",
     "geoservice.sightings",
-    "geoservice.hazards",
     "geoservice.city3d",
 )
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyogrio
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from geoservice.catalogue import LayerSpec
 from geoservice.errors import Conflict, InvalidParameter, NotFound
 from geoservice.features import Feature
-from geoservice.store.base import Query
+from geoservice.store.base import Query, Store
 from geoservice.store.gpkg import GpkgStore
 
 SPEC = LayerSpec.model_validate(
@@ -44,9 +45,11 @@ def square(i: int) -> shapely.Polygon:
     return shapely.box(139 + i * 0.01, 35, 139.005 + i * 0.01, 35.005)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> GpkgStore:
-    s = GpkgStore(tmp_path / "s.gpkg", create=True)
+# -- shared with test_postgis_store.py: the same behaviour asked of every Store -------------
+
+
+def load_things(s: Store) -> None:
+    """The ``things`` collection with 20 squares f00..f19 (source "test", synthetic)."""
     s.create_collection(SPEC, source="test", synthetic=True)
     s.bulk_load(
         "things",
@@ -59,10 +62,10 @@ def store(tmp_path: Path) -> GpkgStore:
             for i in range(20)
         ],
     )
-    return s
 
 
-def test_crud_round_trip(store: GpkgStore) -> None:
+def check_crud_round_trip(store: Store) -> Feature:
+    """Create, update, replace and delete one feature; returns the deleted feature."""
     created = store.create(
         "things", Feature("", {"name": "new", "n": 99}, shapely.Point(139.5, 35.5))
     )
@@ -76,9 +79,10 @@ def test_crud_round_trip(store: GpkgStore) -> None:
         store.get("things", created.id)
     with pytest.raises(NotFound):
         store.delete("things", created.id)
+    return created
 
 
-def test_duplicate_id_is_a_conflict_and_bad_values_are_refused(store: GpkgStore) -> None:
+def check_conflict_and_bad_values(store: Store) -> None:
     with pytest.raises(Conflict):
         store.create("things", Feature("f01", {}, square(1)))
     with pytest.raises(InvalidParameter, match="integer"):
@@ -87,8 +91,8 @@ def test_duplicate_id_is_a_conflict_and_bad_values_are_refused(store: GpkgStore)
         store.create("things", Feature("x", {"colour": "red"}, square(1)))
 
 
-def test_failed_bulk_load_writes_nothing(store: GpkgStore) -> None:
-    def feats():
+def check_failed_bulk_load_writes_nothing(store: Store) -> None:
+    def feats() -> Iterator[Feature]:
         yield Feature("ok-1", {}, square(1))
         raise RuntimeError("source broke half-way")
 
@@ -99,7 +103,7 @@ def test_failed_bulk_load_writes_nothing(store: GpkgStore) -> None:
         store.get("things", "ok-1")
 
 
-def test_rtree_follows_updates(store: GpkgStore) -> None:
+def check_index_follows_updates(store: Store) -> None:
     far = shapely.box(141, 36, 141.01, 36.01)
     store.replace("things", "f00", Feature("f00", {}, far))
     hits = store.query("things", Query(bbox=(140.9, 35.9, 141.1, 36.1)))
@@ -107,7 +111,7 @@ def test_rtree_follows_updates(store: GpkgStore) -> None:
     assert store.query("things", Query(bbox=(139.0, 35.0, 139.004, 35.004))).number_matched == 0
 
 
-def test_paging_sorting_and_number_matched(store: GpkgStore) -> None:
+def check_paging_sorting_and_number_matched(store: Store) -> None:
     pages = [
         store.query("things", Query(limit=7, offset=o, sortby=(("ok", True),))) for o in (0, 7, 14)
     ]
@@ -117,6 +121,52 @@ def test_paging_sorting_and_number_matched(store: GpkgStore) -> None:
     assert [f.properties["ok"] for f in pages[0].features][:7] == [False] * 7
 
 
+def load_squares(s: Store) -> dict[str, shapely.Polygon]:
+    """The ``things`` collection with 30 bare squares f0..f29; returns their geometries."""
+    s.create_collection(SPEC, source="t", synthetic=True)
+    geoms = {f"f{i}": square(i) for i in range(30)}
+    s.bulk_load("things", [Feature(k, {}, g) for k, g in geoms.items()])
+    return geoms
+
+
+def check_bbox_query_equals_brute_force(
+    s: Store, geoms: dict[str, shapely.Polygon], x: float, y: float, w: float, h: float
+) -> None:
+    box = (x, y, x + w, y + h)
+    got = {f.id for f in s.query("things", Query(bbox=box, limit=100)).features}
+    assert got == {k for k, g in geoms.items() if shapely.box(*box).intersects(g)}
+
+
+# -- the GeoPackage store ------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> GpkgStore:
+    s = GpkgStore(tmp_path / "s.gpkg", create=True)
+    load_things(s)
+    return s
+
+
+def test_crud_round_trip(store: GpkgStore) -> None:
+    check_crud_round_trip(store)
+
+
+def test_duplicate_id_is_a_conflict_and_bad_values_are_refused(store: GpkgStore) -> None:
+    check_conflict_and_bad_values(store)
+
+
+def test_failed_bulk_load_writes_nothing(store: GpkgStore) -> None:
+    check_failed_bulk_load_writes_nothing(store)
+
+
+def test_rtree_follows_updates(store: GpkgStore) -> None:
+    check_index_follows_updates(store)
+
+
+def test_paging_sorting_and_number_matched(store: GpkgStore) -> None:
+    check_paging_sorting_and_number_matched(store)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.floats(138.9, 139.3), st.floats(34.95, 35.01), st.floats(0, 0.3), st.floats(0, 0.02))
 def test_bbox_query_equals_brute_force(x: float, y: float, w: float, h: float) -> None:
@@ -124,12 +174,8 @@ def test_bbox_query_equals_brute_force(x: float, y: float, w: float, h: float) -
 
     with tempfile.TemporaryDirectory() as d:
         s = GpkgStore(Path(d) / "s.gpkg", create=True)
-        s.create_collection(SPEC, source="t", synthetic=True)
-        geoms = {f"f{i}": square(i) for i in range(30)}
-        s.bulk_load("things", [Feature(k, {}, g) for k, g in geoms.items()])
-        box = (x, y, x + w, y + h)
-        got = {f.id for f in s.query("things", Query(bbox=box, limit=100)).features}
-        assert got == {k for k, g in geoms.items() if shapely.box(*box).intersects(g)}
+        geoms = load_squares(s)
+        check_bbox_query_equals_brute_force(s, geoms, x, y, w, h)
         s.close()
 
 
