@@ -21,8 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from geoservice.city3d.static import mount_tiles
 from geoservice.config import Settings
 from geoservice.errors import ServiceError
-from geoservice.ogc import provider
-from geoservice.ogc.pygeoapi_adapter import Pygeoapi, build_config, build_openapi
+from geoservice.ogc import generated, provider
+from geoservice.ogc.pygeoapi_adapter import Pygeoapi, build_config
 from geoservice.ogc.runtime import Runtime
 from geoservice.store import Store, open_store
 from geoservice.web.html import HtmlRenderer
@@ -41,7 +41,7 @@ def build_runtime(settings: Settings, store: Store) -> Runtime:
     )
     provider.register_store(key, store)
     config = build_config(settings, specs, store, key)
-    pg = Pygeoapi(config, build_openapi(config))
+    pg = Pygeoapi(config, generated.load_or_build(settings, config))  # shared by workers
     return Runtime(settings, store, specs, pg, HtmlRenderer(settings.server.title))
 
 

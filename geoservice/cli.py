@@ -77,6 +77,10 @@ def serve(
     settings = _settings(config)
     os.environ["GEOSERVICE_CONFIG"] = str(config.resolve())
     logging.basicConfig(level=logging.INFO)
+    if workers > 1:  # generate pygeoapi config + OpenAPI once, before the workers start
+        from geoservice.ogc.generated import prepare
+
+        console.print(f"generated configuration written to {prepare(settings)}")
     uvicorn.run(
         "geoservice.asgi:app",
         host=host or settings.server.host,

@@ -8,7 +8,8 @@ two server processes see one consistent state.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,3 +33,25 @@ def immediate(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+class PerThread:
+    """One connection per thread, opened by ``connect`` on the thread's first use."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._local = threading.local()
+
+    def get(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = self._connect()
+        return con
+
+    def close(self) -> None:
+        """Close this thread's connection (a later ``get()`` opens a new one)."""
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None

@@ -18,7 +18,18 @@ from geoservice.errors import Conflict, InvalidParameter, NotFound
 from geoservice.features import Feature
 from geoservice.store.base import Query
 from geoservice.store.gpkg import GpkgStore
-from tests.test_store import SPEC, square
+from tests.test_store import (
+    SPEC,
+    check_bbox_query_equals_brute_force,
+    check_conflict_and_bad_values,
+    check_crud_round_trip,
+    check_failed_bulk_load_writes_nothing,
+    check_index_follows_updates,
+    check_paging_sorting_and_number_matched,
+    load_squares,
+    load_things,
+    square,
+)
 
 pytestmark = pytest.mark.postgis
 postgis = pytest.importorskip("geoservice.store.postgis")
@@ -53,37 +64,14 @@ def _fresh(url: str) -> postgis.PostgisStore:
 @pytest.fixture
 def store(pg_url: str) -> Iterator[postgis.PostgisStore]:
     s = _fresh(pg_url)
-    s.create_collection(SPEC, source="test", synthetic=True)
-    s.bulk_load(
-        "things",
-        [
-            Feature(
-                f"f{i:02d}",
-                {"name": f"n{i}", "n": i, "ok": i % 2 == 0, "at": f"2024-01-{i + 1:02d}T00:00:00Z"},
-                square(i),
-            )
-            for i in range(20)
-        ],
-    )
+    load_things(s)
     yield s
     s.close()
     postgis.drop_schema(pg_url, s.schema)
 
 
 def test_crud_round_trip(store: postgis.PostgisStore) -> None:
-    created = store.create(
-        "things", Feature("", {"name": "new", "n": 99}, shapely.Point(139.5, 35.5))
-    )
-    assert created.id and store.get("things", created.id).properties == {"name": "new", "n": 99}
-    store.update("things", created.id, {"name": "renamed", "n": None})
-    assert store.get("things", created.id).properties == {"name": "renamed"}
-    store.replace("things", created.id, Feature(created.id, {"n": 1}, shapely.Point(139.6, 35.6)))
-    assert store.get("things", created.id).geometry.equals(shapely.Point(139.6, 35.6))
-    store.delete("things", created.id)
-    with pytest.raises(NotFound):
-        store.get("things", created.id)
-    with pytest.raises(NotFound):
-        store.delete("things", created.id)
+    created = check_crud_round_trip(store)
     with pytest.raises(NotFound):
         store.update("things", created.id, {"name": "x"})
     with pytest.raises(NotFound):
@@ -93,12 +81,7 @@ def test_crud_round_trip(store: postgis.PostgisStore) -> None:
 def test_duplicate_id_is_a_conflict_and_bad_values_are_refused(
     store: postgis.PostgisStore,
 ) -> None:
-    with pytest.raises(Conflict):
-        store.create("things", Feature("f01", {}, square(1)))
-    with pytest.raises(InvalidParameter, match="integer"):
-        store.create("things", Feature("x", {"n": "many"}, square(1)))
-    with pytest.raises(InvalidParameter, match="unknown property"):
-        store.create("things", Feature("x", {"colour": "red"}, square(1)))
+    check_conflict_and_bad_values(store)
     with pytest.raises(Conflict):
         store.bulk_load("things", [Feature("new", {}, None), Feature("f02", {}, None)])
     with pytest.raises(NotFound):
@@ -106,36 +89,18 @@ def test_duplicate_id_is_a_conflict_and_bad_values_are_refused(
 
 
 def test_failed_bulk_load_writes_nothing(store: postgis.PostgisStore) -> None:
-    def feats() -> Iterator[Feature]:
-        yield Feature("ok-1", {}, square(1))
-        raise RuntimeError("source broke half-way")
-
-    with pytest.raises(RuntimeError):
-        store.bulk_load("things", feats())
-    assert store.info("things").count == 20
-    with pytest.raises(NotFound):
-        store.get("things", "ok-1")
+    check_failed_bulk_load_writes_nothing(store)
 
 
 def test_index_follows_updates_and_extent_is_kept(store: postgis.PostgisStore) -> None:
-    far = shapely.box(141, 36, 141.01, 36.01)
-    store.replace("things", "f00", Feature("f00", {}, far))
-    hits = store.query("things", Query(bbox=(140.9, 35.9, 141.1, 36.1)))
-    assert [f.id for f in hits.features] == ["f00"]
-    assert store.query("things", Query(bbox=(139.0, 35.0, 139.004, 35.004))).number_matched == 0
+    check_index_follows_updates(store)
     info = store.info("things")
     assert info.count == 20 and info.extent == pytest.approx((139.01, 35.0, 141.01, 36.01))
     assert info.synthetic and info.source == "test"
 
 
 def test_paging_sorting_and_number_matched(store: postgis.PostgisStore) -> None:
-    pages = [
-        store.query("things", Query(limit=7, offset=o, sortby=(("ok", True),))) for o in (0, 7, 14)
-    ]
-    ids = [f.id for p in pages for f in p.features]
-    assert all(p.number_matched == 20 for p in pages)
-    assert sorted(ids) == [f"f{i:02d}" for i in range(20)] and len(set(ids)) == 20
-    assert [f.properties["ok"] for f in pages[0].features][:7] == [False] * 7
+    check_paging_sorting_and_number_matched(store)
     past = store.query("things", Query(limit=5, offset=50))
     assert past.features == [] and past.number_matched == 20
     assert store.query("things", Query(limit=0)).number_matched == 20
@@ -197,9 +162,7 @@ def test_values_are_identical_to_the_geopackage_store(pg_url: str, tmp_path: Pat
 @pytest.fixture(scope="module")
 def squares(pg_url: str) -> Iterator[tuple[postgis.PostgisStore, dict[str, shapely.Polygon]]]:
     s = _fresh(pg_url)
-    s.create_collection(SPEC, source="t", synthetic=True)
-    geoms = {f"f{i}": square(i) for i in range(30)}
-    s.bulk_load("things", [Feature(k, {}, g) for k, g in geoms.items()])
+    geoms = load_squares(s)
     yield s, geoms
     s.close()
     postgis.drop_schema(pg_url, s.schema)
@@ -217,9 +180,7 @@ def test_bbox_query_equals_brute_force(
     h: float,
 ) -> None:
     s, geoms = squares
-    box = (x, y, x + w, y + h)
-    got = {f.id for f in s.query("things", Query(bbox=box, limit=100)).features}
-    assert got == {k for k, g in geoms.items() if shapely.box(*box).intersects(g)}
+    check_bbox_query_equals_brute_force(s, geoms, x, y, w, h)
 
 
 def test_schema_swap_is_atomic(pg_url: str) -> None:

@@ -8,12 +8,11 @@ write runs in ``BEGIN IMMEDIATE`` so two server processes see one consistent sta
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from geoservice.sqlite import connect_durable, immediate
+from geoservice.sqlite import PerThread, connect_durable, immediate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -57,16 +56,13 @@ class AuthDB:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._local = threading.local()
+        self._cons = PerThread(lambda: connect_durable(self.path))
         con = self.con()
         con.executescript(SCHEMA)
 
     def con(self) -> sqlite3.Connection:
         """This thread's connection (autocommit mode; use ``write()`` for transactions)."""
-        con: sqlite3.Connection | None = getattr(self._local, "con", None)
-        if con is None:
-            con = self._local.con = connect_durable(self.path)
-        return con
+        return self._cons.get()
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -76,10 +72,7 @@ class AuthDB:
 
     def close(self) -> None:
         """Close this thread's connection."""
-        con = getattr(self._local, "con", None)
-        if con is not None:
-            con.close()
-            self._local.con = None
+        self._cons.close()
 
 
 def auth_db_path(work_dir: Path) -> Path:

@@ -306,10 +306,8 @@ class GuardedWriter:
             self.editable(cid)
             before = self.store.get(cid, fid)
             self.check_current(who, before, if_match)
-            merged = {**before.properties, **properties}
-            merged = {k: v for k, v in merged.items() if v is not None}
-            geom = geometry if geometry is not None else before.geometry
-            new = self.prepare(who, cid, Feature(fid, merged, geom), before)
+            patched = values.merge_patch(fid, before, properties, geometry)
+            new = self.prepare(who, cid, patched, before)
             result = self.apply(who, Op("replace", action, cid, fid, before, new))
         assert result is not None
         return result

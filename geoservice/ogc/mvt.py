@@ -80,7 +80,8 @@ def lonlat_bounds(z: int, x: int, y: int, buffer: int = 0) -> tuple[float, float
     return _lon(minx - pad), _lat(miny - pad), _lon(maxx + pad), _lat(maxy + pad)
 
 
-def _to_tile_space(geom: BaseGeometry, z: int, x: int, y: int) -> BaseGeometry:
+def _to_tile_space(geoms: np.ndarray, z: int, x: int, y: int) -> np.ndarray:
+    """CRS84 geometries -> tile space (all coordinates in one vectorised pass)."""
     minx, _, maxx, maxy = mercator_bounds(z, x, y)
     scale = EXTENT / (maxx - minx)
 
@@ -91,31 +92,40 @@ def _to_tile_space(geom: BaseGeometry, z: int, x: int, y: int) -> BaseGeometry:
         my = np.log(np.tan(np.pi / 4 + np.radians(lat) / 2)) * _R
         return np.column_stack(((mx - minx) * scale, (maxy - my) * scale))
 
-    return shapely.transform(shapely.force_2d(geom), project)
+    return shapely.transform(shapely.force_2d(geoms), project)
+
+
+def tile_geometries(
+    geoms: list[BaseGeometry | None], z: int, x: int, y: int
+) -> list[BaseGeometry | None]:
+    """CRS84 geometries in tile space: clipped to the buffered tile, on the integer grid."""
+    arr = np.array(
+        [g if g is not None and not g.is_empty else None for g in geoms], dtype=object
+    )
+    present = ~shapely.is_missing(arr)
+    out: list[BaseGeometry | None] = [None] * len(geoms)
+    if not present.any():
+        return out
+    idx = np.flatnonzero(present)
+    tiled = _to_tile_space(arr[idx], z, x, y)
+    lo, hi = -BUFFER, EXTENT + BUFFER
+    clipped = shapely.clip_by_rect(tiled, lo, lo, hi, hi)  # points outside become empty
+    snapped = shapely.set_precision(clipped, 1.0)  # snap to the grid, keeping polygons valid
+    for i, g in zip(idx, snapped, strict=True):
+        if g is None or g.is_empty:
+            continue
+        if g.geom_type == "GeometryCollection":  # clipping may mix dimensions: keep the top
+            parts = list(getattr(g, "geoms", []))
+            top = max(shapely.get_dimensions(p) for p in parts)
+            keep = [p for p in parts if shapely.get_dimensions(p) == top]
+            g = shapely.union_all(keep) if len(keep) > 1 else keep[0]
+        out[i] = g
+    return out
 
 
 def tile_geometry(geom: BaseGeometry | None, z: int, x: int, y: int) -> BaseGeometry | None:
-    """A CRS84 geometry in tile space: clipped to the buffered tile, on the integer grid."""
-    if geom is None or geom.is_empty:
-        return None
-    g = _to_tile_space(geom, z, x, y)
-    lo, hi = -BUFFER, EXTENT + BUFFER
-    if g.geom_type in ("Point", "MultiPoint"):
-        pts = [p for p in getattr(g, "geoms", [g]) if lo <= p.x <= hi and lo <= p.y <= hi]
-        if not pts:
-            return None
-        g = pts[0] if len(pts) == 1 else shapely.MultiPoint(pts)
-    else:
-        g = shapely.clip_by_rect(g, lo, lo, hi, hi)
-    g = shapely.set_precision(g, 1.0)  # snap to the grid, keeping polygons valid
-    if g.is_empty:
-        return None
-    if g.geom_type == "GeometryCollection":  # clipping may mix dimensions: keep the highest
-        parts = list(getattr(g, "geoms", []))
-        top = max(shapely.get_dimensions(p) for p in parts)
-        keep = [p for p in parts if shapely.get_dimensions(p) == top]
-        g = shapely.union_all(keep) if len(keep) > 1 else keep[0]
-    return g
+    """One CRS84 geometry in tile space (see :func:`tile_geometries`)."""
+    return tile_geometries([geom], z, x, y)[0]
 
 
 def _value(v: Any) -> Any:
@@ -128,9 +138,9 @@ def encode(layer: str, features: Iterable[Feature], z: int, x: int, y: int) -> b
     """One MVT layer named ``layer`` holding ``features`` (CRS84) clipped to tile z/x/y."""
     import mapbox_vector_tile
 
+    feats = list(features)
     out = []
-    for f in features:
-        g = tile_geometry(f.geometry, z, x, y)
+    for f, g in zip(feats, tile_geometries([f.geometry for f in feats], z, x, y), strict=True):
         if g is None:
             continue
         props = {k: _value(v) for k, v in f.properties.items() if v is not None}

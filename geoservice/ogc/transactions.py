@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from geoservice import crs as crsmod
 from geoservice.auth.errors import UnsupportedMediaType
 from geoservice.auth.http import AuthServices, auth_services, json_body, read_body, with_errors
+from geoservice.auth.tokens import Principal
 from geoservice.auth.writes import feature_etag, parse_geometry
 from geoservice.errors import InvalidParameter
 from geoservice.features import Feature
@@ -86,6 +87,13 @@ def _doc(rt: Runtime, cid: str, f: Feature) -> dict[str, Any]:
     return doc
 
 
+def _editor(rt: Runtime, cid: str, request: Request) -> tuple[AuthServices, Principal]:
+    """The auth services and the caller, once ``cid`` is known to take writes."""
+    svc = auth_services(rt)
+    svc.writer.editable(cid)
+    return svc, svc.require(request)
+
+
 def _written(rt: Runtime, cid: str, f: Feature, status: int = 200) -> JSONResponse:
     headers = {"ETag": feature_etag(f), "Content-Crs": f"<{crsmod.CRS84}>"}
     if status == 201:
@@ -99,9 +107,7 @@ def _written(rt: Runtime, cid: str, f: Feature, status: int = 200) -> JSONRespon
 @with_errors
 async def create_item(cid: str, request: Request, rt: RuntimeDep) -> Response:
     """Create a feature (201, ``Location``, ``ETag``)."""
-    svc = auth_services(rt)
-    svc.writer.editable(cid)
-    who = svc.require(request)
+    svc, who = _editor(rt, cid, request)
     body = await _feature_body(request, rt, FEATURE_TYPES)
     feature = _parse_feature(body, request.headers.get("content-crs"))
     created = await run_in_threadpool(svc.writer.create, who, cid, feature)
@@ -112,9 +118,7 @@ async def create_item(cid: str, request: Request, rt: RuntimeDep) -> Response:
 @with_errors
 async def replace_item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> Response:
     """Replace a feature (``If-Match`` honoured)."""
-    svc = auth_services(rt)
-    svc.writer.editable(cid)
-    who = svc.require(request)
+    svc, who = _editor(rt, cid, request)
     body = await _feature_body(request, rt, FEATURE_TYPES)
     feature = _parse_feature(body, request.headers.get("content-crs"))
     result = await run_in_threadpool(
@@ -127,9 +131,7 @@ async def replace_item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> 
 @with_errors
 async def update_item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> Response:
     """JSON merge-patch of ``properties`` (``null`` removes one) and/or ``geometry``."""
-    svc = auth_services(rt)
-    svc.writer.editable(cid)
-    who = svc.require(request)
+    svc, who = _editor(rt, cid, request)
     body = await _feature_body(request, rt, PATCH_TYPES)
     if not isinstance(body, dict):
         raise InvalidParameter("body: expected a JSON object (merge-patch of a Feature)")
@@ -148,8 +150,6 @@ async def update_item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> R
 @with_errors
 async def delete_item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> Response:
     """Delete a feature (204)."""
-    svc = auth_services(rt)
-    svc.writer.editable(cid)
-    who = svc.require(request)
+    svc, who = _editor(rt, cid, request)
     await run_in_threadpool(svc.writer.delete, who, cid, fid, request.headers.get("if-match"))
     return Response(status_code=204)

@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,7 +44,7 @@ from geoservice.catalogue import LayerSpec
 from geoservice.config import FeedSettings, Settings
 from geoservice.errors import InvalidParameter, NotFound, SourceError
 from geoservice.features import Feature
-from geoservice.sqlite import connect_durable
+from geoservice.sqlite import PerThread, connect_durable
 from geoservice.store import Store, values
 
 log = logging.getLogger("geoservice.harvest")
@@ -95,14 +94,11 @@ class HarvestState:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._local = threading.local()
+        self._cons = PerThread(lambda: connect_durable(self.path))
         self._con().executescript(_DDL)
 
     def _con(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = self._local.con = connect_durable(self.path)
-        return con
+        return self._cons.get()
 
     def high_water(self, feed: str) -> str | None:
         """The feed's high-water mark (ISO datetime) or None before the first run."""
@@ -145,10 +141,7 @@ class HarvestState:
 
     def close(self) -> None:
         """Close this thread's connection."""
-        con = getattr(self._local, "con", None)
-        if con is not None:
-            con.close()
-            self._local.con = None
+        self._cons.close()
 
 
 def _now() -> str:

@@ -25,7 +25,7 @@ from shapely.geometry.base import BaseGeometry
 from geoservice.catalogue import LayerSpec
 from geoservice.errors import Conflict, InvalidParameter, NotFound
 from geoservice.features import Feature
-from geoservice.sqlite import connect_durable, immediate
+from geoservice.sqlite import PerThread, connect_durable, immediate
 from geoservice.store import gpkg_geom, values
 from geoservice.store.base import BBox, CollectionInfo, Page, Query, Store
 from geoservice.store.filtering import compile_query
@@ -166,17 +166,14 @@ class GpkgStore(Store):
         if not path.exists():
             _init_header(path)
         self.path = path
-        self._local = threading.local()
+        self._cons = PerThread(lambda: _connect(self.path))
         self._write_lock = threading.Lock()
         self._specs: dict[str, LayerSpec] = {}
         self._con().executescript(_BASE_DDL)
         self._load_specs()
 
     def _con(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = self._local.con = _connect(self.path)
-        return con
+        return self._cons.get()
 
     def _load_specs(self) -> None:
         rows = self._con().execute(f"SELECT collection, spec FROM {META}").fetchall()
@@ -326,10 +323,7 @@ class GpkgStore(Store):
         geometry: BaseGeometry | None = None,
     ) -> Feature:
         current = self.get(collection, fid)
-        merged = {**current.properties, **properties}
-        merged = {k: v for k, v in merged.items() if v is not None}
-        geom = geometry if geometry is not None else current.geometry
-        return self.replace(collection, fid, Feature(fid, merged, geom))
+        return self.replace(collection, fid, values.merge_patch(fid, current, properties, geometry))
 
     def delete(self, collection: str, fid: str) -> None:
         self.spec(collection)
@@ -427,10 +421,7 @@ class GpkgStore(Store):
         self._con().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
-        con = getattr(self._local, "con", None)
-        if con is not None:
-            con.close()
-            self._local.con = None
+        self._cons.close()
 
 
 def _now() -> str:

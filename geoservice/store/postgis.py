@@ -121,16 +121,16 @@ def _to_db(spec: LayerSpec, props: dict[str, Any]) -> dict[str, Any]:
 
 def _from_db(spec: LayerSpec, row: Iterable[Any]) -> dict[str, Any]:
     """Database values -> the exact JSON values the GeoPackage backend returns."""
-    out: dict[str, Any] = {}
-    for p, v in zip(spec.properties, row, strict=True):
-        if v is None:
-            continue
-        if isinstance(v, dt.datetime):
-            v = values.format_datetime(v)
-        elif isinstance(v, dt.date):
-            v = v.isoformat()
-        out[p.name] = v
-    return out
+    return values.from_storage(spec, [_json_value(v) for v in row])
+
+
+def _json_value(v: Any) -> Any:
+    """A timestamp or date column value in the storage text form; others as they are."""
+    if isinstance(v, dt.datetime):
+        return values.format_datetime(v)
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    return v
 
 
 def _wkb(geom: BaseGeometry | None) -> bytes | None:
@@ -389,10 +389,7 @@ class PostgisStore(Store):
             if row is None:
                 raise NotFound(f"{collection}: no feature with id {fid!r}")
             current = self._feature(spec, row)
-            merged = {**current.properties, **properties}
-            merged = {k: v for k, v in merged.items() if v is not None}
-            geom = geometry if geometry is not None else current.geometry
-            self._set(con, spec, fid, Feature(fid, merged, geom))
+            self._set(con, spec, fid, values.merge_patch(fid, current, properties, geometry))
             self._update_extent(con, collection)
         return self.get(collection, fid)
 

@@ -10,8 +10,11 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from shapely.geometry.base import BaseGeometry
+
 from geoservice.catalogue import LayerSpec, PropertySpec
 from geoservice.errors import InvalidParameter
+from geoservice.features import Feature
 
 
 def parse_datetime(value: Any) -> datetime:
@@ -97,3 +100,17 @@ def from_storage(spec: LayerSpec, row: Sequence[Any]) -> dict[str, Any]:
             continue
         out[p.name] = bool(v) if p.type == "boolean" else v
     return out
+
+
+def merge_patch(
+    fid: str, current: Feature, properties: dict[str, Any], geometry: BaseGeometry | None
+) -> Feature:
+    """Feature ``fid`` after a JSON merge-patch of ``current``.
+
+    ``properties`` are merged over the current ones (``None`` removes a property); the
+    geometry is replaced when given, else kept.
+    """
+    merged = {**current.properties, **properties}
+    merged = {k: v for k, v in merged.items() if v is not None}
+    geom = geometry if geometry is not None else current.geometry
+    return Feature(fid, merged, geom)
