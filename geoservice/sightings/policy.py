@@ -31,7 +31,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geoservice.auth.tokens import Principal
 from geoservice.catalogue import LayerSpec
-from geoservice.cql2 import Literal, Op, Property, compile_filter, properties_used
+from geoservice.cql2 import Array, Literal, Op, Property, compile_filter, properties_used
 from geoservice.errors import NotFound
 from geoservice.features import Feature
 from geoservice.store import CollectionInfo, Page, Query, Store
@@ -145,14 +145,30 @@ class SightingsView(Store):
         return Page([self._shown(f) for f in page.features], page.number_matched)
 
     def _spatial(self, collection: str, q: Query) -> bool:
-        """A bbox or a spatial filter, asked by someone who may see generalised points."""
+        """A bbox or a spatial filter, asked by someone who may see generalised points,
+        where a generalised (sensitive) record could be among the candidates."""
         if self.who is not None and self.who.admin:
             return False
-        if q.bbox is not None:
-            return True
-        return q.filter is not None and self.base.spec(collection).geometry_name in (
-            properties_used(q.filter)
+        spatial = q.bbox is not None or (
+            q.filter is not None
+            and self.base.spec(collection).geometry_name in properties_used(q.filter)
         )
+        return spatial and self._sensitive_nearby(collection, q)
+
+    def _sensitive_nearby(self, collection: str, q: Query) -> bool:
+        """Whether any sensitive record lies near the query's bbox: when none does, the
+        exact positions shown equal the stored ones and the store can answer directly."""
+        flagged: Any = Op("=", (Property("sensitive"), Literal(True)))
+        if self.sensitive.species:
+            kinds = Array(tuple(Literal(k) for k in sorted(self.sensitive.species)))
+            flagged = Op("or", (Op("in", (Property("species"), kinds)), flagged))
+        pad = max([self.sensitive.record_cell, *self.sensitive.species.values()]) / 80_000
+        wide = None
+        if q.bbox is not None:
+            b = q.bbox
+            wide = (b[0] - pad, b[1] - pad, b[2] + pad, b[3] + pad)
+        probe = dataclasses.replace(q, bbox=wide, filter=flagged, limit=1, offset=0)
+        return self.base.query(collection, probe).number_matched > 0
 
     def _query_shown(self, collection: str, q: Query) -> Page:
         """Evaluate spatial constraints on the positions this caller is shown, so that
