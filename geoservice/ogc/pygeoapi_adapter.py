@@ -42,6 +42,9 @@ PROVIDER = "geoservice.ogc.provider.StoreProvider"
 def layer_notice(spec: LayerSpec, synthetic: bool) -> str:
     """The credit line shown with a layer (and the synthetic warning where it applies)."""
     text = f"出典 / Source: {spec.attribution} — {spec.licence.name}"
+    if synthetic and not spec.synthetic:
+        # Built from the demo mirror: invented content in the official source's format.
+        text = f"Tokyo GeoTwin demo data, modelled on the format of: {spec.attribution}"
     if synthetic:
         text = "【合成デモデータ / SYNTHETIC DEMO DATA — not official】 " + text
     return text
