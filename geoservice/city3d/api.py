@@ -1,7 +1,9 @@
-"""HTTP adapter of the city3d room (placeholder until its routes land, e.g. ``/3dtiles/``).
+"""HTTP adapter of the city3d room.
 
-Created so that ``geoservice.city3d`` can be listed in ``app.ROOMS``, which is how its
-``pages`` module (the ``/3d/`` viewer) is found; the 3D Tiles pipeline owns this module.
+The room's HTTP surface is its ``/3d/`` page (``pages.py``) and the static ``/3dtiles/``
+mount (``static.py``, mounted by ``create_app``); it has no JSON routes and nothing to build
+at start-up, so ``router`` is empty and ``attach`` does nothing. Listing the room in
+``app.ROOMS`` is what makes its page module found and linked from the portal.
 """
 
 from __future__ import annotations
@@ -14,4 +16,4 @@ router = APIRouter()
 
 
 def attach(rt: Runtime) -> None:
-    """Build the room's services once at start-up (nothing yet)."""
+    """Nothing to build: tiles are static files written by ``geoservice build``."""
