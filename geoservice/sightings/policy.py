@@ -31,7 +31,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geoservice.auth.tokens import Principal
 from geoservice.catalogue import LayerSpec
-from geoservice.cql2 import Array, Literal, Op, Property, compile_filter, properties_used
+from geoservice.cql2 import Literal, Op, Property, compile_filter, properties_used
 from geoservice.errors import NotFound
 from geoservice.features import Feature
 from geoservice.store import CollectionInfo, Page, Query, Store
@@ -157,18 +157,24 @@ class SightingsView(Store):
 
     def _sensitive_nearby(self, collection: str, q: Query) -> bool:
         """Whether any sensitive record lies near the query's bbox: when none does, the
-        exact positions shown equal the stored ones and the store can answer directly."""
-        flagged: Any = Op("=", (Property("sensitive"), Literal(True)))
-        if self.sensitive.species:
-            kinds = Array(tuple(Literal(k) for k in sorted(self.sensitive.species)))
-            flagged = Op("or", (Op("in", (Property("species"), kinds)), flagged))
+        exact positions shown equal the stored ones and the store can answer directly.
+
+        Probed with property equality (SQL on both backends, indexed), one per sensitive
+        species plus the per-record flag, rather than a CQL2 filter evaluated row by row.
+        """
         pad = max([self.sensitive.record_cell, *self.sensitive.species.values()]) / 80_000
         wide = None
         if q.bbox is not None:
             b = q.bbox
             wide = (b[0] - pad, b[1] - pad, b[2] + pad, b[3] + pad)
-        probe = dataclasses.replace(q, bbox=wide, filter=flagged, limit=1, offset=0)
-        return self.base.query(collection, probe).number_matched > 0
+        probes = [{"sensitive": True}] + [{"species": k} for k in sorted(self.sensitive.species)]
+        for extra in probes:
+            probe = dataclasses.replace(
+                q, bbox=wide, filter=None, properties={**q.properties, **extra}, limit=1, offset=0
+            )
+            if self.base.query(collection, probe).number_matched > 0:
+                return True
+        return False
 
     def _query_shown(self, collection: str, q: Query) -> Page:
         """Evaluate spatial constraints on the positions this caller is shown, so that
