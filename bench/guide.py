@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -63,16 +62,7 @@ BODY: dict[str, Any] = {
 }
 
 
-def pct(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) of ``values`` (nearest rank)."""
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from common import free_port, pct  # noqa: E402
 
 
 def settings_for(args: argparse.Namespace, tmp: Path) -> Settings:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,9 @@ PLACES = {
 }
 
 
+from common import free_port, pct  # noqa: E402
+
+
 def square_1000m2(lon: float, lat: float) -> dict[str, Any]:
     """A 1,000 m² square (side 31.62 m in EPSG:6677) centred on lon/lat, as GeoJSON."""
     to_m = Transformer.from_crs("OGC:CRS84", "EPSG:6677", always_xy=True)
@@ -56,18 +58,6 @@ def square_1000m2(lon: float, lat: float) -> dict[str, Any]:
     ring = [to_ll.transform(px, py) for px, py in
             ((x - h, y - h), (x + h, y - h), (x + h, y + h), (x - h, y + h), (x - h, y - h))]
     return {"type": "Polygon", "coordinates": [[list(p) for p in ring]]}
-
-
-def pct(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) of ``values`` (nearest rank)."""
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def build_store(mirror: Path, tmp: Path) -> Settings:

@@ -63,12 +63,7 @@ BBOX = "139.0,35.7,139.3,35.9"
 HEADERS = {"Accept-Encoding": "identity"}
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from common import free_port  # noqa: E402
 
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:

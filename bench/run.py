@@ -18,7 +18,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,14 +53,10 @@ RE_RETURNED = re.compile(rb'"numberReturned"\s*:\s*(\d+)')
 RE_MATCHED = re.compile(rb'"numberMatched"\s*:\s*(\d+)')
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # --------------------------------------------------------------------------- ground truth
+
+from common import free_port  # noqa: E402
+
 
 def load_fc(path: Path) -> list[dict[str, Any]]:
     return list(json.loads(path.read_text("utf-8"))["features"])

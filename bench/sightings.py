@@ -49,7 +49,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-from guide import pct  # noqa: E402
+from common import pct  # noqa: E402
 from run import (  # noqa: E402
     CONCURRENCY,
     DATA,
