@@ -651,3 +651,33 @@ def test_spatial_queries_cannot_locate_a_generalised_record(env: Env) -> None:
         assert fid not in ids({"filter": flt, "filter-lang": "cql2-text"})
     assert fid in ids({"bbox": around_centre})
     assert fid in ids({"bbox": tiny}, env.okutama)
+
+
+def _tile_ids(env: Env, pt: Point, **headers: str) -> set[str]:
+    """Feature ids in the z14 vector tile holding ``pt``."""
+    import math
+
+    import mapbox_vector_tile
+
+    z = 14
+    n = 2**z
+    x = int((pt.x + 180) / 360 * n)
+    lat = math.radians(pt.y)
+    y = int((1 - math.asinh(math.tan(lat)) / math.pi) / 2 * n)
+    r = env.client.get(
+        f"/ogc/collections/wildlife-sightings/tiles/WebMercatorQuad/{z}/{y}/{x}", headers=headers
+    )
+    if r.status_code == 204:
+        return set()
+    assert r.status_code == 200, r.text
+    layer = mapbox_vector_tile.decode(r.content).get("wildlife-sightings", {"features": []})
+    return {str(f["properties"]["id"]) for f in layer["features"]}
+
+
+def test_vector_tiles_apply_the_read_policy(env: Env) -> None:
+    """A pending report is absent from public tiles and present for its municipality."""
+    fid = report(env, env.inside[OKUTAMA]).json()["id"]
+    assert fid not in _tile_ids(env, env.inside[OKUTAMA])
+    assert fid in _tile_ids(env, env.inside[OKUTAMA], **env.auth(env.okutama))
+    env.client.post(f"/api/moderation/{fid}/approve", headers=env.auth(env.okutama))
+    assert fid in _tile_ids(env, env.inside[OKUTAMA])

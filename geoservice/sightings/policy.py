@@ -201,6 +201,23 @@ class SightingsView(Store):
             kept.append(shown)
         return Page(kept[q.offset : q.offset + q.limit], len(kept))
 
+    def tile(
+        self, collection: str, z: int, x: int, y: int, properties: dict[str, Any] | None = None
+    ) -> bytes:
+        """The backend's own tile (``ST_AsMVT`` on PostGIS) when the policy reduces to property
+        equality and no generalised record is near; otherwise the policy-aware default path."""
+        from geoservice.ogc import mvt
+
+        if collection != COLLECTION:
+            return self.base.tile(collection, z, x, y, properties)
+        bbox = mvt.lonlat_bounds(z, x, y, mvt.BUFFER)
+        q = self._restrict(Query(bbox=bbox, limit=1, properties=dict(properties or {})))
+        if q is None:
+            return b""
+        if q.filter is not None or self._spatial(collection, q):
+            return Store.tile(self, collection, z, x, y, properties)
+        return self.base.tile(collection, z, x, y, q.properties)
+
     def get(self, collection: str, fid: str) -> Feature:
         f = self.base.get(collection, fid)
         if collection != COLLECTION:

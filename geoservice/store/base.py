@@ -115,16 +115,20 @@ class Store(ABC):
     def close(self) -> None:
         """Release connections."""
 
-    def tile(self, collection: str, z: int, x: int, y: int) -> bytes:
+    def tile(
+        self, collection: str, z: int, x: int, y: int, properties: dict[str, Any] | None = None
+    ) -> bytes:
         """One Mapbox Vector Tile (WebMercatorQuad ``z/x/y``) of a collection; ``b""`` if empty.
 
         This default (the GeoPackage store, and store views such as read policies, so tiles
         show exactly what the Features API shows) runs a bbox query of the buffered tile
         envelope (R-tree) and encodes in Python (``geoservice.ogc.mvt``); PostGIS overrides
-        it with one ``ST_AsMVT`` statement.
+        it with one ``ST_AsMVT`` statement.  ``properties`` restricts the tile to features
+        with those property values (read policies use it, e.g. ``status: published``).
         """
         from geoservice.ogc import mvt
 
         bbox = mvt.lonlat_bounds(z, x, y, mvt.BUFFER)
-        page = self.query(collection, Query(bbox=bbox, limit=mvt.MAX_FEATURES))
+        query = Query(bbox=bbox, limit=mvt.MAX_FEATURES, properties=dict(properties or {}))
+        page = self.query(collection, query)
         return mvt.encode(collection, page.features, z, x, y)

@@ -576,7 +576,9 @@ class PostgisStore(Store):
                 matched += 1
         return Page(page, matched)
 
-    def tile(self, collection: str, z: int, x: int, y: int) -> bytes:
+    def tile(
+        self, collection: str, z: int, x: int, y: int, properties: dict[str, Any] | None = None
+    ) -> bytes:
         """One MVT in one statement: ``ST_TileEnvelope`` + ``ST_AsMVTGeom`` + ``ST_AsMVT``.
 
         Same contract as the Python encoder (``geoservice.ogc.mvt``): extent 4096, buffer
@@ -604,14 +606,18 @@ class PostgisStore(Store):
             " AS search),"
             " f AS (SELECT ST_AsMVTGeom(ST_Transform(ST_Force2D(t.geom), 3857), b.env,"
             " %(extent)s, %(buffer)s, true) AS mvt_geom, {cols}"
-            " FROM {t} t, b WHERE t.geom && b.search"
+            " FROM {t} t, b WHERE t.geom && b.search{where}"
             ' ORDER BY t.id COLLATE "C" LIMIT %(limit)s)'
             " SELECT ST_AsMVT(f.*, %(layer)s, %(extent)s, 'mvt_geom')"
             " FROM f WHERE f.mvt_geom IS NOT NULL"
-        ).format(cols=sql.SQL(", ").join(cols), t=self._t(collection))
+        ).format(
+            cols=sql.SQL(", ").join(cols), t=self._t(collection),
+            where=_tile_equalities(spec, properties or {}),
+        )
         args = {
             "z": z, "x": x, "y": y, "margin": mvt.BUFFER / mvt.EXTENT, "extent": mvt.EXTENT,
             "buffer": mvt.BUFFER, "limit": mvt.MAX_FEATURES, "layer": collection,
+            **{f"eq{i}": v for i, v in enumerate(_tile_values(spec, properties or {}))},
         }
         with self.pool.connection() as con:
             row = con.execute(stmt, args).fetchone()
@@ -621,6 +627,26 @@ class PostgisStore(Store):
         if not self._closed:
             self._closed = True
             _release_pool(self.url)
+
+
+def _tile_equalities(spec: LayerSpec, properties: dict[str, Any]) -> sql.Composable:
+    """`` AND t.col = %(eqN)s`` for each tile restriction (names checked against the spec)."""
+    parts = [
+        sql.SQL(" AND t.{} = %({})s").format(sql.Identifier(name), sql.SQL(f"eq{i}"))
+        for i, name in enumerate(properties)
+    ]
+    return sql.Composed(parts)
+
+
+def _tile_values(spec: LayerSpec, properties: dict[str, Any]) -> list[Any]:
+    """Typed values of the tile restrictions (text, numbers and booleans only)."""
+    out = []
+    for name, value in properties.items():
+        p = spec.property(name)
+        if p is None or p.type not in ("string", "integer", "number", "boolean"):
+            raise InvalidParameter(f"tile restriction on {name!r} is not supported")
+        out.append(bool(value) if p.type == "boolean" else value)
+    return out
 
 
 # -- build support ---------------------------------------------------------------------------
