@@ -12,10 +12,13 @@ class ServiceError(Exception):
 
     status: int = 500
     code: str = "ServerError"
+    #: Response headers the error needs (``WWW-Authenticate``, ``Retry-After``).
+    headers: dict[str, str] = {}
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(description)
         self.description = description
+        self.headers = dict(headers or self.headers)
 
 
 class InvalidParameter(ServiceError):

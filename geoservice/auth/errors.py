@@ -6,13 +6,7 @@ from geoservice.errors import ServiceError
 
 
 class HeaderError(ServiceError):
-    """A ``ServiceError`` that carries response headers."""
-
-    headers: dict[str, str] = {}
-
-    def __init__(self, description: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(description)
-        self.headers = dict(headers or self.headers)
+    """A ``ServiceError`` whose class declares default response headers."""
 
 
 class Unauthorized(HeaderError):

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 import threading
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ParamSpec
+from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
 
 from geoservice.auth.audit import AuditLog
 from geoservice.auth.db import AuthDB, auth_db_path
-from geoservice.auth.errors import HeaderError, PayloadTooLarge, Unauthorized
+from geoservice.auth.errors import PayloadTooLarge, Unauthorized
 from geoservice.auth.scope import MunicipalityIndex
 from geoservice.auth.tokens import Principal, TokenStore, bearer
 from geoservice.auth.writes import GuardedWriter
 from geoservice.catalogue import LayerSpec
 from geoservice.config import Settings
-from geoservice.errors import ServiceError
 from geoservice.ogc.runtime import Runtime
 from geoservice.store import Store
 
@@ -107,34 +103,6 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def error_response(exc: ServiceError) -> JSONResponse:
-    """An OGC exception document, with the error's headers (WWW-Authenticate, Retry-After)."""
-    headers = exc.headers if isinstance(exc, HeaderError) else None
-    return JSONResponse(
-        {"code": exc.code, "description": exc.description},
-        status_code=exc.status,
-        headers=headers,
-    )
-
-
-P = ParamSpec("P")
-
-
-def with_errors(
-    fn: Callable[P, Awaitable[Response]],
-) -> Callable[P, Awaitable[Response]]:
-    """Route decorator: ``ServiceError`` → OGC exception document with its headers."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
-        try:
-            return await fn(*args, **kwargs)
-        except ServiceError as exc:
-            return error_response(exc)
-
-    return wrapper
 
 
 def json_body(raw: bytes) -> Any:

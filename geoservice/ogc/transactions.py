@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from geoservice import crs as crsmod
 from geoservice.auth.errors import UnsupportedMediaType
-from geoservice.auth.http import AuthServices, auth_services, json_body, read_body, with_errors
+from geoservice.auth.http import AuthServices, auth_services, json_body, read_body
 from geoservice.auth.tokens import Principal
 from geoservice.auth.writes import feature_etag, parse_geometry
 from geoservice.errors import InvalidParameter
@@ -104,7 +104,6 @@ def _written(rt: Runtime, cid: str, f: Feature, status: int = 200) -> JSONRespon
 
 
 @router.post("/collections/{cid}/items")
-@with_errors
 async def create_item(cid: str, request: Request, rt: RuntimeDep) -> Response:
     """Create a feature (201, ``Location``, ``ETag``)."""
     svc, who = _editor(rt, cid, request)
@@ -115,7 +114,6 @@ async def create_item(cid: str, request: Request, rt: RuntimeDep) -> Response:
 
 
 @router.put("/collections/{cid}/items/{fid}")
-@with_errors
 async def replace_item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> Response:
     """Replace a feature (``If-Match`` honoured)."""
     svc, who = _editor(rt, cid, request)
@@ -128,7 +126,6 @@ async def replace_item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> 
 
 
 @router.patch("/collections/{cid}/items/{fid}")
-@with_errors
 async def update_item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> Response:
     """JSON merge-patch of ``properties`` (``null`` removes one) and/or ``geometry``."""
     svc, who = _editor(rt, cid, request)
@@ -147,7 +144,6 @@ async def update_item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> R
 
 
 @router.delete("/collections/{cid}/items/{fid}")
-@with_errors
 async def delete_item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> Response:
     """Delete a feature (204)."""
     svc, who = _editor(rt, cid, request)

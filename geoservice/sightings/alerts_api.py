@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
+from geoservice.auth.errors import Forbidden, Unauthorized
 from geoservice.errors import InvalidParameter, NotFound, ServiceError, Unprocessable
 from geoservice.ogc.runtime import Runtime, get_runtime
 from geoservice.sightings.alerts import (
@@ -34,20 +35,6 @@ from geoservice.sightings.events import SIGHTINGS, EventBus
 
 router = APIRouter(tags=["alerts"])
 RT = Annotated[Runtime, Depends(get_runtime)]
-
-
-class Unauthorized(ServiceError):
-    """No credentials given."""
-
-    status = 401
-    code = "Unauthorized"
-
-
-class Forbidden(ServiceError):
-    """Credentials given but not valid for this resource."""
-
-    status = 403
-    code = "Forbidden"
 
 
 class SubscriptionIn(BaseModel):

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from geoservice import crs as crsmod
 from geoservice.auth.errors import Forbidden, UnsupportedMediaType
-from geoservice.auth.http import AuthServices, json_body, read_body, with_errors
+from geoservice.auth.http import AuthServices, json_body, read_body
 from geoservice.errors import InvalidParameter, NotFound
 from geoservice.features import Feature
 from geoservice.ogc import features_api, transactions
@@ -79,7 +79,6 @@ def _feature_json(f: Feature) -> dict[str, Any]:
 
 
 @router.post("/api/reports", status_code=201)
-@with_errors
 async def report(request: Request, rt: RuntimeDep) -> Response:
     """A citizen's sighting report (no token): stored ``pending`` until a municipality
     approves it.  JSON: ``point`` ([lon, lat] or GeoJSON Point), ``species``, ``kind``,
@@ -103,7 +102,6 @@ async def report(request: Request, rt: RuntimeDep) -> Response:
 
 
 @router.get("/api/moderation/queue")
-@with_errors
 async def moderation_queue(
     request: Request, rt: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> Response:
@@ -123,7 +121,6 @@ async def moderation_queue(
 
 
 @router.get("/api/moderation/{fid}/photo")
-@with_errors
 async def moderation_photo(fid: str, request: Request, rt: RuntimeDep) -> Response:
     """The photo of a report (moderators of its municipality only)."""
     svc = _svc(rt)
@@ -140,7 +137,6 @@ async def moderation_photo(fid: str, request: Request, rt: RuntimeDep) -> Respon
 
 
 @router.post("/api/moderation/{fid}/{action}")
-@with_errors
 async def moderate(fid: str, action: str, request: Request, rt: RuntimeDep) -> Response:
     """``approve`` (→ published) or ``reject`` (→ rejected) a pending report; audited."""
     svc = _svc(rt)
@@ -150,7 +146,6 @@ async def moderate(fid: str, action: str, request: Request, rt: RuntimeDep) -> R
 
 
 @router.post("/api/sightings/import")
-@with_errors
 async def import_csv(request: Request, rt: RuntimeDep, mode: str = "all-or-nothing") -> Response:
     """Bulk import of a CSV (``text/csv``): report by line; idempotent by source + id."""
     svc = _svc(rt)
@@ -178,7 +173,6 @@ async def import_csv(request: Request, rt: RuntimeDep, mode: str = "all-or-nothi
 
 
 @router.get("/api/audit")
-@with_errors
 async def audit(
     request: Request,
     rt: RuntimeDep,
