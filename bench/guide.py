@@ -33,7 +33,6 @@ from typing import Any
 
 import geopandas as gpd
 import httpx
-import yaml
 from shapely.geometry import shape
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +61,7 @@ BODY: dict[str, Any] = {
 }
 
 
-from common import free_port, pct  # noqa: E402
+from common import free_port, pct, start_uvicorn  # noqa: E402
 
 
 def settings_for(args: argparse.Namespace, tmp: Path) -> Settings:
@@ -81,21 +80,7 @@ def settings_for(args: argparse.Namespace, tmp: Path) -> Settings:
 
 def bench_http(settings: Settings, tmp: Path, n: int, warmup: int) -> dict[str, float]:
     port = free_port()
-    cfg = {
-        "server": {"host": "127.0.0.1", "port": port},
-        "store": {"backend": "gpkg", "path": str(settings.store.path)},
-        "layers_dir": str(settings.layers_dir), "data_dir": str(settings.data_dir),
-        "demo_dir": str(settings.demo_dir), "work_dir": str(tmp), "tiles_dir": str(tmp),
-    }
-    path = tmp / "bench-config.yml"
-    path.write_text(yaml.safe_dump(cfg), "utf-8")
-    env = {**os.environ, "GEOSERVICE_CONFIG": str(path)}
-    log = (tmp / "uvicorn.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "geoservice.asgi:app", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    proc = start_uvicorn(settings, tmp, port)
     url = f"http://127.0.0.1:{port}/api/guide"
     try:
         with httpx.Client(timeout=30, headers={"Accept-Encoding": "identity"}) as client:
@@ -126,7 +111,6 @@ def bench_http(settings: Settings, tmp: Path, n: int, warmup: int) -> dict[str, 
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        log.close()
     return {"p50_ms": pct(times, 0.5), "p99_ms": pct(times, 0.99),
             "req_s": 1000 * len(times) / sum(times), "bytes": size}
 

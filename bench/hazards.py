@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 from pyproj import Transformer
 from shapely.geometry import Point, shape
 
@@ -46,7 +45,7 @@ PLACES = {
 }
 
 
-from common import free_port, pct  # noqa: E402
+from common import free_port, pct, start_uvicorn  # noqa: E402
 
 
 def square_1000m2(lon: float, lat: float) -> dict[str, Any]:
@@ -74,21 +73,7 @@ def build_store(mirror: Path, tmp: Path) -> Settings:
 
 def run_http(settings: Settings, tmp: Path, n: int, warmup: int) -> dict[str, dict[str, float]]:
     port = free_port()
-    cfg = {
-        "server": {"host": "127.0.0.1", "port": port},
-        "store": {"backend": "gpkg", "path": str(settings.store.path)},
-        "layers_dir": str(settings.layers_dir), "data_dir": str(settings.data_dir),
-        "demo_dir": str(settings.demo_dir), "work_dir": str(tmp), "tiles_dir": str(tmp),
-    }
-    path = tmp / "bench-config.yml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), "utf-8")
-    env = {**os.environ, "GEOSERVICE_CONFIG": str(path)}
-    log = (tmp / "uvicorn.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "geoservice.asgi:app", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    proc = start_uvicorn(settings, tmp, port)
     base = f"http://127.0.0.1:{port}/api/hazards"
     points = list(PLACES.values())
     polygons = [square_1000m2(*p) for p in points]
@@ -133,7 +118,6 @@ def run_http(settings: Settings, tmp: Path, n: int, warmup: int) -> dict[str, di
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        log.close()
     return out
 
 
