@@ -1,8 +1,11 @@
-"""Turn a ``Query`` into what a backend runs: SQL conditions plus an exact Python predicate.
+"""Turn a ``Query`` into what the GeoPackage store runs: SQL conditions plus, when needed,
+an exact Python predicate.
 
-The split is the same for every backend: property equality and datetime go to SQL; the
-bbox becomes an index prefilter (R-tree / GiST) and, for non-point layers, an exact
-intersection test; CQL2 is evaluated faithfully by ``geoservice.cql2``.
+Property equality and datetime go to SQL; the bbox becomes an R-tree prefilter and, for
+non-point layers, an exact intersection test.  A CQL2 filter is translated to SQL by
+``cql2_sqlite`` when ``pushdown`` is on and every part of it translates; otherwise it is
+evaluated faithfully in Python by ``geoservice.cql2`` (with the translatable top-level
+AND conjuncts still run in SQL as a prefilter, which cannot change the answer).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from shapely.geometry.base import BaseGeometry
 
 from geoservice.catalogue import LayerSpec
 from geoservice.errors import InvalidParameter
-from geoservice.store import values
+from geoservice.store import cql2_sqlite, values
 from geoservice.store.base import BBox, Query
+from geoservice.store.cql2_sqlite import SqliteFilter
 
 Predicate = Callable[[dict[str, Any], BaseGeometry | None], bool]
 
@@ -32,6 +36,8 @@ class Plan:
     predicate: Predicate | None
     empty: bool = False
     needs_geometry: bool = True
+    #: None without a filter; True when the whole filter runs as SQL, False when in Python
+    pushed: bool | None = None
 
 
 def queryable_schema(spec: LayerSpec) -> dict[str, str]:
@@ -104,27 +110,69 @@ def _intersect(a: BBox | None, b: BBox | None) -> tuple[BBox | None, bool]:
     return box, box[0] > box[2] or box[1] > box[3]
 
 
-def compile_query(spec: LayerSpec, query: Query) -> Plan:
-    """Plan a query for ``spec``; raises ``InvalidParameter`` for anything not accepted."""
+def compile_query(spec: LayerSpec, query: Query, *, pushdown: bool = False) -> Plan:
+    """Plan a query for ``spec``; raises ``InvalidParameter`` for anything not accepted.
+
+    With ``pushdown`` the CQL2 filter and the exact bbox test become SQL where they can
+    (the connection must have ``cql2_sqlite.register_functions``); without it the plan is
+    the all-Python one, which the store also uses when a pushed-down query cannot finish.
+    """
     where, params = _equality(spec, query.properties)
     w2, p2 = _datetime(spec, query)
+    where += w2
+    params += p2
     preds: list[Predicate] = []
     cql_box = None
     needs_geometry = False
+    pushed: bool | None = None
     if query.filter is not None:
         from geoservice import cql2
 
-        preds.append(cql2.compile_filter(query.filter, queryable_schema(spec)))
+        schema = queryable_schema(spec)
+        predicate = cql2.compile_filter(query.filter, schema)  # checks it: 400 if bad
         cql_box = cql2.spatial_bbox(query.filter)
-        needs_geometry = spec.geometry_name in cql2.properties_used(query.filter)
+        pushed = False
+        if pushdown:
+            pushed, conds = _pushdown(query.filter, schema)
+            for cond in conds:
+                where.append(cond.where)
+                params.extend(cond.params)
+        if not pushed:
+            preds.append(predicate)
+            needs_geometry = spec.geometry_name in cql2.properties_used(query.filter)
     if query.bbox is not None and spec.geometry_type not in ("Point", "MultiPoint"):
-        prepared = shapely.box(*query.bbox)
-        shapely.prepare(prepared)
-        preds.append(lambda _p, g: g is not None and prepared.intersects(g))
-        needs_geometry = True
+        if pushdown:
+            where.append("cql2_intersects_box(t.geom, ?, ?, ?, ?)")
+            params.extend(query.bbox)
+        else:
+            prepared = shapely.box(*query.bbox)
+            shapely.prepare(prepared)
+            preds.append(lambda _p, g: g is not None and prepared.intersects(g))
+            needs_geometry = True
     box, empty = _intersect(query.bbox, cql_box)
-    where_all, params_all = tuple(where + w2), tuple(params + p2)
-    return Plan(where_all, params_all, box, _all(preds), empty, needs_geometry)
+    return Plan(tuple(where), tuple(params), box, _all(preds), empty, needs_geometry, pushed)
+
+
+def _pushdown(expr: Any, schema: dict[str, str]) -> tuple[bool, list[SqliteFilter]]:
+    """The filter as SQL if it all translates (True), else its translatable AND parts.
+
+    Why the parts: a conjunct that is false for a row makes the whole filter false there,
+    so running it in SQL only drops rows the Python predicate would drop anyway.
+    """
+    from geoservice.cql2 import Op
+
+    def one(e: Any) -> SqliteFilter | None:
+        try:
+            return cql2_sqlite.translate(e, schema, lambda name: f"t.{_qi(name)}")
+        except cql2_sqlite.Untranslatable:
+            return None
+
+    whole = one(expr)
+    if whole is not None:
+        return True, [whole]
+    if isinstance(expr, Op) and expr.op == "and":
+        return False, [c for c in map(one, expr.args) if c is not None]
+    return False, []
 
 
 def _all(preds: list[Predicate]) -> Predicate | None:

@@ -26,9 +26,9 @@ from geoservice.catalogue import LayerSpec
 from geoservice.errors import Conflict, InvalidParameter, NotFound
 from geoservice.features import Feature
 from geoservice.sqlite import PerThread, connect_durable, immediate
-from geoservice.store import gpkg_geom, values
+from geoservice.store import cql2_sqlite, gpkg_geom, values
 from geoservice.store.base import BBox, CollectionInfo, Page, Query, Store
-from geoservice.store.filtering import compile_query
+from geoservice.store.filtering import Plan, compile_query
 
 META = "geoservice_layers"
 _SQL_TYPES = {
@@ -51,7 +51,9 @@ def qi(name: str) -> str:
 
 
 def _register_functions(con: sqlite3.Connection) -> None:
-    """The ST_* functions the GeoPackage R-tree triggers need (no SpatiaLite here)."""
+    """The ST_* functions the GeoPackage R-tree triggers need (no SpatiaLite here), and the
+    ``cql2_*`` functions of filters translated by ``cql2_sqlite``."""
+    cql2_sqlite.register_functions(con)
 
     def env(blob: bytes | None, i: int) -> float | None:
         e = gpkg_geom.envelope(blob)
@@ -169,6 +171,8 @@ class GpkgStore(Store):
         self._cons = PerThread(lambda: _connect(self.path))
         self._write_lock = threading.Lock()
         self._specs: dict[str, LayerSpec] = {}
+        self.pushed_down = 0  # queries whose CQL2 filter ran entirely as SQL
+        self.fallbacks = 0  # queries whose CQL2 filter was evaluated in Python
         self._con().executescript(_BASE_DDL)
         self._load_specs()
 
@@ -354,10 +358,32 @@ class GpkgStore(Store):
             yield self._feature(spec, row)
 
     def query(self, collection: str, query: Query) -> Page:
+        """Run the query in SQL where ``compile_query`` could translate it, else in Python.
+
+        A registered function that meets a value SQLite cannot hold exactly (an integer
+        beyond 64 bits, NaN) raises; the query is then re-planned without push-down, so
+        the answer is always the evaluator's.
+        """
         spec = self.spec(collection)
-        plan = compile_query(spec, query)
+        plan = compile_query(spec, query, pushdown=True)
+        try:
+            page = self._run(spec, plan, query)
+        except sqlite3.OperationalError as exc:
+            if cql2_sqlite.FUNCTION_ERROR not in str(exc):
+                raise
+            plan = compile_query(spec, query, pushdown=False)
+            page = self._run(spec, plan, query)
+        if plan.pushed is True:
+            self.pushed_down += 1
+        elif plan.pushed is False:
+            self.fallbacks += 1
+        return page
+
+    def _run(self, spec: LayerSpec, plan: Plan, query: Query) -> Page:
+        """Execute a plan: pure SQL (count and page) without a predicate, else row by row."""
         if plan.empty:
             return Page([], 0)
+        collection = spec.id
         where, params = list(plan.sql_where), list(plan.sql_params)
         joins = ""
         if plan.bbox is not None:
@@ -382,20 +408,22 @@ class GpkgStore(Store):
         )
 
     def _filtered(
-        self, spec: LayerSpec, sql: str, params: list[Any], plan: Any, query: Query
+        self, spec: LayerSpec, sql: str, params: list[Any], plan: Plan, query: Query
     ) -> Page:
         """Evaluate the exact predicate row by row, counting all matches, keeping one page.
 
         Geometry blobs are decoded only when the predicate needs them or the row is on the
         page: parsing WKB dominates the cost of attribute filters on polygon layers.
         """
+        predicate = plan.predicate
+        assert predicate is not None
         page: list[Feature] = []
         matched = 0
         end = query.offset + query.limit
         for row in self._con().execute(sql, params):
             props = values.from_storage(spec, row[2:])
             geom = gpkg_geom.decode(row[1]) if plan.needs_geometry else None
-            if not plan.predicate(props, geom):
+            if not predicate(props, geom):
                 continue
             if query.offset <= matched < end:
                 if geom is None:
