@@ -180,14 +180,33 @@ def sql_like(value: Any, pattern: Any) -> int | None:
     return _tri(_like(value, pattern))
 
 
+@lru_cache(maxsize=65536)
+def _date_key(text: str) -> int | None:
+    day = coerce_date(text)
+    return None if day is None else instant_key(day)
+
+
+@lru_cache(maxsize=65536)
+def _datetime_key(text: str) -> int | None:
+    when = coerce_datetime(text)
+    return None if when is None else instant_key(when)
+
+
 def sql_date_key(value: Any) -> int | None:
-    """A stored ``date`` value as the evaluator's instant key (NULL where it reads null)."""
+    """A stored ``date`` value as the evaluator's instant key (NULL where it reads null).
+
+    Memoised on text: the COUNT and the page statement of one query meet the same values.
+    """
+    if isinstance(value, str):
+        return _date_key(value)
     day = coerce_date(value)
     return None if day is None else instant_key(day)
 
 
 def sql_datetime_key(value: Any) -> int | None:
-    """A stored ``datetime`` value as the evaluator's instant key."""
+    """A stored ``datetime`` value as the evaluator's instant key (memoised on text)."""
+    if isinstance(value, str):
+        return _datetime_key(value)
     when = coerce_datetime(value)
     return None if when is None else instant_key(when)
 
@@ -207,12 +226,28 @@ def _literal_geometry(wkb: bytes) -> BaseGeometry:
 _SPATIAL_FUNCS = {op[2:]: getattr(shapely, op[2:]) for op in n.SPATIAL_OPS}
 
 
+#: blobs up to this size (points, small shapes) have their predicate results memoised
+_MEMO_BLOB = 512
+
+
+def _spatial(name: str, literal_wkb: bytes, blob: bytes) -> int:
+    return int(bool(_SPATIAL_FUNCS[name](_literal_geometry(literal_wkb), gpkg_geom.decode(blob))))
+
+
+_spatial_memo = lru_cache(maxsize=16384)(_spatial)
+
+
 def sql_spatial(name: str, literal_wkb: bytes, blob: bytes | None) -> int | None:
-    """``shapely.<name>(literal, geometry)`` as the evaluator calls it (prepared literal)."""
-    geom = gpkg_geom.decode(blob)
-    if geom is None:
+    """``shapely.<name>(literal, geometry)`` as the evaluator calls it (prepared literal).
+
+    Decoding WKB dominates; a query's COUNT and page statements (and repeated queries)
+    test the same small blobs again, so those results are memoised (bounded memory).
+    """
+    if blob is None:
         return None
-    return int(bool(_SPATIAL_FUNCS[name](_literal_geometry(literal_wkb), geom)))
+    if len(blob) <= _MEMO_BLOB:
+        return _spatial_memo(name, literal_wkb, bytes(blob))
+    return _spatial(name, literal_wkb, blob)
 
 
 @lru_cache(maxsize=64)
