@@ -51,13 +51,16 @@ test: $(STAMP) $(VENDOR) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # Every benchmark prints its own table; each compares against its named anchor in the same run.
+# wrk (Debian) drives bench/postgis.py; installed here when we may (root), else the
+# benchmark falls back to a Python load client and says so.
 bench: $(STAMP) $(VENDOR)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || true
 	$(BIN)/python bench/run.py        # OGC API Features vs pygeoapi's GeoJSON provider
 	$(BIN)/python bench/guide.py      # procedure guide vs a naive geopandas overlay
 	$(BIN)/python bench/hazards.py    # hazard card over HTTP (point, 1,000 m² polygon)
 	$(BIN)/python bench/sightings.py  # create→webhook, reads under writes, CSV import
 	$(BIN)/python bench/city3d.py     # CityGML → 3D Tiles on 100,000 synthetic buildings
-	$(BIN)/python bench/postgis.py    # PostGIS backend vs tipg (needs PostgreSQL + PostGIS)
+	$(BIN)/python bench/postgis.py    # PostGIS + GeoPackage vs tipg and pygeoapi (needs PostGIS)
 
 clean:
 	rm -rf data/build tiles/*/ .pytest_cache

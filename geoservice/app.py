@@ -14,13 +14,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geoservice.city3d.static import mount_tiles
 from geoservice.config import Settings
 from geoservice.errors import ServiceError
+from geoservice.fastjson import FastJSONResponse
 from geoservice.ogc import generated, provider
 from geoservice.ogc.pygeoapi_adapter import Pygeoapi, build_config
 from geoservice.ogc.runtime import Runtime
@@ -45,31 +45,31 @@ def build_runtime(settings: Settings, store: Store) -> Runtime:
     return Runtime(settings, store, specs, pg, HtmlRenderer(settings.server.title))
 
 
-def _error(status: int, code: str, description: str) -> JSONResponse:
-    return JSONResponse({"code": code, "description": description}, status_code=status)
+def _error(status: int, code: str, description: str) -> FastJSONResponse:
+    return FastJSONResponse({"code": code, "description": description}, status_code=status)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """One map from exceptions to OGC exception documents; no stack trace reaches a client."""
 
     @app.exception_handler(ServiceError)
-    async def _service(_: Request, exc: ServiceError) -> JSONResponse:
+    async def _service(_: Request, exc: ServiceError) -> FastJSONResponse:
         response = _error(exc.status, exc.code, exc.description)
         response.headers.update(exc.headers)
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(_: Request, exc: RequestValidationError) -> FastJSONResponse:
         parts = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return _error(422, "UnprocessableEntity", "; ".join(parts))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(_: Request, exc: StarletteHTTPException) -> FastJSONResponse:
         code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
         return _error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> FastJSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _error(500, "ServerError", "internal error; it has been logged")
 
@@ -138,11 +138,17 @@ def _portal_links(pages: list[Any]) -> Any:
 
 
 def _include_routers(app: FastAPI) -> None:
+    from geoservice.ogc.routes import features_router
     from geoservice.ogc.routes import router as ogc_router
     from geoservice.ogc.tiles import router as tiles_router
+    from geoservice.ogc.tiles import tile_router
     from geoservice.ogc.transactions import router as transactions_router
     from geoservice.web.routes import router as web_router
 
+    # Hot read paths first (matching is linear); none of them overlaps a room's route.
+    app.include_router(features_router)
+    app.include_router(tile_router)
+    app.include_router(tiles_router)  # OGC API - Tiles (vector tiles)
     app.include_router(web_router)
     pages = _pages()
     for page in pages:
@@ -152,7 +158,6 @@ def _include_routers(app: FastAPI) -> None:
         app.include_router(room.router)
         add_startup_hook(app, room.attach)
     app.include_router(transactions_router)
-    app.include_router(tiles_router)  # OGC API - Tiles (vector tiles)
     app.include_router(ogc_router)
 
 

@@ -23,6 +23,7 @@ from tests.test_store import (
     check_bbox_query_equals_brute_force,
     check_conflict_and_bad_values,
     check_crud_round_trip,
+    check_data_version_follows_writes,
     check_failed_bulk_load_writes_nothing,
     check_index_follows_updates,
     check_paging_sorting_and_number_matched,
@@ -157,6 +158,16 @@ def test_values_are_identical_to_the_geopackage_store(pg_url: str, tmp_path: Pat
         pg.close()
         gp.close()
         postgis.drop_schema(pg_url, pg.schema)
+
+
+def test_data_version_follows_writes_of_every_worker(
+    store: postgis.PostgisStore, pg_url: str
+) -> None:
+    other = postgis.PostgisStore(pg_url, schema=store.schema)  # a second store, same tables
+    try:
+        check_data_version_follows_writes(store, other)
+    finally:
+        other.close()
 
 
 @pytest.fixture(scope="module")

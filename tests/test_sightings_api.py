@@ -681,3 +681,28 @@ def test_vector_tiles_apply_the_read_policy(env: Env) -> None:
     assert fid in _tile_ids(env, env.inside[OKUTAMA], **env.auth(env.okutama))
     env.client.post(f"/api/moderation/{fid}/approve", headers=env.auth(env.okutama))
     assert fid in _tile_ids(env, env.inside[OKUTAMA])
+
+
+def test_public_tiles_are_cached_revalidated_and_invalidated_by_writes(env: Env) -> None:
+    """A public tile carries a strong ETag (304 on If-None-Match); an approved report
+    changes the ETag and appears at once (the cache is keyed by the data version); token
+    holders' tiles are never shared (no ETag)."""
+    import math
+
+    pt = env.inside[OKUTAMA]
+    z, n = 14, 2**14
+    x = int((pt.x + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(pt.y))) / math.pi) / 2 * n)
+    url = f"/ogc/collections/wildlife-sightings/tiles/WebMercatorQuad/{z}/{y}/{x}"
+    first = env.client.get(url)
+    assert first.status_code in (200, 204)
+    tag = first.headers["etag"]
+    again = env.client.get(url)
+    assert again.headers["etag"] == tag and again.content == first.content
+    assert env.client.get(url, headers={"If-None-Match": tag}).status_code == 304
+    assert "etag" not in env.client.get(url, headers=env.auth(env.okutama)).headers
+    fid = report(env, pt).json()["id"]
+    env.client.post(f"/api/moderation/{fid}/approve", headers=env.auth(env.okutama))
+    after = env.client.get(url, headers={"If-None-Match": tag})
+    assert after.status_code == 200 and after.headers["etag"] != tag
+    assert fid in _tile_ids(env, pt)

@@ -82,6 +82,23 @@ def check_crud_round_trip(store: Store) -> Feature:
     return created
 
 
+def check_data_version_follows_writes(store: Store, other: Store) -> None:
+    """``data_version`` is stable without writes and changes after every committed write,
+    including one made through ``other`` (a second store on the same data: another
+    worker process) - the tile cache relies on it."""
+    v0 = store.data_version("things")
+    assert v0 is not None and store.data_version("things") == v0
+    other.create("things", Feature("w1", {"name": "from another worker"}, shapely.Point(139, 35)))
+    v1 = store.data_version("things")
+    assert v1 != v0, "a write by another store instance was not noticed"
+    assert store.data_version("things") == v1
+    store.update("things", "w1", {"name": "renamed"})
+    v2 = store.data_version("things")
+    assert v2 not in (v0, v1)
+    store.delete("things", "w1")
+    assert store.data_version("things") not in (v0, v1, v2)
+
+
 def check_conflict_and_bad_values(store: Store) -> None:
     with pytest.raises(Conflict):
         store.create("things", Feature("f01", {}, square(1)))
@@ -149,6 +166,14 @@ def store(tmp_path: Path) -> GpkgStore:
 
 def test_crud_round_trip(store: GpkgStore) -> None:
     check_crud_round_trip(store)
+
+
+def test_data_version_follows_writes_of_every_worker(store: GpkgStore) -> None:
+    other = GpkgStore(store.path)
+    try:
+        check_data_version_follows_writes(store, other)
+    finally:
+        other.close()
 
 
 def test_duplicate_id_is_a_conflict_and_bad_values_are_refused(store: GpkgStore) -> None:

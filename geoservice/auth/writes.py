@@ -15,7 +15,6 @@ write); the audit journal still records both.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import threading
@@ -28,6 +27,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from geoservice import crs as crsmod
+from geoservice import fastjson
 from geoservice.auth.audit import AuditLog, feature_json
 from geoservice.auth.errors import Forbidden, PreconditionFailed
 from geoservice.auth.scope import MunicipalityIndex
@@ -54,8 +54,8 @@ class MethodNotAllowed(ServiceError):
 
 def feature_etag(f: Feature) -> str:
     """Strong ETag of a stored feature: a hash of its canonical GeoJSON (CRS84)."""
-    doc = json.dumps(feature_json(f), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return '"' + hashlib.sha256(doc.encode("utf-8")).hexdigest()[:32] + '"'
+    doc = fastjson.dumps(feature_json(f), sort_keys=True)
+    return '"' + hashlib.sha256(doc).hexdigest()[:32] + '"'
 
 
 def etag_matches(if_match: str, f: Feature) -> bool:

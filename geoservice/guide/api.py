@@ -20,10 +20,11 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from shapely.geometry import mapping
 
 from geoservice.errors import InvalidParameter, NotFound, ServiceError
+from geoservice.fastjson import FastJSONResponse
 from geoservice.guide.jobs import Job, JobStore
 from geoservice.guide.models import ACTIVITIES, STRUCTURES, USES, GuideRequest, parse_request
 from geoservice.guide.process import (
@@ -113,8 +114,8 @@ def error_doc(exc: ServiceError) -> dict[str, Any]:
     return doc
 
 
-def _error(exc: ServiceError) -> JSONResponse:
-    return JSONResponse(error_doc(exc), status_code=exc.status)
+def _error(exc: ServiceError) -> FastJSONResponse:
+    return FastJSONResponse(error_doc(exc), status_code=exc.status)
 
 
 def check_inputs(service: GuideService, inputs: Any) -> GuideRequest:
@@ -147,7 +148,7 @@ async def guide(request: Request, rt: RuntimeDep) -> Response:
     """The procedure guide: every catalogue procedure's status for this land and works."""
     body = await _body(request)
     try:
-        return JSONResponse(run_inputs(_service(rt), body))
+        return FastJSONResponse(run_inputs(_service(rt), body))
     except ParcelNotFound as exc:
         return _error(exc)
 
@@ -173,7 +174,7 @@ async def guide_rules(rt: RuntimeDep) -> Response:
         }
         for r in svc.rules
     ]
-    return JSONResponse({
+    return FastJSONResponse({
         "rules": rules,
         "activities": list(ACTIVITIES),
         "uses": list(USES),
@@ -200,7 +201,7 @@ async def parcels(
         }
         for f in found
     ]
-    return JSONResponse(
+    return FastJSONResponse(
         {"type": "FeatureCollection", "numberReturned": len(feats), "features": feats},
         media_type="application/geo+json",
     )
@@ -219,7 +220,7 @@ def _base(rt: Runtime) -> str:
 async def processes(rt: RuntimeDep) -> Response:
     """The processes offered (OGC API Processes Part 1 ``processList``)."""
     base = _base(rt)
-    return JSONResponse({
+    return FastJSONResponse({
         "processes": [process_summary(base)],
         "links": [{"href": f"{base}/processes", "rel": "self", "type": "application/json",
                    "title": "processes"}],
@@ -229,7 +230,7 @@ async def processes(rt: RuntimeDep) -> Response:
 @router.get(f"/ogc/processes/{PROCESS_ID}", include_in_schema=False)
 async def process(rt: RuntimeDep) -> Response:
     """The description of ``procedure-guide`` (inputs, outputs, job control options)."""
-    return JSONResponse(process_description(_base(rt)))
+    return FastJSONResponse(process_description(_base(rt)))
 
 
 def _status_doc(rt: Runtime, job: Job) -> dict[str, Any]:
@@ -266,13 +267,13 @@ async def execute(request: Request, rt: RuntimeDep) -> Response:
     inputs = body["inputs"]
     try:
         if not _wants_async(request):
-            return JSONResponse(run_inputs(service, inputs))
+            return FastJSONResponse(run_inputs(service, inputs))
         check_inputs(service, inputs)  # bad input fails now, never as an accepted job
     except ParcelNotFound as exc:
         return _error(exc)
     job = _jobs(rt).submit(PROCESS_ID, inputs)
     url = f"{_base(rt)}/jobs/{job.id}"
-    return JSONResponse(_status_doc(rt, job), status_code=201,
+    return FastJSONResponse(_status_doc(rt, job), status_code=201,
                         headers={"Location": url, "Preference-Applied": "respond-async"})
 
 
@@ -287,7 +288,7 @@ def _job(rt: Runtime, job_id: str) -> Job:
 async def jobs(rt: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
     """The most recent jobs, newest first."""
     base = _base(rt)
-    return JSONResponse({
+    return FastJSONResponse({
         "jobs": [_status_doc(rt, j) for j in _jobs(rt).list(limit)],
         "links": [{"href": f"{base}/jobs", "rel": "self", "type": "application/json"}],
     })
@@ -296,7 +297,7 @@ async def jobs(rt: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 @router.get("/ogc/jobs/{job_id}", include_in_schema=False)
 async def job_status(job_id: str, rt: RuntimeDep) -> Response:
     """A job's status."""
-    return JSONResponse(_status_doc(rt, _job(rt, job_id)))
+    return FastJSONResponse(_status_doc(rt, _job(rt, job_id)))
 
 
 @router.get("/ogc/jobs/{job_id}/results", include_in_schema=False)
@@ -304,9 +305,9 @@ async def job_results(job_id: str, rt: RuntimeDep) -> Response:
     """The answer of a successful job (the same document as a sync execution)."""
     job = _job(rt, job_id)
     if job.status == "successful":
-        return JSONResponse(job.result)
+        return FastJSONResponse(job.result)
     if job.status == "failed":
-        return JSONResponse(job.error, status_code=job.error_status or 500)
+        return FastJSONResponse(job.error, status_code=job.error_status or 500)
     raise ResultNotReady(f"job {job_id} is {job.status}; poll {_base(rt)}/jobs/{job_id}")
 
 
@@ -316,4 +317,4 @@ async def dismiss(job_id: str, rt: RuntimeDep) -> Response:
     job = _jobs(rt).dismiss(job_id)
     if job is None:
         raise NoSuchJob(f"job {job_id!r} does not exist (or was dismissed)")
-    return JSONResponse(_status_doc(rt, job))
+    return FastJSONResponse(_status_doc(rt, job))

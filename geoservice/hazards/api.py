@@ -27,10 +27,11 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from geoservice.errors import InvalidParameter, NotFound, ServiceError
+from geoservice.fastjson import FastJSONResponse
 from geoservice.hazards import raster as rastermod
 from geoservice.hazards.service import HazardService, point
 from geoservice.ogc.runtime import Runtime, get_runtime
@@ -98,15 +99,15 @@ async def card_at_point(
     rt: RuntimeDep,
     lon: Annotated[float, Query(description="Longitude (CRS84 degrees)")],
     lat: Annotated[float, Query(description="Latitude (CRS84 degrees)")],
-) -> JSONResponse:
+) -> FastJSONResponse:
     """The hazard card of a point (not a legal hazard map; no data is not safe)."""
     svc = hazard_service(rt)
     site = point(lon, lat)
-    return JSONResponse(await run_in_threadpool(svc.card, site))
+    return FastJSONResponse(await run_in_threadpool(svc.card, site))
 
 
 @router.post("/api/hazards", tags=["hazards"])
-async def card_of_geometry(request: Request, rt: RuntimeDep) -> JSONResponse:
+async def card_of_geometry(request: Request, rt: RuntimeDep) -> FastJSONResponse:
     """The hazard card of a GeoJSON geometry (Point, Polygon, ...; CRS84)."""
     svc = hazard_service(rt)
     body = await request.body()
@@ -116,7 +117,7 @@ async def card_of_geometry(request: Request, rt: RuntimeDep) -> JSONResponse:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise InvalidParameter("body: not valid JSON (send a GeoJSON geometry)") from None
-    return JSONResponse(await run_in_threadpool(svc.card, doc))
+    return FastJSONResponse(await run_in_threadpool(svc.card, doc))
 
 
 # --------------------------------------------------------------------------- tiles
@@ -240,22 +241,22 @@ PREFIX = f"/ogc/collections/{rastermod.COLLECTION}"
 
 
 @router.get(PREFIX, include_in_schema=False)
-async def flood_collection(rt: RuntimeDep) -> JSONResponse:
+async def flood_collection(rt: RuntimeDep) -> FastJSONResponse:
     """Collection metadata of the flood-depth coverage."""
-    return JSONResponse(coverage_collection(rt))
+    return FastJSONResponse(coverage_collection(rt))
 
 
 @router.get(f"{PREFIX}/coverage/domainset", include_in_schema=False)
-async def flood_domainset(rt: RuntimeDep) -> JSONResponse:
+async def flood_domainset(rt: RuntimeDep) -> FastJSONResponse:
     """The coverage's domain set."""
-    return JSONResponse(domainset(_raster(rt)))
+    return FastJSONResponse(domainset(_raster(rt)))
 
 
 @router.get(f"{PREFIX}/coverage/rangetype", include_in_schema=False)
-async def flood_rangetype(rt: RuntimeDep) -> JSONResponse:
+async def flood_rangetype(rt: RuntimeDep) -> FastJSONResponse:
     """The coverage's range type."""
     _raster(rt)
-    return JSONResponse(RANGETYPE)
+    return FastJSONResponse(RANGETYPE)
 
 
 _X_AXES = {"lon", "long", "longitude", "x", "e", "easting"}

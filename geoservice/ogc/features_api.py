@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from shapely.geometry import mapping
-
 from geoservice import crs as crsmod
+from geoservice.fastjson import geometry_json
 from geoservice.features import Feature
 from geoservice.ogc.params import ItemsRequest
 from geoservice.store import Page, Store
@@ -22,10 +21,13 @@ def feature_doc(
     select: tuple[str, ...] | None = None,
     skip_geometry: bool = False,
 ) -> dict[str, Any]:
-    """One feature as GeoJSON in the requested CRS (coordinates in its axis order)."""
+    """One feature as GeoJSON in the requested CRS (coordinates in its axis order).
+
+    Coordinates are numpy arrays (``geometry_json``): serialise with
+    ``geoservice.fastjson`` (``FastJSONResponse``), not the standard library."""
     geom = None
     if f.geometry is not None and not skip_geometry:
-        geom = mapping(crsmod.from_crs84(f.geometry, req_crs))
+        geom = geometry_json(crsmod.from_crs84(f.geometry, req_crs))
     props = (
         f.properties
         if select is None

@@ -17,11 +17,12 @@ from pygeoapi import l10n as _pygeoapi_l10n
 from pygeoapi.api import API, APIRequest
 from pygeoapi.openapi import get_oas
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 
 from geoservice import crs as crsmod
 from geoservice.catalogue import LayerSpec
 from geoservice.config import Settings
+from geoservice.fastjson import FastJSONResponse
 from geoservice.store import Store
 
 
@@ -192,5 +193,5 @@ def to_response(headers: dict[str, Any], status: int, content: Any) -> Response:
     if headers.get("Content-Type", "").startswith("text/html"):
         return HTMLResponse(content, status_code=status, headers=headers)
     if isinstance(content, dict):
-        return JSONResponse(content, status_code=status, headers=headers)
+        return FastJSONResponse(content, status_code=status, headers=headers)
     return Response(content, status_code=status, headers=headers)

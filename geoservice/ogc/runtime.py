@@ -49,6 +49,9 @@ class Runtime:
         return self.settings.server.limit_max
 
 
-def get_runtime(request: Request) -> Runtime:
-    """FastAPI dependency: the runtime built by the lifespan."""
+async def get_runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the runtime built by the lifespan.
+
+    ``async`` on purpose: FastAPI runs a plain ``def`` dependency in the thread pool,
+    one thread hop per request for a dictionary lookup."""
     return request.app.state.runtime  # type: ignore[no-any-return]

@@ -15,11 +15,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import Response
 
+from geoservice.concurrency import in_thread
 from geoservice.errors import NotFound
-from geoservice.ogc import mvt, params
+from geoservice.fastjson import FastJSONResponse
+from geoservice.ogc import mvt, params, tilecache
 from geoservice.ogc.runtime import Runtime, get_runtime
 from geoservice.store import Store
 
@@ -70,7 +71,7 @@ def _tileset_summary(rt: Runtime, cid: str) -> dict[str, Any]:
 async def tilesets(cid: str, request: Request, rt: RuntimeDep) -> Response:
     """The vector tilesets of a collection (one: WebMercatorQuad)."""
     _check(rt, request, cid, {"f"})
-    return JSONResponse(
+    return FastJSONResponse(
         {
             "links": [
                 {
@@ -127,23 +128,51 @@ async def tileset(cid: str, tms: str, request: Request, rt: RuntimeDep) -> Respo
                                 "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}
         doc["boundingBox"] = layer["boundingBox"]
     doc["layers"] = [layer]
-    return JSONResponse(doc)
+    return FastJSONResponse(doc)
 
 
 def _json_type(kind: str) -> str:
     return {"integer": "integer", "number": "number", "boolean": "boolean"}.get(kind, "string")
 
 
-@router.get("/collections/{cid}/tiles/{tms}/{z}/{y}/{x}")
-async def tile(cid: str, tms: str, z: str, y: str, x: str, request: Request,
-               rt: RuntimeDep) -> Response:
-    """One Mapbox Vector Tile (204 when no feature reaches the tile)."""
+async def tile(request: Request) -> Response:
+    """One Mapbox Vector Tile (204 when no feature reaches the tile).
+
+    A plain Starlette endpoint (no FastAPI dependency solving): a map asks for dozens of
+    these per view.  Public tiles are cached per data version (``tilecache``) and carry a
+    strong ETag, so a CDN or browser revalidates with a 304."""
+    rt: Runtime = request.app.state.runtime
+    p = request.path_params
+    cid, tms = p["cid"], p["tms"]
     _check(rt, request, cid, {"f"})
     if tms != mvt.TMS:
         raise NotFound(f"tile matrix set {tms!r} is not served; use {mvt.TMS}")
-    zi, yi, xi = mvt.check_tile(z, y, x)
+    zi, yi, xi = mvt.check_tile(p["z"], p["y"], p["x"])
     store = _store(rt, request, cid)
-    data = await run_in_threadpool(store.tile, cid, zi, xi, yi)
+    if "authorization" in request.headers:  # the token's own view: never shared
+        return _tile_response(await in_thread(store.tile, cid, zi, xi, yi), {})
+    version = await in_thread(store.data_version, cid)
+    if version is None:
+        return _tile_response(await in_thread(store.tile, cid, zi, xi, yi), {})
+    key = (cid, zi, xi, yi, version)
+    headers = {"ETag": tilecache.etag(key), "Cache-Control": "public, no-cache"}
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    cache = tilecache.of(rt.services)
+    data = cache.get(key)
+    if data is None:
+        data = await in_thread(store.tile, cid, zi, xi, yi)
+        cache.put(key, data)
+    return _tile_response(data, headers)
+
+
+def _tile_response(data: bytes, headers: dict[str, str]) -> Response:
     if not data:
-        return Response(status_code=204)
-    return Response(data, media_type=mvt.MVT_MEDIA_TYPE)
+        return Response(status_code=204, headers=headers)
+    return Response(data, media_type=mvt.MVT_MEDIA_TYPE, headers=headers)
+
+
+#: The tile endpoint, on a router without prefix that the app matches first.
+tile_router = APIRouter(include_in_schema=False)
+tile_router.add_route("/ogc/collections/{cid}/tiles/{tms}/{z}/{y}/{x}", tile, methods=["GET"],
+                      include_in_schema=False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from geoservice import crs as crsmod
@@ -23,6 +23,7 @@ from geoservice.auth.http import AuthServices, auth_services, json_body, read_bo
 from geoservice.auth.tokens import Principal
 from geoservice.auth.writes import feature_etag, parse_geometry
 from geoservice.errors import InvalidParameter
+from geoservice.fastjson import FastJSONResponse
 from geoservice.features import Feature
 from geoservice.ogc import features_api
 from geoservice.ogc.runtime import Runtime, get_runtime
@@ -94,11 +95,11 @@ def _editor(rt: Runtime, cid: str, request: Request) -> tuple[AuthServices, Prin
     return svc, svc.require(request)
 
 
-def _written(rt: Runtime, cid: str, f: Feature, status: int = 200) -> JSONResponse:
+def _written(rt: Runtime, cid: str, f: Feature, status: int = 200) -> FastJSONResponse:
     headers = {"ETag": feature_etag(f), "Content-Crs": f"<{crsmod.CRS84}>"}
     if status == 201:
         headers["Location"] = f"{rt.base}/collections/{cid}/items/{f.id}"
-    return JSONResponse(
+    return FastJSONResponse(
         _doc(rt, cid, f), status_code=status, media_type=features_api.GEOJSON, headers=headers
     )
 

@@ -14,13 +14,14 @@ from urllib.parse import urlsplit
 
 import shapely
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from geoservice.auth.errors import Forbidden, Unauthorized
 from geoservice.errors import InvalidParameter, NotFound, ServiceError, Unprocessable
+from geoservice.fastjson import FastJSONResponse
 from geoservice.ogc.runtime import Runtime, get_runtime
 from geoservice.sightings.alerts import (
     ATTEMPT_HEADER,
@@ -180,7 +181,7 @@ def _view(rt: Runtime, outbox: Outbox, row: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("/api/subscriptions", status_code=201)
-def create_subscription(body: SubscriptionIn, rt: RT) -> JSONResponse:
+def create_subscription(body: SubscriptionIn, rt: RT) -> FastJSONResponse:
     """Subscribe a webhook to sightings in an area; the secret is shown only in this reply."""
     outbox, _ = _services(rt)
     check_webhook(body.webhook, rt.settings.alerts.allow_private_webhooks)
@@ -204,7 +205,7 @@ def create_subscription(body: SubscriptionIn, rt: RT) -> JSONResponse:
         "scheme": "sha256=<hex HMAC-SHA256(secret, raw request body)>",
         "timestamp_header": TIMESTAMP_HEADER,
     }
-    return JSONResponse(out, status_code=201, headers={"Location": f"/api/subscriptions/{sid}"})
+    return FastJSONResponse(out, status_code=201, headers={"Location": f"/api/subscriptions/{sid}"})
 
 
 @router.get("/api/subscriptions/{sid}")

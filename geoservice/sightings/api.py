@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from geoservice import crs as crsmod
 from geoservice.auth.errors import Forbidden, UnsupportedMediaType
 from geoservice.auth.http import AuthServices, json_body, read_body
 from geoservice.errors import InvalidParameter, NotFound
+from geoservice.fastjson import FastJSONResponse
 from geoservice.features import Feature
 from geoservice.ogc import features_api, transactions
 from geoservice.ogc.runtime import Runtime, get_runtime
@@ -91,7 +92,7 @@ async def report(request: Request, rt: RuntimeDep) -> Response:
         raise UnsupportedMediaType("send the report as application/json")
     body = json_body(await read_body(request, svc.limits.max_report_body))
     f = await run_in_threadpool(svc.report, body)
-    return JSONResponse(
+    return FastJSONResponse(
         {
             "id": f.id,
             "status": f.properties.get("status"),
@@ -115,7 +116,7 @@ async def moderation_queue(
         if svc.photo_of(f.id) is not None:
             doc["links"] = [{"rel": "enclosure", "href": f"/api/moderation/{f.id}/photo"}]
         docs.append(doc)
-    return JSONResponse(
+    return FastJSONResponse(
         {"type": "FeatureCollection", "features": docs, "numberReturned": len(docs)}
     )
 
@@ -142,7 +143,7 @@ async def moderate(fid: str, action: str, request: Request, rt: RuntimeDep) -> R
     svc = _svc(rt)
     who = svc.auth.require(request)
     f = await run_in_threadpool(svc.moderate, who, fid, action)
-    return JSONResponse(_feature_json(f))
+    return FastJSONResponse(_feature_json(f))
 
 
 @router.post("/api/sightings/import")
@@ -168,8 +169,8 @@ async def import_csv(request: Request, rt: RuntimeDep, mode: str = "all-or-nothi
             "description": f"{len(rep.rejected)} row(s) rejected; nothing was written",
             **doc,
         }
-        return JSONResponse(doc, status_code=422)
-    return JSONResponse(doc)
+        return FastJSONResponse(doc, status_code=422)
+    return FastJSONResponse(doc)
 
 
 @router.get("/api/audit")
@@ -186,4 +187,4 @@ async def audit(
     if not who.admin:
         raise Forbidden("the audit log is readable by admin tokens only")
     entries = await run_in_threadpool(auth.audit.list, collection, feature, limit)
-    return JSONResponse({"entries": [e.as_json() for e in entries]})
+    return FastJSONResponse({"entries": [e.as_json() for e in entries]})

@@ -159,22 +159,20 @@ class SightingsView(Store):
         """Whether any sensitive record lies near the query's bbox: when none does, the
         exact positions shown equal the stored ones and the store can answer directly.
 
-        Probed with property equality (SQL on both backends, indexed), one per sensitive
-        species plus the per-record flag, rather than a CQL2 filter evaluated row by row.
+        One count-only probe (``limit=0``): ``sensitive = true OR species = ...`` for each
+        sensitive species, within the query's bbox widened by the largest cell.  Both
+        backends run it as SQL (CQL2 pushdown), one round trip per read.
         """
         pad = max([self.sensitive.record_cell, *self.sensitive.species.values()]) / 80_000
         wide = None
         if q.bbox is not None:
             b = q.bbox
             wide = (b[0] - pad, b[1] - pad, b[2] + pad, b[3] + pad)
-        probes = [{"sensitive": True}] + [{"species": k} for k in sorted(self.sensitive.species)]
-        for extra in probes:
-            probe = dataclasses.replace(
-                q, bbox=wide, filter=None, properties={**q.properties, **extra}, limit=1, offset=0
-            )
-            if self.base.query(collection, probe).number_matched > 0:
-                return True
-        return False
+        probe: Any = Op("=", (Property("sensitive"), Literal(True)))
+        for name in sorted(self.sensitive.species):
+            probe = Op("or", (probe, Op("=", (Property("species"), Literal(name)))))
+        q = dataclasses.replace(q, bbox=wide, filter=probe, limit=0, offset=0)
+        return self.base.query(collection, q).number_matched > 0
 
     def _query_shown(self, collection: str, q: Query) -> Page:
         """Evaluate spatial constraints on the positions this caller is shown, so that
@@ -240,6 +238,9 @@ class SightingsView(Store):
 
     def spec(self, collection: str) -> LayerSpec:
         return self.base.spec(collection)
+
+    def data_version(self, collection: str) -> str | None:
+        return self.base.data_version(collection)
 
     def info(self, collection: str) -> CollectionInfo:
         return self.base.info(collection)

@@ -115,6 +115,14 @@ class Store(ABC):
     def close(self) -> None:
         """Release connections."""
 
+    def data_version(self, collection: str) -> str | None:
+        """A token that changes whenever ``collection``'s data may have changed, as seen
+        by this process (writes by other processes included); ``None`` when unknown.
+
+        Caches of derived answers (vector tiles) are keyed by it, so a write invalidates
+        them in every worker without a message bus.  The default knows nothing."""
+        return None
+
     def tile(
         self, collection: str, z: int, x: int, y: int, properties: dict[str, Any] | None = None
     ) -> bytes:

@@ -84,6 +84,8 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 _BASE_DDL = f"""
+CREATE TABLE IF NOT EXISTS geoservice_data_version (
+  collection TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS gpkg_spatial_ref_sys (
   srs_name TEXT NOT NULL, srs_id INTEGER PRIMARY KEY, organization TEXT NOT NULL,
   organization_coordsys_id INTEGER NOT NULL, definition TEXT NOT NULL, description TEXT);
@@ -281,12 +283,28 @@ class GpkgStore(Store):
         return n
 
     def _update_extent(self, con: sqlite3.Connection, t: str) -> None:
+        con.execute(  # every write passes here, inside its transaction: see data_version
+            "INSERT INTO geoservice_data_version VALUES (?, 1)"
+            " ON CONFLICT(collection) DO UPDATE SET version = version + 1",
+            (t,),
+        )
         con.execute(
             f"UPDATE gpkg_contents SET (min_x, max_x, min_y, max_y) = "
             f"(SELECT min(minx), max(maxx), min(miny), max(maxy) FROM {qi(f'rtree_{t}_geom')}), "
             "last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_name = ?",
             (t,),
         )
+
+    def data_version(self, collection: str) -> str | None:
+        """The collection's build time and write counter: ``_update_extent`` bumps the
+        counter inside every write transaction, so every connection and worker process
+        reads the same value after a commit (writes by other tools are not seen)."""
+        row = self._con().execute(
+            "SELECT c.last_change, v.version FROM gpkg_contents c LEFT JOIN"
+            " geoservice_data_version v ON v.collection = c.table_name WHERE c.table_name = ?",
+            (collection,),
+        ).fetchone()
+        return None if row is None else f"{row[0]}:{row[1] or 0}"
 
     def _write(self, collection: str, sql: str, params: tuple[Any, ...]) -> int:
         with self._write_lock:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 
+from geoservice.fastjson import FastJSONResponse
 from geoservice.ogc.pygeoapi_adapter import layer_notice
 from geoservice.ogc.routes import RuntimeDep
 
@@ -46,10 +47,10 @@ async def portal(request: Request, rt: RuntimeDep) -> HTMLResponse:
 
 
 @router.get("/healthz")
-async def healthz(rt: RuntimeDep) -> JSONResponse:
+async def healthz(rt: RuntimeDep) -> FastJSONResponse:
     """Liveness and store readiness."""
     try:
         n = len(rt.store.collections())
     except Exception:  # noqa: BLE001 - any store failure means not ready
-        return JSONResponse({"status": "unavailable", "store": "error"}, status_code=503)
-    return JSONResponse({"status": "ok", "store": type(rt.store).__name__, "collections": n})
+        return FastJSONResponse({"status": "unavailable", "store": "error"}, status_code=503)
+    return FastJSONResponse({"status": "ok", "store": type(rt.store).__name__, "collections": n})
