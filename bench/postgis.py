@@ -256,10 +256,11 @@ def first_answer(base: str, path: str) -> tuple[int, int | None, int]:
 
 
 def _ms(text: str) -> float:
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    m = re.match(r"([\d.]+)(us|ms|s|m|h)$", text)
     if not m:
         return float("nan")
-    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+    return float(m.group(1)) * scale[m.group(2)]
 
 
 def wrk(base: str, paths: list[str], duration: float, concurrency: int) -> Result:
@@ -275,6 +276,7 @@ def wrk(base: str, paths: list[str], duration: float, concurrency: int) -> Resul
     try:
         out = subprocess.run(
             [WRK, "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--latency",
+             "--timeout", "10s",
              "-s", str(script), base],
             capture_output=True, text=True, check=True, timeout=duration + 60,
         ).stdout
@@ -389,8 +391,9 @@ def rows(url: str) -> list[tuple[str, dict[str, str]]]:
         out.append((f"{label} feature by id", paths(coll, f"items/{fid_o}", f"items/{fid_t}",
                                                     json_f(f"items/{fid_t}"))))
         if coll == b:
-            out.append((f"{label} CQL2 filter", paths(coll, f"items?{cql}",
-                                                      pyg_tail=json_f(f"items?{cql}"))))
+            # pygeoapi 0.21 names the language cql-text (same expression)
+            pyg_cql = json_f(f"items?{cql}").replace("cql2-text", "cql-text")
+            out.append((f"{label} CQL2 filter", paths(coll, f"items?{cql}", pyg_tail=pyg_cql)))
             out.append((f"{label} tile z10", tile(10, bx, by)))
         else:
             out.append((f"{label} tile z12", tile(12, zx, zy)))

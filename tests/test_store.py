@@ -239,3 +239,13 @@ def test_acknowledged_write_survives_a_killed_process(store: GpkgStore) -> None:
     proc.wait()
     fresh = GpkgStore(store.path)
     assert fresh.get("things", "durable").properties["name"] == "acknowledged"
+
+
+def test_stored_timestamps_are_iso_with_four_digit_years() -> None:
+    from datetime import UTC, datetime
+
+    from geoservice.store.values import format_datetime
+
+    assert format_datetime(datetime(999, 6, 1, 12, tzinfo=UTC)) == "0999-06-01T12:00:00Z"
+    assert format_datetime(datetime(2025, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)) == (
+        "2025-01-02T03:04:05.006Z")

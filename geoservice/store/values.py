@@ -33,7 +33,9 @@ def format_datetime(dt: datetime) -> str:
     """UTC ISO form used in storage and output."""
     dt = dt.astimezone(UTC)
     frac = f".{dt.microsecond // 1000:03d}" if dt.microsecond else ""
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
+    # The year by hand: strftime("%Y") does not zero-pad years before 1000 on glibc, and
+    # "999-06-01..." is neither ISO 8601 nor sortable as text.
+    return f"{dt.year:04d}" + dt.strftime("-%m-%dT%H:%M:%S") + frac + "Z"
 
 
 def parse_date(value: Any) -> date:
