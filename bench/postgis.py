@@ -285,8 +285,9 @@ def wrk(base: str, paths: list[str], duration: float, concurrency: int) -> Resul
     res = Result()
     res.rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     res.requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    res.p50_ms = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    res.p99_ms = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    # the distribution lines only ("Req/Sec ... 62.50%" must not match "50%")
+    res.p50_ms = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    res.p99_ms = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     non2 = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     res.errors = (int(non2.group(1)) if non2 else 0) + (

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from geoservice import crs as crsmod
-from geoservice.fastjson import geometry_json
+from geoservice.fastjson import geometries_json, geometry_json
 from geoservice.features import Feature
 from geoservice.ogc.params import ItemsRequest
 from geoservice.store import Page, Store
@@ -81,9 +81,15 @@ def items_doc(
 ) -> tuple[dict[str, Any], Page]:
     """Run the query and build the FeatureCollection document."""
     page = store.query(collection, req.query)
+    features = [feature_doc(f, req.crs, req.select, skip_geometry=True) for f in page.features]
+    if not req.skip_geometry:
+        geoms = [None if f.geometry is None else crsmod.from_crs84(f.geometry, req.crs)
+                 for f in page.features]
+        for doc_f, geom in zip(features, geometries_json(geoms), strict=True):
+            doc_f["geometry"] = geom
     doc = {
         "type": "FeatureCollection",
-        "features": [feature_doc(f, req.crs, req.select, req.skip_geometry) for f in page.features],
+        "features": features,
         "numberMatched": page.number_matched,
         "numberReturned": len(page.features),
         "timeStamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

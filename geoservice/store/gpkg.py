@@ -362,6 +362,12 @@ class GpkgStore(Store):
         props = values.from_storage(spec, row[2:])
         return Feature(row[0], props, gpkg_geom.decode(row[1]))
 
+    def _features(self, spec: LayerSpec, rows: list[Any]) -> list[Feature]:
+        """Many rows at once: one WKB parse and the spec read once for the page."""
+        geoms = gpkg_geom.decode_many([r[1] for r in rows])
+        props = values.from_storage_rows(spec, (r[2:] for r in rows))
+        return [Feature(r[0], p, g) for r, p, g in zip(rows, props, geoms, strict=True)]
+
     def get(self, collection: str, fid: str) -> Feature:
         spec = self.spec(collection)
         row = self._con().execute(self._select(spec) + " WHERE t.id = ?", (fid,)).fetchone()
@@ -420,7 +426,7 @@ class GpkgStore(Store):
                 f"{self._select(spec)}{joins}{clause}{order} LIMIT ? OFFSET ?",
                 [*params, query.limit, query.offset],
             ).fetchall()
-            return Page([self._feature(spec, r) for r in rows], matched)
+            return Page(self._features(spec, rows), matched)
         return self._filtered(
             spec, f"{self._select(spec)}{joins}{clause}{order}", params, plan, query
         )

@@ -50,6 +50,12 @@ def decode(blob: bytes | None) -> BaseGeometry | None:
     return shapely.from_wkb(bytes(blob[wkb_offset(blob) :]))
 
 
+def decode_many(blobs: list[bytes | None]) -> list[BaseGeometry | None]:
+    """``decode`` of many blobs with one vectorised WKB parse (a page of features)."""
+    wkbs = [None if b is None else bytes(b[wkb_offset(b) :]) for b in blobs]
+    return list(shapely.from_wkb(wkbs))
+
+
 def envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
     """``(minx, maxx, miny, maxy)`` of a blob (used by the R-tree triggers), or None if empty."""
     if blob is None or (blob[3] >> 4) & 1:
