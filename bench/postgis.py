@@ -124,16 +124,17 @@ def as_uri(conninfo: str) -> str:
             f"{p.get('port', 5432)}/{p['dbname']}")
 
 
-def write_config(tmp: Path, backend: str, url: str, port: int) -> Path:
+def write_config(tmp: Path, backend: str, url: str, port: int, tile_cache_mb: int = 64,
+                 suffix: str = "") -> Path:
     """Our config for ``backend`` (postgis: the scratch database; gpkg: a file in tmp)."""
-    cfg = tmp / f"config-{backend}.yml"
+    cfg = tmp / f"config-{backend}{suffix}.yml"
     cfg.write_text(yaml.safe_dump({
-        "server": {"host": "127.0.0.1", "port": port},
+        "server": {"host": "127.0.0.1", "port": port, "tile_cache_mb": tile_cache_mb},
         "store": {"backend": backend, "database_url": url if backend == "postgis" else None,
                   "path": str(tmp / "store.gpkg")},
         "layers_dir": str(ROOT / "layers"),
         "enabled_layers": LAYERS,
-        "work_dir": str(tmp / f"work-{backend}"),
+        "work_dir": str(tmp / f"work-{backend}{suffix}"),
         "tiles_dir": str(tmp / "tiles"),
     }), "utf-8")
     return cfg
@@ -396,8 +397,10 @@ def rows(url: str) -> list[tuple[str, dict[str, str]]]:
             pyg_cql = json_f(f"items?{cql}").replace("cql2-text", "cql-text")
             out.append((f"{label} CQL2 filter", paths(coll, f"items?{cql}", pyg_tail=pyg_cql)))
             out.append((f"{label} tile z10", tile(10, bx, by)))
+            out.append((f"{label} tile z10 cache off", tile(10, bx, by)))
         else:
             out.append((f"{label} tile z12", tile(12, zx, zy)))
+            out.append((f"{label} tile z12 cache off", tile(12, zx, zy)))
     return out
 
 
@@ -421,6 +424,8 @@ def bear_map_paths() -> list[str]:
 def cell(r: dict[str, Any] | None) -> str:
     if r is None:
         return f"{'n/a':>8} {'':>7} {'':>7} {'':>3}"
+    if not r["requests"]:  # not one answer within the run (pygeoapi's MVT under load)
+        return f"{'stalled':>8} {'':>7} {'':>7} {'':>3}"
     return f"{r['rps']:>8.0f} {r['p50_ms']:>6.1f}m {r['p99_ms']:>6.1f}m {r['errors']:>3}"
 
 
@@ -439,16 +444,19 @@ def report(table: list[dict[str, Any]], load_runs: dict[str, Any]) -> None:
     tool = "wrk 1 thread" if WRK else "httpx async client"
     print(f"\n{tool}, concurrency {CONCURRENCY}, {DURATION:.0f} s per row per server, one "
           "uvicorn worker each; req/s, p50, p99 (ms), E = errors (non-2xx/transport)\n")
-    head = (f"{'row':<21}| {'ours PostGIS':^28}| {'ours GeoPackage':^28}| {'tipg':^28}| "
+    head = (f"{'row':<27}| {'ours PostGIS':^28}| {'ours GeoPackage':^28}| {'tipg':^28}| "
             f"{'pygeoapi PG':^28}| pg/tipg   | gpkg/tipg | pg/pygeoapi")
     print(head)
     print("-" * len(head))
     for row in table:
         r = row["servers"]
-        print(f"{row['row']:<21}| " + "| ".join(cell(r.get(s)) for s in SERVERS) + "| "
+        print(f"{row['row']:<27}| " + "| ".join(cell(r.get(s)) for s in SERVERS) + "| "
               f"{fmt_ratio(row['pg_tipg'], 1.5)} | {fmt_ratio(row['gpkg_tipg'], 1.0)} | "
               f"{fmt_ratio(row['pg_pygeoapi'], 1.0)}")
     print("\ntargets: ours PostGIS >= 1.5x tipg on every row; ours GeoPackage >= tipg.")
+    print("  'tile' rows ask for the same tile again and again: ours serve it from the tile cache"
+          " (keyed by the data version); 'cache off' rows are our servers with "
+          "server.tile_cache_mb: 0, encoding every tile.")
     short = [r["row"] for r in table if (r["pg_tipg"] or 0) < 1.5]
     short_g = [r["row"] for r in table if (r["gpkg_tipg"] or 0) < 1.0]
     print(f"  PostGIS rows below 1.5x tipg: {', '.join(short) or 'none'}")
@@ -478,10 +486,12 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-pg-") as d:
             tmp = Path(d)
-            ports = {s: free_port() for s in SERVERS}
+            ports = {s: free_port() for s in (*SERVERS, "ours-pg-nocache", "ours-gpkg-nocache")}
             cfg_pg = write_config(tmp, "postgis", url, ports["ours-pg"])
             cfg_gpkg = write_config(tmp, "gpkg", url, ports["ours-gpkg"])
-            for cfg in (cfg_pg, cfg_gpkg):
+            cfg_pg0 = write_config(tmp, "postgis", url, ports["ours-pg-nocache"], 0, "-nocache")
+            cfg_gpkg0 = write_config(tmp, "gpkg", url, ports["ours-gpkg-nocache"], 0, "-nocache")
+            for cfg in (cfg_pg, cfg_gpkg):  # the -nocache configs share these stores
                 t0 = time.perf_counter()
                 subprocess.run([sys.executable, "-c", "from geoservice.cli import main; main()",
                                 "build", "-c", str(cfg), "--mirror", str(DATA)], check=True,
@@ -500,6 +510,13 @@ def main() -> int:
                                     {"GEOSERVICE_CONFIG": str(cfg_gpkg)},
                                     f"http://127.0.0.1:{ports['ours-gpkg']}", "/ogc/conformance",
                                     tmp / "ours-gpkg.log"),
+                **{f"{name}-nocache": Server(f"{name}-nocache",
+                                             uvicorn_cmd(me, "geoservice.asgi:app",
+                                                         ports[f"{name}-nocache"]),
+                                             {"GEOSERVICE_CONFIG": str(cfg)},
+                                             f"http://127.0.0.1:{ports[f'{name}-nocache']}",
+                                             "/ogc/conformance", tmp / f"{name}-nocache.log")
+                   for name, cfg in (("ours-pg", cfg_pg0), ("ours-gpkg", cfg_gpkg0))},
                 "tipg": Server("tipg", uvicorn_cmd(tipg_bin, "tipg.main:app", ports["tipg"]),
                                {"DATABASE_URL": as_uri(url),
                                 "TIPG_DB_SCHEMAS": '["geoservice"]'},
@@ -536,7 +553,15 @@ def measure(servers: dict[str, Server],
     for label, per_server in table_rows:
         entry: dict[str, Any] = {"row": label, "servers": {}}
         for sname in SERVERS:
-            res = load(servers[sname].base, [per_server[sname]])
+            # "cache off" rows: our servers started with server.tile_cache_mb: 0
+            srv = servers.get(f"{sname}-nocache", servers[sname]) if "cache off" in label \
+                else servers[sname]
+            res = load(srv.base, [per_server[sname]])
+            if res.errors or not res.requests:
+                # timed-out requests may still be running in that server: restart it so
+                # its backlog does not load the machine during the next rows
+                srv.__exit__()
+                srv.__enter__()
             if res.status not in (200, 204):
                 print(f"  {label}: {sname} answered {res.status}: n/a for it", flush=True)
                 entry["servers"][sname] = None

@@ -29,6 +29,9 @@ class ServerSettings(BaseModel):
     languages: list[str] = Field(default_factory=lambda: ["ja", "en"])
     limit_default: int = Field(10, ge=1)
     limit_max: int = Field(10000, ge=1)
+    tile_cache_mb: int = Field(
+        64, ge=0, description="Per-process cache of public vector tiles (0: off)"
+    )
 
     @property
     def base_url(self) -> str:

@@ -202,3 +202,21 @@ def test_openapi_promises_no_tile_operation_we_do_not_serve(client: TestClient) 
     doc = client.get("/ogc/openapi").json()
     tile_paths = [p for p in doc["paths"] if "/tiles" in p and "/collections/" in p]
     assert tile_paths == [], tile_paths
+
+
+def test_tile_cache_is_bounded_by_bytes_least_recently_used_out() -> None:
+    from geoservice.ogc.tilecache import TileCache, of
+
+    cache = TileCache(max_bytes=10)
+    cache.put(("a", 0, 0, 0, "v1"), b"1234")
+    cache.put(("b", 0, 0, 0, "v1"), b"5678")
+    assert cache.get(("a", 0, 0, 0, "v1")) == b"1234"  # a is now the most recent
+    cache.put(("c", 0, 0, 0, "v1"), b"90ab")  # 12 bytes > 10: b goes
+    assert cache.get(("b", 0, 0, 0, "v1")) is None
+    assert cache.get(("a", 0, 0, 0, "v1")) == b"1234"
+    assert cache.get(("a", 0, 0, 0, "v2")) is None  # another data version: a miss
+    cache.put(("big", 0, 0, 0, "v1"), b"x" * 11)  # larger than the budget: not kept
+    assert cache.get(("big", 0, 0, 0, "v1")) is None
+    assert of({}, 0) is None  # server.tile_cache_mb: 0 turns it off
+    services: dict[str, object] = {}
+    assert of(services, 1) is of(services, 1)  # one cache per app

@@ -16,7 +16,8 @@ import hashlib
 import threading
 from collections import OrderedDict
 
-#: Cache budget per process.  A busy z10-z14 map touches a few thousand tiles of 1-40 KB.
+#: Default budget per process (``server.tile_cache_mb``).  A busy z10-z14 map touches a
+#: few thousand tiles of 1-40 KB.
 MAX_BYTES = 64 * 1024 * 1024
 
 Key = tuple[str, int, int, int, str]
@@ -62,9 +63,12 @@ def etag(key: Key) -> str:
     return '"' + hashlib.sha256("/".join(map(str, key)).encode()).hexdigest()[:32] + '"'
 
 
-def of(services: dict[str, object]) -> TileCache:
-    """The cache of one app (its runtime's services): per app, not per module, because
-    data versions are only comparable within one store."""
-    cache = services.setdefault("ogc.tile_cache", TileCache())
+def of(services: dict[str, object], max_mb: int) -> TileCache | None:
+    """The cache of one app (its runtime's services), or ``None`` when configured off
+    (``server.tile_cache_mb: 0``).  Per app, not per module: data versions are only
+    comparable within one store."""
+    if max_mb <= 0:
+        return None
+    cache = services.setdefault("ogc.tile_cache", TileCache(max_mb * 1024 * 1024))
     assert isinstance(cache, TileCache)
     return cache

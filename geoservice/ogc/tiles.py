@@ -158,11 +158,12 @@ async def tile(request: Request) -> Response:
     headers = {"ETag": tilecache.etag(key), "Cache-Control": "public, no-cache"}
     if request.headers.get("if-none-match") == headers["ETag"]:
         return Response(status_code=304, headers=headers)
-    cache = tilecache.of(rt.services)
-    data = cache.get(key)
+    cache = tilecache.of(rt.services, rt.settings.server.tile_cache_mb)
+    data = None if cache is None else cache.get(key)
     if data is None:
         data = await in_thread(store.tile, cid, zi, xi, yi)
-        cache.put(key, data)
+        if cache is not None:
+            cache.put(key, data)
     return _tile_response(data, headers)
 
 
