@@ -24,7 +24,7 @@ from geoservice.fastjson import FastJSONResponse
 from geoservice.ogc import generated, provider
 from geoservice.ogc.pygeoapi_adapter import Pygeoapi, build_config
 from geoservice.ogc.runtime import Runtime
-from geoservice.store import Store, open_store
+from geoservice.store import Store, open_read_store, open_store
 from geoservice.web.html import HtmlRenderer
 
 log = logging.getLogger("geoservice")
@@ -42,7 +42,8 @@ def build_runtime(settings: Settings, store: Store) -> Runtime:
     provider.register_store(key, store)
     config = build_config(settings, specs, store, key)
     pg = Pygeoapi(config, generated.load_or_build(settings, config))  # shared by workers
-    return Runtime(settings, store, specs, pg, HtmlRenderer(settings.server.title))
+    return Runtime(settings, store, specs, pg, HtmlRenderer(settings.server.title),
+                   read_store=open_read_store(settings, store))
 
 
 def _error(status: int, code: str, description: str) -> FastJSONResponse:
@@ -87,6 +88,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             yield
         finally:
             await run_shutdown_hooks(app.state.runtime)
+            reader = app.state.runtime.read_store
+            if reader is not None and reader is not st:
+                reader.close()
             if store is None:
                 st.close()
 

@@ -46,6 +46,11 @@ class StoreSettings(BaseModel):
     backend: Literal["gpkg", "postgis"] = "gpkg"
     path: Path = Path("data/build/geotwin.gpkg")
     database_url: str | None = None
+    read_database_url: str | None = Field(
+        None,
+        description="A PostgreSQL read replica (streaming standby) for the public read paths"
+        " (items, one item, tiles, collections); writes and everything else use database_url",
+    )
 
 
 class Contact(BaseModel):

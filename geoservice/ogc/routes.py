@@ -23,9 +23,8 @@ from geoservice.errors import InvalidParameter, NotFound
 from geoservice.fastjson import FastJSONResponse
 from geoservice.ogc import features_api, mvt, params, tiles
 from geoservice.ogc.pygeoapi_adapter import Pygeoapi, layer_notice, to_response
-from geoservice.ogc.runtime import Runtime, get_runtime
+from geoservice.ogc.runtime import Runtime, get_runtime, read_store
 from geoservice.ogc.transactions import feature_etag
-from geoservice.store import Store
 from geoservice.store.filtering import queryable_schema
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -117,7 +116,7 @@ def _enrich(rt: Runtime, coll: dict[str, Any]) -> dict[str, Any]:
     spec = rt.specs.get(coll.get("id", ""))
     if spec is None:
         return coll
-    info = rt.store.info(spec.id)
+    info = rt.reader.info(spec.id)
     synthetic = spec.synthetic or info.synthetic
     coll.update(
         {
@@ -224,12 +223,6 @@ def queryables_doc(spec: LayerSpec, base: str) -> dict[str, Any]:
     }
 
 
-def _read_store(rt: Runtime, request: Request, cid: str) -> Store:
-    """The store as this request may read ``cid`` (a room's read policy, if installed)."""
-    policy = rt.services.get("ogc.read_policy")
-    return rt.store if policy is None else policy(request, cid)  # type: ignore[no-any-return]
-
-
 # The hot read paths are plain Starlette endpoints (``Request`` in, ``Response`` out):
 # FastAPI's per-request dependency solving cost more than the database round trip.
 def _runtime(request: Request) -> Runtime:
@@ -243,7 +236,7 @@ async def items(request: Request) -> Response:
     qp = _qp(request)
     req = params.parse_items(qp, spec, _accept(request), rt.limit_default, rt.limit_max)
     base = f"{rt.base}/collections/{cid}"
-    store = _read_store(rt, request, cid)
+    store = read_store(rt, request, cid)
     try:
         doc, _page = await in_thread(features_api.items_doc, store, cid, req, base, qp)
     except OverflowError:
@@ -253,7 +246,7 @@ async def items(request: Request) -> Response:
             "a number in the request is out of range (64-bit integers only)"
         ) from None
     if req.fmt == "html":
-        return rt.html.items(spec, doc, rt.store.info(cid).synthetic)
+        return rt.html.items(spec, doc, rt.reader.info(cid).synthetic)
     return FastJSONResponse(
         doc, media_type=features_api.GEOJSON, headers={"Content-Crs": f"<{req.crs.uri}>"}
     )
@@ -267,13 +260,13 @@ async def item(request: Request) -> Response:
     params.check_known(qp, params.ITEM_PARAMS)
     req_crs = crsmod.crs_info(qp.get("crs", crsmod.CRS84))
     fmt = params.parse_format(qp, _accept(request))
-    f = await in_thread(_read_store(rt, request, cid).get, cid, fid)
+    f = await in_thread(read_store(rt, request, cid).get, cid, fid)
     doc = features_api.feature_doc(
         f, req_crs, None, params._bool("skipGeometry", qp.get("skipGeometry"))
     )
     doc["links"] = features_api.item_links(f"{rt.base}/collections/{cid}", fid)
     if fmt == "html":
-        return rt.html.item(spec, doc, rt.store.info(cid).synthetic)
+        return rt.html.item(spec, doc, rt.reader.info(cid).synthetic)
     return FastJSONResponse(
         doc,
         media_type=features_api.GEOJSON,

@@ -27,6 +27,13 @@ class Runtime:
     html: HtmlRenderer
     extra_conformance: list[str] = field(default_factory=list)
     services: dict[str, Any] = field(default_factory=dict)
+    #: the store the public read paths use (a read-replica view of ``store``, or ``store``)
+    read_store: Store | None = None
+
+    @property
+    def reader(self) -> Store:
+        """The store for public reads: the replica when one is configured."""
+        return self.read_store or self.store
 
     @property
     def base(self) -> str:
@@ -55,3 +62,11 @@ async def get_runtime(request: Request) -> Runtime:
     ``async`` on purpose: FastAPI runs a plain ``def`` dependency in the thread pool,
     one thread hop per request for a dictionary lookup."""
     return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def read_store(rt: Runtime, request: Request, cid: str) -> Store:
+    """The store as this request may read ``cid``: the read replica when configured, seen
+    through a room's read policy when one is installed (``policy(request, cid, base)``)."""
+    policy = rt.services.get("ogc.read_policy")
+    base = rt.reader
+    return base if policy is None else policy(request, cid, base)  # type: ignore[no-any-return]

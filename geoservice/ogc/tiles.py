@@ -21,8 +21,7 @@ from geoservice.concurrency import in_thread
 from geoservice.errors import NotFound
 from geoservice.fastjson import FastJSONResponse
 from geoservice.ogc import mvt, params, tilecache
-from geoservice.ogc.runtime import Runtime, get_runtime
-from geoservice.store import Store
+from geoservice.ogc.runtime import Runtime, get_runtime, read_store
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 router = APIRouter(prefix="/ogc", include_in_schema=False)
@@ -41,11 +40,6 @@ def _check(rt: Runtime, request: Request, cid: str, allowed: set[str]) -> None:
     if cid not in rt.specs:
         raise NotFound(f"collection {cid!r} does not exist; see {rt.base}/collections")
     params.check_known(dict(request.query_params), allowed)
-
-
-def _store(rt: Runtime, request: Request, cid: str) -> Store:
-    policy = rt.services.get("ogc.read_policy")
-    return rt.store if policy is None else policy(request, cid)  # type: ignore[no-any-return]
 
 
 def _tileset_summary(rt: Runtime, cid: str) -> dict[str, Any]:
@@ -122,7 +116,7 @@ async def tileset(cid: str, tms: str, request: Request, rt: RuntimeDep) -> Respo
             | {p.name: {"type": _json_type(p.type)} for p in spec.properties},
         },
     }
-    extent = rt.store.info(cid).extent
+    extent = rt.reader.info(cid).extent
     if extent is not None:
         layer["boundingBox"] = {"lowerLeft": list(extent[:2]), "upperRight": list(extent[2:]),
                                 "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}
@@ -148,7 +142,7 @@ async def tile(request: Request) -> Response:
     if tms != mvt.TMS:
         raise NotFound(f"tile matrix set {tms!r} is not served; use {mvt.TMS}")
     zi, yi, xi = mvt.check_tile(p["z"], p["y"], p["x"])
-    store = _store(rt, request, cid)
+    store = read_store(rt, request, cid)
     if "authorization" in request.headers:  # the token's own view: never shared
         return _tile_response(await in_thread(store.tile, cid, zi, xi, yi), {})
     version = await in_thread(store.data_version, cid)

@@ -42,10 +42,10 @@ def attach(rt: Runtime) -> None:
     svc = SightingsService(auth, rt.settings.work_dir, rt.settings.extra)
     rt.services[KEY] = svc
 
-    def read_policy(request: Request, cid: str) -> Store:
+    def read_policy(request: Request, cid: str, base: Store) -> Store:
         if cid != COLLECTION:
-            return rt.store
-        return SightingsView(rt.store, auth.reader(request), svc.sensitive)
+            return base
+        return SightingsView(base, auth.reader(request), svc.sensitive)
 
     rt.services["ogc.read_policy"] = read_policy
 

@@ -10,7 +10,9 @@ from geoservice.store.base import CollectionInfo, Page, Query, Store
 if TYPE_CHECKING:
     from geoservice.config import Settings
 
-__all__ = ["CollectionInfo", "Page", "Query", "Store", "database_url", "open_store"]
+__all__ = [
+    "CollectionInfo", "Page", "Query", "Store", "database_url", "open_read_store", "open_store",
+]
 
 
 def database_url(settings: Settings) -> str:
@@ -33,3 +35,16 @@ def open_store(settings: Settings) -> Store:
     from geoservice.store.gpkg import GpkgStore
 
     return GpkgStore(settings.store.path)
+
+
+def open_read_store(settings: Settings, store: Store) -> Store:
+    """The store the public read paths use: a view of ``store`` that reads from the read
+    replica (``store.read_database_url`` or ``GEOSERVICE_READ_DATABASE_URL``) when one is
+    configured for a PostGIS store, else ``store`` itself."""
+    url = settings.store.read_database_url or os.environ.get("GEOSERVICE_READ_DATABASE_URL")
+    if settings.store.backend != "postgis" or not url:
+        return store
+    from geoservice.store.postgis import PostgisStore
+
+    assert isinstance(store, PostgisStore)
+    return store.with_replica(url)

@@ -15,6 +15,7 @@ counts those queries, so tests can assert full pushdown).
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 import threading
@@ -166,6 +167,8 @@ class PostgisStore(Store):
         self._specs: dict[str, LayerSpec] = {}
         self._select_cache: dict[tuple[str, tuple[str, ...]], sql.SQL] = {}
         self.pool = _acquire_pool(database_url)
+        self.read_pool = self.pool  # a replica's pool in a ``with_replica`` view
+        self.read_url: str | None = None
         self._closed = False
         try:
             with self.pool.connection() as con:
@@ -180,6 +183,21 @@ class PostgisStore(Store):
         except BaseException:
             self.close()
             raise
+
+    def with_replica(self, read_url: str) -> PostgisStore:
+        """A view of this store whose reads (query, get, tile, info, data_version) go to
+        the read replica at ``read_url``; writes still go to the primary.
+
+        Replica lag is visible to its readers, by design: a feature written a moment ago
+        may not be listed yet.  Writers read through the primary store (preconditions and
+        read-your-writes), and the tile cache is keyed by the replica's own data version,
+        so a cached tile always matches the replica's rows."""
+        view = copy.copy(self)
+        view.read_url = read_url
+        view.read_pool = _acquire_pool(read_url)
+        view._select_cache = self._select_cache
+        view._closed = False
+        return view
 
     # -- plumbing ------------------------------------------------------------------------
     def _t(self, name: str) -> sql.Identifier:
@@ -239,7 +257,7 @@ class PostgisStore(Store):
 
     def info(self, collection: str) -> CollectionInfo:
         self.spec(collection)
-        with self.pool.connection() as con:
+        with self.read_pool.connection() as con:
             (count,) = con.execute(
                 sql.SQL("SELECT count(*) FROM {}").format(self._t(collection))
             ).fetchone() or (0,)
@@ -314,7 +332,7 @@ class PostgisStore(Store):
         """The transaction id (``xmin``) of the collection's metadata row: every write
         rewrites that row in its own transaction (``_update_extent``) and a rebuild
         creates a new one, so the value changes with every committed change."""
-        with self.pool.connection() as con:
+        with self.read_pool.connection() as con:
             row = con.execute(
                 sql.SQL("SELECT xmin::text FROM {} WHERE collection = %s").format(self._t(META)),
                 (collection,),
@@ -386,7 +404,7 @@ class PostgisStore(Store):
                     self._update_extent(con, collection)
             except psycopg.errors.UniqueViolation:
                 raise Conflict(f"{collection}: a feature with id {feature.id!r} exists") from None
-        return self.get(collection, feature.id)
+        return self._get(self.pool, collection, feature.id)  # the primary: read your write
 
     def replace(self, collection: str, fid: str, feature: Feature) -> Feature:
         spec = self.spec(collection)
@@ -394,7 +412,7 @@ class PostgisStore(Store):
             if not self._set(con, spec, fid, feature):
                 raise NotFound(f"{collection}: no feature with id {fid!r}")
             self._update_extent(con, collection)
-        return self.get(collection, fid)
+        return self._get(self.pool, collection, fid)
 
     def update(
         self,
@@ -413,7 +431,7 @@ class PostgisStore(Store):
             current = self._feature(spec, row)
             self._set(con, spec, fid, values.merge_patch(fid, current, properties, geometry))
             self._update_extent(con, collection)
-        return self.get(collection, fid)
+        return self._get(self.pool, collection, fid)
 
     def delete(self, collection: str, fid: str) -> None:
         self.spec(collection)
@@ -454,8 +472,11 @@ class PostgisStore(Store):
         return [Feature(r[0], p, g) for r, p, g in zip(rows, props, geoms, strict=True)]
 
     def get(self, collection: str, fid: str) -> Feature:
+        return self._get(self.read_pool, collection, fid)
+
+    def _get(self, pool: ConnectionPool, collection: str, fid: str) -> Feature:
         spec = self.spec(collection)
-        with self.pool.connection() as con:
+        with pool.connection() as con:
             row = con.execute(self._select(spec) + sql.SQL(" WHERE t.id = %s"), (fid,)).fetchone()
         if row is None:
             raise NotFound(f"{collection}: no feature with id {fid!r}")
@@ -571,13 +592,13 @@ class PostgisStore(Store):
         clause = (sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)) if where else sql.SQL("")
         order = self._order(spec, query)
         if predicate is not None:
-            with self.pool.connection() as con, con.transaction():
+            with self.read_pool.connection() as con, con.transaction():
                 con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 stmt = self._select(spec) + clause + order
                 return self._filtered(con, spec, stmt, params, predicate, query)
         count_sql = sql.SQL("SELECT count(*) AS n FROM {} t").format(self._t(collection)) + clause
         if query.limit <= 0:
-            with self.pool.connection() as con:
+            with self.read_pool.connection() as con:
                 row = con.execute(count_sql, params).fetchone()
             return Page([], int(row[0]) if row else 0)
         # Count and page in ONE statement: one round trip, one snapshot (no transaction
@@ -586,7 +607,7 @@ class PostgisStore(Store):
             count_sql,
             self._select(spec) + clause + order + sql.SQL(" LIMIT %(limit)s OFFSET %(offset)s"),
         )
-        with self.pool.connection() as con:
+        with self.read_pool.connection() as con:
             rows = con.execute(
                 stmt, {**params, "limit": query.limit, "offset": query.offset}
             ).fetchall()
@@ -653,13 +674,16 @@ class PostgisStore(Store):
             "buffer": mvt.BUFFER, "limit": mvt.MAX_FEATURES, "layer": collection,
             **{f"eq{i}": v for i, v in enumerate(_tile_values(spec, properties or {}))},
         }
-        with self.pool.connection() as con:
+        with self.read_pool.connection() as con:
             row = con.execute(stmt, args).fetchone()
         return bytes(row[0]) if row and row[0] is not None else b""
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self.read_url is not None:  # a replica view: its own pool only
+                _release_pool(self.read_url)
+                return
             _release_pool(self.url)
 
 
