@@ -706,3 +706,27 @@ def test_public_tiles_are_cached_revalidated_and_invalidated_by_writes(env: Env)
     after = env.client.get(url, headers={"If-None-Match": tag})
     assert after.status_code == 200 and after.headers["etag"] != tag
     assert fid in _tile_ids(env, pt)
+
+
+def test_tile_etag_changes_with_the_generalisation_rules(
+    built: Path, tmp_path: Path
+) -> None:
+    """Same rows, a species newly marked sensitive: the public tile's ETag must change, or
+    a CDN revalidating with If-None-Match would keep the exact positions (304)."""
+    import math
+
+    def etag(tmp: Path, **sightings: Any) -> str:
+        tmp.mkdir()
+        gen = _env(built, tmp, **sightings)
+        env = next(gen)
+        pt = env.inside[OKUTAMA]
+        n = 2**12
+        x = int((pt.x + 180) / 360 * n)
+        y = int((1 - math.asinh(math.tan(math.radians(pt.y))) / math.pi) / 2 * n)
+        r = env.client.get(f"/ogc/collections/wildlife-sightings/tiles/WebMercatorQuad/12/{y}/{x}")
+        gen.close()
+        return str(r.headers["etag"])
+
+    plain = etag(tmp_path / "a")
+    assert etag(tmp_path / "b") == plain  # same data, same rules: same tag
+    assert etag(tmp_path / "c", sensitive_species={"asian-black-bear": 1000}) != plain

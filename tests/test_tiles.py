@@ -220,3 +220,11 @@ def test_tile_cache_is_bounded_by_bytes_least_recently_used_out() -> None:
     assert of({}, 0) is None  # server.tile_cache_mb: 0 turns it off
     services: dict[str, object] = {}
     assert of(services, 1) is of(services, 1)  # one cache per app
+
+
+def test_if_none_match_lists_weak_tags_and_star() -> None:
+    from geoservice.ogc.tilecache import matches
+
+    tag = '"abc"'
+    assert matches('"x", "abc"', tag) and matches('W/"abc"', tag) and matches("*", tag)
+    assert not matches('"abcd"', tag) and not matches(None, tag) and not matches("", tag)

@@ -16,6 +16,8 @@ import hashlib
 import threading
 from collections import OrderedDict
 
+from geoservice import __version__
+
 #: Default budget per process (``server.tile_cache_mb``).  A busy z10-z14 map touches a
 #: few thousand tiles of 1-40 KB.
 MAX_BYTES = 64 * 1024 * 1024
@@ -59,8 +61,18 @@ class TileCache:
 
 
 def etag(key: Key) -> str:
-    """A strong ETag for a public tile: same data version and address, same bytes."""
-    return '"' + hashlib.sha256("/".join(map(str, key)).encode()).hexdigest()[:32] + '"'
+    """A strong ETag for a public tile: same data version (rules included), address and
+    encoder (the package version), same bytes."""
+    text = "/".join(map(str, (__version__, *key)))
+    return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+
+
+def matches(if_none_match: str | None, tag: str) -> bool:
+    """RFC 9110 ``If-None-Match`` (a list of tags, weak ones compared weakly, or ``*``)."""
+    if not if_none_match:
+        return False
+    tags = [t.strip() for t in if_none_match.split(",")]
+    return "*" in tags or tag in tags or f"W/{tag}" in tags
 
 
 def of(services: dict[str, object], max_mb: int) -> TileCache | None:

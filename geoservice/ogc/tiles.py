@@ -150,7 +150,7 @@ async def tile(request: Request) -> Response:
         return _tile_response(await in_thread(store.tile, cid, zi, xi, yi), {})
     key = (cid, zi, xi, yi, version)
     headers = {"ETag": tilecache.etag(key), "Cache-Control": "public, no-cache"}
-    if request.headers.get("if-none-match") == headers["ETag"]:
+    if tilecache.matches(request.headers.get("if-none-match"), headers["ETag"]):
         return Response(status_code=304, headers=headers)
     cache = tilecache.of(rt.services, rt.settings.server.tile_cache_mb)
     data = None if cache is None else cache.get(key)

@@ -17,6 +17,7 @@ The policy is a ``Store`` view handed to the OGC read routes (``rt.services
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
@@ -240,7 +241,14 @@ class SightingsView(Store):
         return self.base.spec(collection)
 
     def data_version(self, collection: str) -> str | None:
-        return self.base.data_version(collection)
+        """The store's version plus the generalisation rules: a cached or revalidated
+        public tile (ETag) must change when a species becomes sensitive, not only when
+        rows change - else a CDN would keep serving exact positions with a 304."""
+        version = self.base.data_version(collection)
+        if version is None or collection != COLLECTION:
+            return version
+        rules = sorted(self.sensitive.species.items()), self.sensitive.record_cell
+        return f"{version}|{hashlib.sha256(repr(rules).encode()).hexdigest()[:12]}"
 
     def info(self, collection: str) -> CollectionInfo:
         return self.base.info(collection)
