@@ -136,7 +136,7 @@ def _value(v: Any) -> Any:
 
 def encode(layer: str, features: Iterable[Feature], z: int, x: int, y: int) -> bytes:
     """One MVT layer named ``layer`` holding ``features`` (CRS84) clipped to tile z/x/y."""
-    import mapbox_vector_tile
+    from geoservice.ogc import mvtpb
 
     feats = list(features)
     out = []
@@ -145,15 +145,8 @@ def encode(layer: str, features: Iterable[Feature], z: int, x: int, y: int) -> b
             continue
         props = {k: _value(v) for k, v in f.properties.items() if v is not None}
         props["id"] = f.id
-        out.append({"geometry": g, "properties": props})
-    if not out:
-        return b""
-    return bytes(
-        mapbox_vector_tile.encode(
-            [{"name": layer, "features": out}],
-            default_options={"extents": EXTENT, "y_coord_down": True},
-        )
-    )
+        out.append((g, props))
+    return mvtpb.encode_layer(layer, out, EXTENT)
 
 
 def tilesets_link(base: str, cid: str) -> dict[str, str]:
