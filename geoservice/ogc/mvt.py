@@ -128,8 +128,13 @@ def tile_geometry(geom: BaseGeometry | None, z: int, x: int, y: int) -> BaseGeom
     return tile_geometries([geom], z, x, y)[0]
 
 
+_SCALARS = frozenset({bool, int, float, str})
+
+
 def _value(v: Any) -> Any:
-    if isinstance(v, bool | int | float | str):
+    if type(v) in _SCALARS:
+        return v
+    if isinstance(v, bool | int | float | str):  # subclasses (e.g. enums)
         return v
     return json.dumps(v, ensure_ascii=False, default=str)
 
@@ -143,7 +148,8 @@ def encode(layer: str, features: Iterable[Feature], z: int, x: int, y: int) -> b
     for f, g in zip(feats, tile_geometries([f.geometry for f in feats], z, x, y), strict=True):
         if g is None:
             continue
-        props = {k: _value(v) for k, v in f.properties.items() if v is not None}
+        props = {k: v if type(v) in _SCALARS else _value(v)
+                 for k, v in f.properties.items() if v is not None}
         props["id"] = f.id
         out.append((g, props))
     return mvtpb.encode_layer(layer, out, EXTENT)

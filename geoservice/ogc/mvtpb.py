@@ -53,7 +53,8 @@ def _zigzag(n: int) -> int:
 
 def _field(number: int, payload: bytes) -> bytes:
     """A length-delimited field (wire type 2)."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    n = len(payload)
+    return _SMALL[number << 3 | 2] + (_SMALL[n] if n < 16384 else _varint(n)) + payload
 
 
 def _packed(number: int, values: Sequence[int]) -> bytes:
@@ -139,7 +140,7 @@ def _geometry(g: BaseGeometry) -> tuple[int, list[int]] | None:
 def _point_commands(geoms: list[BaseGeometry]) -> list[list[int] | None]:
     """MoveTo commands of the single points among ``geoms`` (one vectorised coordinate
     read for all of them: a sightings tile is hundreds of points), None for the rest."""
-    arr = np.array(geoms, dtype=object)
+    arr = np.fromiter(geoms, dtype=object, count=len(geoms))  # no per-item inspection
     is_point = shapely.get_type_id(arr) == 0
     coords = iter(shapely.get_coordinates(arr[is_point]).tolist())
     out: list[list[int] | None] = []
