@@ -158,3 +158,45 @@ def test_runtime_routes_reads_to_a_standby(env: Env) -> None:
         assert con.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
     with rt.store.pool.connection() as con:
         assert con.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
+
+
+def test_a_replica_that_is_down_costs_reads_nothing_but_a_short_wait(
+    pg_database: Callable[[str], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """No standby listening: the store opens at once, public reads are answered by the
+    primary (after at most REPLICA_WAIT, then straight away for REPLICA_BACKOFF), and the
+    switch is logged - a client never sees the replica's outage."""
+    import uuid
+
+    import shapely
+
+    from geoservice.features import Feature
+    from geoservice.store import postgis
+    from tests.conftest import free_port
+    from tests.test_store import load_things
+
+    primary = pg_database("replica_down")
+    store = postgis.PostgisStore(primary, schema=f"t_{uuid.uuid4().hex[:12]}", create=True)
+    load_things(store)
+    dead = make_conninfo(primary, port=str(free_port()))
+    t0 = time.monotonic()
+    view = store.with_replica(dead)
+    assert time.monotonic() - t0 < 2, "opening a replica view must not wait for the replica"
+    try:
+        with caplog.at_level("WARNING", logger="geoservice.store"):
+            t0 = time.monotonic()
+            assert view.query("things", postgis.Query(limit=5)).number_matched == 20
+            first = time.monotonic() - t0
+            t0 = time.monotonic()
+            assert view.get("things", "f03").properties["n"] == 3
+            assert view.data_version("things") == store.data_version("things")
+            assert view.info("things").count == 20
+            assert view.tile("things", 10, 907, 402) == store.tile("things", 10, 907, 402)
+            later = time.monotonic() - t0
+        assert first <= postgis.REPLICA_WAIT + 1.5 and later < 1.0, (first, later)
+        assert "read replica unavailable" in caplog.text
+        created = view.create("things", Feature("new", {"n": 1}, shapely.Point(139, 35)))
+        assert created.id == "new"  # writes and their read-back: the primary
+    finally:
+        view.close()
+        store.close()

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import logging
 import re
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import psycopg
 import shapely
 from psycopg import sql
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 from shapely.geometry.base import BaseGeometry
 
 from geoservice.catalogue import LayerSpec
@@ -47,6 +49,12 @@ _SQL_TYPES = {
     "date": "date",
     "datetime": "timestamptz",
 }
+#: A replica that cannot give a connection within this many seconds is treated as down...
+REPLICA_WAIT = 2.0
+#: ...and public reads go to the primary for this long before the replica is tried again.
+REPLICA_BACKOFF = 10.0
+log = logging.getLogger("geoservice.store")
+T = TypeVar("T")
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # -- one pool per process and database URL -------------------------------------------------
@@ -54,7 +62,7 @@ _POOLS: dict[str, tuple[ConnectionPool, int]] = {}
 _POOLS_LOCK = threading.Lock()
 
 
-def _acquire_pool(url: str) -> ConnectionPool:
+def _acquire_pool(url: str, *, wait: bool = True) -> ConnectionPool:
     """The process-wide pool for ``url`` (built on first use, reference counted).
 
     Why shared: every store and provider in a process talks to the same database; one
@@ -74,7 +82,7 @@ def _acquire_pool(url: str) -> ConnectionPool:
                 name="geoservice",
                 open=False,
             )
-            pool.open(wait=True, timeout=30)
+            pool.open(wait=wait, timeout=30)  # a replica's pool does not wait: see _read
             entry = (pool, 0)
         _POOLS[url] = (entry[0], entry[1] + 1)
         return entry[0]
@@ -169,6 +177,7 @@ class PostgisStore(Store):
         self.pool = _acquire_pool(database_url)
         self.read_pool = self.pool  # a replica's pool in a ``with_replica`` view
         self.read_url: str | None = None
+        self._replica_retry_at = 0.0
         self._closed = False
         try:
             with self.pool.connection() as con:
@@ -194,10 +203,28 @@ class PostgisStore(Store):
         so a cached tile always matches the replica's rows."""
         view = copy.copy(self)
         view.read_url = read_url
-        view.read_pool = _acquire_pool(read_url)
+        view.read_pool = _acquire_pool(read_url, wait=False)
+        view._replica_retry_at = 0.0
         view._select_cache = self._select_cache
         view._closed = False
         return view
+
+    def _read(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run a public read on the replica when there is one and it answers, else on the
+        primary: a replica that is down, still starting or cancelling queries (recovery
+        conflicts) costs at most ``REPLICA_WAIT`` once per ``REPLICA_BACKOFF``, never an
+        error to the client."""
+        if self.read_url is not None and time.monotonic() >= self._replica_retry_at:
+            try:
+                with self.read_pool.connection(timeout=REPLICA_WAIT) as con:
+                    return work(con)
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                self._replica_retry_at = time.monotonic() + REPLICA_BACKOFF
+                log.warning("read replica unavailable (%s); reading the primary for %.0f s",
+                            str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__,
+                            REPLICA_BACKOFF)
+        with self.pool.connection() as con:
+            return work(con)
 
     # -- plumbing ------------------------------------------------------------------------
     def _t(self, name: str) -> sql.Identifier:
@@ -257,17 +284,20 @@ class PostgisStore(Store):
 
     def info(self, collection: str) -> CollectionInfo:
         self.spec(collection)
-        with self.read_pool.connection() as con:
+
+        def work(con: psycopg.Connection[Any]) -> tuple[int, Any]:
             (count,) = con.execute(
                 sql.SQL("SELECT count(*) FROM {}").format(self._t(collection))
             ).fetchone() or (0,)
-            row = con.execute(
+            return count, con.execute(
                 sql.SQL(
                     "SELECT min_x, min_y, max_x, max_y, built_at, source, synthetic FROM {}"
                     " WHERE collection = %s"
                 ).format(self._t(META)),
                 (collection,),
             ).fetchone()
+
+        count, row = self._read(work)
         assert row is not None
         extent = None if row[0] is None else (row[0], row[1], row[2], row[3])
         return CollectionInfo(collection, count, extent, row[4], row[5], bool(row[6]))
@@ -332,11 +362,8 @@ class PostgisStore(Store):
         """The transaction id (``xmin``) of the collection's metadata row: every write
         rewrites that row in its own transaction (``_update_extent``) and a rebuild
         creates a new one, so the value changes with every committed change."""
-        with self.read_pool.connection() as con:
-            row = con.execute(
-                sql.SQL("SELECT xmin::text FROM {} WHERE collection = %s").format(self._t(META)),
-                (collection,),
-            ).fetchone()
+        stmt = sql.SQL("SELECT xmin::text FROM {} WHERE collection = %s").format(self._t(META))
+        row = self._read(lambda con: con.execute(stmt, (collection,)).fetchone())
         return None if row is None else f"{self.schema}:{row[0]}"
 
     # -- writes ----------------------------------------------------------------------------
@@ -472,12 +499,18 @@ class PostgisStore(Store):
         return [Feature(r[0], p, g) for r, p, g in zip(rows, props, geoms, strict=True)]
 
     def get(self, collection: str, fid: str) -> Feature:
-        return self._get(self.read_pool, collection, fid)
+        return self._get(None, collection, fid)
 
-    def _get(self, pool: ConnectionPool, collection: str, fid: str) -> Feature:
+    def _get(self, pool: ConnectionPool | None, collection: str, fid: str) -> Feature:
+        """One feature from ``pool`` (the primary, for a write's read-back) or, with
+        ``None``, from wherever public reads go (``_read``)."""
         spec = self.spec(collection)
-        with pool.connection() as con:
-            row = con.execute(self._select(spec) + sql.SQL(" WHERE t.id = %s"), (fid,)).fetchone()
+        stmt = self._select(spec) + sql.SQL(" WHERE t.id = %s")
+        if pool is None:
+            row = self._read(lambda con: con.execute(stmt, (fid,)).fetchone())
+        else:
+            with pool.connection() as con:
+                row = con.execute(stmt, (fid,)).fetchone()
         if row is None:
             raise NotFound(f"{collection}: no feature with id {fid!r}")
         return self._feature(spec, row)
@@ -592,14 +625,17 @@ class PostgisStore(Store):
         clause = (sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)) if where else sql.SQL("")
         order = self._order(spec, query)
         if predicate is not None:
-            with self.read_pool.connection() as con, con.transaction():
-                con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                stmt = self._select(spec) + clause + order
-                return self._filtered(con, spec, stmt, params, predicate, query)
+            stmt = self._select(spec) + clause + order
+
+            def fallback(con: psycopg.Connection[Any]) -> Page:
+                with con.transaction():
+                    con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    return self._filtered(con, spec, stmt, params, predicate, query)
+
+            return self._read(fallback)
         count_sql = sql.SQL("SELECT count(*) AS n FROM {} t").format(self._t(collection)) + clause
         if query.limit <= 0:
-            with self.read_pool.connection() as con:
-                row = con.execute(count_sql, params).fetchone()
+            row = self._read(lambda con: con.execute(count_sql, params).fetchone())
             return Page([], int(row[0]) if row else 0)
         # Count and page in ONE statement: one round trip, one snapshot (no transaction
         # needed for the two to agree); the LEFT JOIN keeps the count when the page is empty.
@@ -607,10 +643,8 @@ class PostgisStore(Store):
             count_sql,
             self._select(spec) + clause + order + sql.SQL(" LIMIT %(limit)s OFFSET %(offset)s"),
         )
-        with self.read_pool.connection() as con:
-            rows = con.execute(
-                stmt, {**params, "limit": query.limit, "offset": query.offset}
-            ).fetchall()
+        page_params = {**params, "limit": query.limit, "offset": query.offset}
+        rows = self._read(lambda con: con.execute(stmt, page_params).fetchall())
         matched = int(rows[0][0]) if rows else 0
         return Page(self._features(spec, [r[1:] for r in rows if r[1] is not None]), matched)
 
@@ -674,8 +708,7 @@ class PostgisStore(Store):
             "buffer": mvt.BUFFER, "limit": mvt.MAX_FEATURES, "layer": collection,
             **{f"eq{i}": v for i, v in enumerate(_tile_values(spec, properties or {}))},
         }
-        with self.read_pool.connection() as con:
-            row = con.execute(stmt, args).fetchone()
+        row = self._read(lambda con: con.execute(stmt, args).fetchone())
         return bytes(row[0]) if row and row[0] is not None else b""
 
     def close(self) -> None:
