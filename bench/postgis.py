@@ -81,7 +81,7 @@ HEADERS = {"Accept-Encoding": "identity"}
 SERVERS = ("ours-pg", "ours-gpkg", "tipg", "pygeoapi")
 
 
-from common import free_port  # noqa: E402
+from common import Server, free_port, pygeoapi_config, uvicorn_cmd  # noqa: E402
 
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
@@ -140,17 +140,13 @@ def write_config(tmp: Path, backend: str, url: str, port: int, tile_cache_mb: in
     return cfg
 
 
-def pygeoapi_config(tmp: Path, url: str, port: int) -> dict[str, str]:
+def serve_pygeoapi_env(tmp: Path, url: str, port: int) -> dict[str, str]:
     """pygeoapi's config with the PostgreSQL feature and MVT tile providers on our tables;
     returns the environment that serves it."""
     p = conninfo_to_dict(url)
     data = {"host": p.get("host", "127.0.0.1"), "port": int(p.get("port", 5432)),
             "dbname": p["dbname"], "user": p.get("user"), "password": p.get("password"),
             "search_path": ["geoservice", "public"]}
-    contact = {k: "bench" for k in ("name", "position", "address", "city", "stateorprovince",
-                                    "postalcode", "country", "phone", "fax", "hours",
-                                    "instructions")}
-
     def resource(table: str) -> dict[str, Any]:
         common = {"data": data, "id_field": "fid", "table": table, "geom_field": "geom"}
         return {
@@ -166,27 +162,8 @@ def pygeoapi_config(tmp: Path, url: str, port: int) -> dict[str, str]:
             ],
         }
 
-    cfg = {
-        "server": {
-            "bind": {"host": "127.0.0.1", "port": port}, "url": f"http://127.0.0.1:{port}",
-            "mimetype": "application/json; charset=UTF-8", "encoding": "utf-8",
-            "language": "en-US", "cors": False, "gzip": False, "pretty_print": False,
-            "limits": {"default_items": 10, "max_items": 10000},
-            "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "attribution": "OSM"},
-        },
-        "logging": {"level": "ERROR"},
-        "metadata": {
-            "identification": {"title": "bench", "description": "bench", "keywords": ["bench"],
-                               "keywords_type": "theme",
-                               "terms_of_service": "https://creativecommons.org/licenses/by/4.0/",
-                               "url": "https://example.invalid"},
-            "license": {"name": "CC-BY 4.0", "url": "https://creativecommons.org/licenses/by/4.0/"},
-            "provider": {"name": "bench", "url": "https://example.invalid"},
-            "contact": {**contact, "email": "bench@example.invalid",
-                        "url": "https://example.invalid", "role": "pointOfContact"},
-        },
-        "resources": {t: resource(t) for t in ("wildlife-sightings", "sediment-special-zones")},
-    }
+    cfg = pygeoapi_config(port, {t: resource(t) for t in ("wildlife-sightings",
+                                                        "sediment-special-zones")})
     cfg_path, oa_path = tmp / "pygeoapi.yml", tmp / "pygeoapi-openapi.yml"
     cfg_path.write_text(yaml.safe_dump(cfg, allow_unicode=True), "utf-8")
     env = {"PYGEOAPI_CONFIG": str(cfg_path), "PYGEOAPI_OPENAPI": str(oa_path)}
@@ -194,44 +171,6 @@ def pygeoapi_config(tmp: Path, url: str, port: int) -> dict[str, str]:
                     str(cfg_path), "--output-file", str(oa_path)],
                    env={**os.environ, **env}, check=True, capture_output=True, timeout=300)
     return env
-
-
-class Server:
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], base: str, probe: str,
-                 log: Path) -> None:
-        self.name, self.cmd, self.base, self.probe, self.log = name, cmd, base, probe, log
-        self.env = {**os.environ, **env}
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Server:
-        self._fh = self.log.open("wb")
-        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=ROOT, stdout=self._fh,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if httpx.get(self.base + self.probe, timeout=5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.__exit__()
-        raise RuntimeError(f"{self.name} did not start:\n{self.log.read_text()[-3000:]}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._fh.close()
-
-
-def uvicorn_cmd(bin_dir: Path, app: str, port: int) -> list[str]:
-    return [str(bin_dir / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "1", "--no-access-log", "--log-level", "warning"]
 
 
 # -- load -------------------------------------------------------------------------------------
@@ -498,34 +437,28 @@ def main() -> int:
                                cwd=tmp, stdout=subprocess.DEVNULL)
                 print(f"built {', '.join(LAYERS)} ({cfg.stem}) in "
                       f"{time.perf_counter() - t0:.1f} s", flush=True)
-            me = Path(sys.executable).parent
+            me = sys.executable
+            tipg_py, pyg_py = str(tipg_bin / "python"), str(pyg_bin / "python")
+
+            def ours(name: str, cfg: Path) -> Server:
+                return Server(name, uvicorn_cmd("geoservice.asgi:app", ports[name], me),
+                              ports[name], {"GEOSERVICE_CONFIG": str(cfg)}, "/ogc/conformance",
+                              tmp / f"{name}.log")
+
             servers = {
-                "ours-pg": Server("ours-pg", uvicorn_cmd(me, "geoservice.asgi:app",
-                                                         ports["ours-pg"]),
-                                  {"GEOSERVICE_CONFIG": str(cfg_pg)},
-                                  f"http://127.0.0.1:{ports['ours-pg']}", "/ogc/conformance",
-                                  tmp / "ours-pg.log"),
-                "ours-gpkg": Server("ours-gpkg", uvicorn_cmd(me, "geoservice.asgi:app",
-                                                             ports["ours-gpkg"]),
-                                    {"GEOSERVICE_CONFIG": str(cfg_gpkg)},
-                                    f"http://127.0.0.1:{ports['ours-gpkg']}", "/ogc/conformance",
-                                    tmp / "ours-gpkg.log"),
-                **{f"{name}-nocache": Server(f"{name}-nocache",
-                                             uvicorn_cmd(me, "geoservice.asgi:app",
-                                                         ports[f"{name}-nocache"]),
-                                             {"GEOSERVICE_CONFIG": str(cfg)},
-                                             f"http://127.0.0.1:{ports[f'{name}-nocache']}",
-                                             "/ogc/conformance", tmp / f"{name}-nocache.log")
-                   for name, cfg in (("ours-pg", cfg_pg0), ("ours-gpkg", cfg_gpkg0))},
-                "tipg": Server("tipg", uvicorn_cmd(tipg_bin, "tipg.main:app", ports["tipg"]),
-                               {"DATABASE_URL": as_uri(url),
-                                "TIPG_DB_SCHEMAS": '["geoservice"]'},
-                               f"http://127.0.0.1:{ports['tipg']}", "/collections",
-                               tmp / "tipg.log"),
-                "pygeoapi": Server("pygeoapi", uvicorn_cmd(pyg_bin, "pygeoapi.starlette_app:APP",
-                                                           ports["pygeoapi"]),
-                                   pygeoapi_config(tmp, url, ports["pygeoapi"]),
-                                   f"http://127.0.0.1:{ports['pygeoapi']}",
+                "ours-pg": ours("ours-pg", cfg_pg),
+                "ours-gpkg": ours("ours-gpkg", cfg_gpkg),
+                "ours-pg-nocache": ours("ours-pg-nocache", cfg_pg0),
+                "ours-gpkg-nocache": ours("ours-gpkg-nocache", cfg_gpkg0),
+                "tipg": Server("tipg", uvicorn_cmd("tipg.main:app", ports["tipg"], tipg_py),
+                               ports["tipg"], {"DATABASE_URL": as_uri(url),
+                                               "TIPG_DB_SCHEMAS": '["geoservice"]'},
+                               "/collections", tmp / "tipg.log"),
+                "pygeoapi": Server("pygeoapi",
+                                   uvicorn_cmd("pygeoapi.starlette_app:APP", ports["pygeoapi"],
+                                               pyg_py),
+                                   ports["pygeoapi"],
+                                   serve_pygeoapi_env(tmp, url, ports["pygeoapi"]),
                                    "/collections?f=json", tmp / "pygeoapi.log"),
             }
             with contextlib.ExitStack() as up:
@@ -560,8 +493,8 @@ def measure(servers: dict[str, Server],
             if res.errors or not res.requests:
                 # timed-out requests may still be running in that server: restart it so
                 # its backlog does not load the machine during the next rows
-                srv.__exit__()
-                srv.__enter__()
+                srv.stop()
+                srv.start()
             if res.status not in (200, 204):
                 print(f"  {label}: {sname} answered {res.status}: n/a for it", flush=True)
                 entry["servers"][sname] = None

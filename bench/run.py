@@ -43,7 +43,6 @@ MIN_REQUESTS = int(os.environ.get("BENCH_MIN_REQUESTS", "40"))  # so p99 means s
 MAX_DURATION = 15.0  # ... but a slow server never holds a row longer than this
 WARMUP = float(os.environ.get("BENCH_WARMUP", "0.5"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
-START_TIMEOUT = 30.0
 BBOX = (139.0, 35.7, 139.3, 35.9)
 BBOX_Q = ",".join(str(v) for v in BBOX)
 
@@ -55,7 +54,7 @@ RE_MATCHED = re.compile(rb'"numberMatched"\s*:\s*(\d+)')
 
 # --------------------------------------------------------------------------- ground truth
 
-from common import free_port  # noqa: E402
+from common import Server, free_port, pygeoapi_config, uvicorn_cmd  # noqa: E402
 
 
 def load_fc(path: Path) -> list[dict[str, Any]]:
@@ -144,51 +143,6 @@ def make_rows() -> list[Row]:
 
 # --------------------------------------------------------------------------- servers
 
-class Server:
-    """A uvicorn subprocess on 127.0.0.1 with one worker; logs go to a file."""
-
-    def __init__(self, name: str, app: str, port: int, env: dict[str, str], probe: str, log: Path,
-                 api_prefix: str = ""):
-        self.name, self.port, self.probe, self.log = name, port, probe, log
-        self.base = f"http://127.0.0.1:{port}"
-        self.api = self.base + api_prefix  # OGC API root; row paths are relative to it
-        self.cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1",
-                    "--port", str(port), "--workers", "1", "--no-access-log",
-                    "--log-level", "warning"]
-        self.env = {**os.environ, **env}
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._fh = self.log.open("wb")
-        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=ROOT, stdout=self._fh,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                if httpx.get(self.base + self.probe, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        tail = self.log.read_text("utf-8", "replace")[-2000:]
-        state = ("exited" if self.proc.poll() is not None
-                 else f"not ready after {START_TIMEOUT:.0f} s")
-        raise RuntimeError(f"{self.name} server did not start ({state}); log tail:\n{tail}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "_fh", None):
-            self._fh.close()
-
-
 def start_ours(tmp: Path) -> Server:
     from geoservice.build import build
     from geoservice.config import load_settings
@@ -209,7 +163,8 @@ def start_ours(tmp: Path) -> Server:
     t0 = time.perf_counter()
     report = build(load_settings(path), DATA, layers=LAYERS)
     print(f"built store in {time.perf_counter() - t0:.1f} s: {report.counts}")
-    srv = Server("ours", "geoservice.asgi:app", port, {"GEOSERVICE_CONFIG": str(path)},
+    srv = Server("ours", uvicorn_cmd("geoservice.asgi:app", port), port,
+                 {"GEOSERVICE_CONFIG": str(path)},
                  "/ogc/collections/wildlife-sightings/items?limit=1&f=json", tmp / "ours.log",
                  api_prefix="/ogc")  # this service mounts the OGC API under /ogc
     srv.start()
@@ -218,9 +173,6 @@ def start_ours(tmp: Path) -> Server:
 
 def start_pygeoapi(tmp: Path) -> Server:
     port = free_port()
-    contact = {k: "bench" for k in ("name", "position", "address", "city", "stateorprovince",
-                                    "postalcode", "country", "phone", "fax", "hours",
-                                    "instructions")}
 
     def resource(title: str, data: Path, id_field: str, bbox: list[float]) -> dict[str, Any]:
         return {
@@ -232,35 +184,13 @@ def start_pygeoapi(tmp: Path) -> Server:
                            "id_field": id_field}],
         }
 
-    cfg = {
-        "server": {
-            "bind": {"host": "127.0.0.1", "port": port},
-            "url": f"http://127.0.0.1:{port}",
-            "mimetype": "application/json; charset=UTF-8",
-            "encoding": "utf-8", "language": "en-US", "cors": False, "gzip": False,
-            "pretty_print": False,
-            "limits": {"default_items": 10, "max_items": 10000},
-            "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "attribution": "OSM"},
-        },
-        "logging": {"level": "ERROR"},
-        "metadata": {
-            "identification": {"title": "bench", "description": "bench", "keywords": ["bench"],
-                               "keywords_type": "theme",
-                               "terms_of_service": "https://creativecommons.org/licenses/by/4.0/",
-                               "url": "https://example.invalid"},
-            "license": {"name": "CC-BY 4.0", "url": "https://creativecommons.org/licenses/by/4.0/"},
-            "provider": {"name": "bench", "url": "https://example.invalid"},
-            "contact": {**contact, "email": "bench@example.invalid", "url": "https://example.invalid",
-                        "role": "pointOfContact"},
-        },
-        "resources": {
-            "wildlife-sightings": resource("bears", BEAR, "number",
-                                           [138.94, 35.50, 139.50, 35.90]),
-            # keiryunum is unique over all 1,688 zones (checked in make_rows).
-            "sediment-special-zones": resource("zones", ZONES, "keiryunum",
-                                               [138.98, 26.63, 142.22, 35.86]),
-        },
-    }
+    cfg = pygeoapi_config(port, {
+        "wildlife-sightings": resource("bears", BEAR, "number",
+                                       [138.94, 35.50, 139.50, 35.90]),
+        # keiryunum is unique over all 1,688 zones (checked in make_rows).
+        "sediment-special-zones": resource("zones", ZONES, "keiryunum",
+                                           [138.98, 26.63, 142.22, 35.86]),
+    })
     cfg_path, oa_path = tmp / "pygeoapi.yml", tmp / "pygeoapi-openapi.yml"
     cfg_path.write_text(yaml.safe_dump(cfg, allow_unicode=True), "utf-8")
     env = {"PYGEOAPI_CONFIG": str(cfg_path), "PYGEOAPI_OPENAPI": str(oa_path)}
@@ -270,7 +200,7 @@ def start_pygeoapi(tmp: Path) -> Server:
     if gen.returncode != 0 or not oa_path.exists():
         raise RuntimeError("pygeoapi openapi generate failed:\n"
                            f"{gen.stdout[-1500:]}{gen.stderr[-1500:]}")
-    srv = Server("pygeoapi", "pygeoapi.starlette_app:APP", port, env,
+    srv = Server("pygeoapi", uvicorn_cmd("pygeoapi.starlette_app:APP", port), port, env,
                  "/collections/wildlife-sightings/items?limit=1&f=json", tmp / "pygeoapi.log")
     srv.start()
     return srv

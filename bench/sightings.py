@@ -49,7 +49,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-from common import pct  # noqa: E402
+from common import Server, pct  # noqa: E402
 from run import (  # noqa: E402
     CONCURRENCY,
     DATA,
@@ -57,7 +57,6 @@ from run import (  # noqa: E402
     HEADERS,
     ROOT,
     Result,
-    Server,
     Side,
     free_port,
     run_side,
@@ -338,11 +337,12 @@ def main() -> int:
         admin = make_token(config, "bench", "--admin")
         muni = make_token(config, "bench-okutama", "--municipality", OKUTAMA)
         pts = okutama_points(tmp / "store.gpkg", N_CREATES + 200, seed=4)
-        srv = Server("geoservice serve", "", port, {"GEOSERVICE_CONFIG": str(config)},
+        srv = Server("geoservice serve",
+                     [GEOSERVICE, "serve", "--config", str(config), "--host", "127.0.0.1",
+                      "--port", str(port), "--workers", "1"],
+                     port, {"GEOSERVICE_CONFIG": str(config)},
                      "/ogc/collections/wildlife-sightings/items?limit=1&f=json",
                      tmp / "serve.log", api_prefix="/ogc")
-        srv.cmd = [GEOSERVICE, "serve", "--config", str(config), "--host", "127.0.0.1",
-                   "--port", str(port), "--workers", "1"]
         srv.start()
         print(f"serving on {srv.base} (geoservice serve, 1 worker; access log on, to a file)")
 

@@ -134,6 +134,26 @@ TEMPORAL_RELATIONS: dict[str, Any] = {
     "t_starts": lambda a, b: a[0] == b[0] and a[1] < b[1],
 }
 
+#: The same relations as SQL templates over span ends ``{a0} {a1} {b0} {b1}``, shared by
+#: the PostGIS and SQLite translators (``geoservice.store.cql2_sql`` / ``cql2_sqlite``).
+TEMPORAL_SQL: dict[str, str] = {
+    "t_after": "{a0} > {b1}",
+    "t_before": "{a1} < {b0}",
+    "t_contains": "{a0} < {b0} AND {a1} > {b1}",
+    "t_disjoint": "{a0} > {b1} OR {a1} < {b0}",
+    "t_during": "{a0} > {b0} AND {a1} < {b1}",
+    "t_equals": "{a0} = {b0} AND {a1} = {b1}",
+    "t_finishedby": "{a0} < {b0} AND {a1} = {b1}",
+    "t_finishes": "{a0} > {b0} AND {a1} = {b1}",
+    "t_intersects": "{a0} <= {b1} AND {a1} >= {b0}",
+    "t_meets": "{a1} = {b0}",
+    "t_metby": "{a0} = {b1}",
+    "t_overlappedby": "{b0} < {a0} AND {a0} < {b1} AND {b1} < {a1}",
+    "t_overlaps": "{a0} < {b0} AND {b0} < {a1} AND {a1} < {b1}",
+    "t_startedby": "{a0} = {b0} AND {a1} > {b1}",
+    "t_starts": "{a0} = {b0} AND {a1} < {b1}",
+}
+
 
 # -- geometry ------------------------------------------------------------------
 def bbox_geometry(coords: tuple[float, ...]) -> BaseGeometry:

@@ -38,6 +38,7 @@ from shapely.geometry.base import BaseGeometry
 from geoservice.cql2 import nodes as n
 from geoservice.cql2.compiler import Compiler, _has_property
 from geoservice.cql2.nodes import Expr
+from geoservice.cql2.values import TEMPORAL_SQL
 
 #: an SQL fragment and its static kind: string, int, float, boolean, date, datetime, geometry
 Typed = tuple[sql.Composable, str]
@@ -75,24 +76,6 @@ _SPATIAL = {
 _CMP = {"=": "=", "<>": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _NUMERIC = {"int", "float"}
 _TEMPORAL = {"date", "datetime"}
-#: Allen relations on spans (a0, a1) / (b0, b1), as in geoservice.cql2.values
-_TEMPORAL_SQL = {
-    "t_after": "{a0} > {b1}",
-    "t_before": "{a1} < {b0}",
-    "t_contains": "{a0} < {b0} AND {a1} > {b1}",
-    "t_disjoint": "{a0} > {b1} OR {a1} < {b0}",
-    "t_during": "{a0} > {b0} AND {a1} < {b1}",
-    "t_equals": "{a0} = {b0} AND {a1} = {b1}",
-    "t_finishedby": "{a0} < {b0} AND {a1} = {b1}",
-    "t_finishes": "{a0} > {b0} AND {a1} = {b1}",
-    "t_intersects": "{a0} <= {b1} AND {a1} >= {b0}",
-    "t_meets": "{a1} = {b0}",
-    "t_metby": "{a0} = {b1}",
-    "t_overlappedby": "{b0} < {a0} AND {a0} < {b1} AND {b1} < {a1}",
-    "t_overlaps": "{a0} < {b0} AND {b0} < {a1} AND {a1} < {b1}",
-    "t_startedby": "{a0} = {b0} AND {a1} > {b1}",
-    "t_starts": "{a0} = {b0} AND {a1} < {b1}",
-}
 _BIGINT = (-(2**63), 2**63 - 1)
 
 
@@ -498,7 +481,7 @@ class Translator:
         """T_*: the relation on spans, NULL (not FALSE) when any span part is NULL."""
         a0, a1, an = self.span(node.args[0])
         b0, b1, bn = self.span(node.args[1])
-        rel = sql.SQL(_TEMPORAL_SQL[node.op]).format(a0=a0, a1=a1, b0=b0, b1=b1)
+        rel = sql.SQL(TEMPORAL_SQL[node.op]).format(a0=a0, a1=a1, b0=b0, b1=b1)
         nullable = [sql.SQL("{} IS NULL").format(p) for p in (*an, *bn)]
         if not nullable:
             return sql.SQL("({})").format(rel), "boolean"

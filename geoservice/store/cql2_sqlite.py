@@ -43,7 +43,14 @@ from geoservice.cql2 import nodes as n
 from geoservice.cql2.compiler import SWAPPED, Compiler, _has_property, _like
 from geoservice.cql2.nodes import Expr
 from geoservice.cql2.operators import arithmetic
-from geoservice.cql2.values import accenti, casei, coerce_date, coerce_datetime, instant_key
+from geoservice.cql2.values import (
+    TEMPORAL_SQL,
+    accenti,
+    casei,
+    coerce_date,
+    coerce_datetime,
+    instant_key,
+)
 from geoservice.store import gpkg_geom
 
 #: how sqlite3 reports an exception raised inside a registered function
@@ -59,24 +66,6 @@ _COLUMN_KINDS = {
     "date": "date",
     "datetime": "datetime",
     "geometry": "geometry",
-}
-#: Allen relations on spans (a0, a1) / (b0, b1), as in geoservice.cql2.values
-_TEMPORAL_SQL = {
-    "t_after": "{a0} > {b1}",
-    "t_before": "{a1} < {b0}",
-    "t_contains": "{a0} < {b0} AND {a1} > {b1}",
-    "t_disjoint": "{a0} > {b1} OR {a1} < {b0}",
-    "t_during": "{a0} > {b0} AND {a1} < {b1}",
-    "t_equals": "{a0} = {b0} AND {a1} = {b1}",
-    "t_finishedby": "{a0} < {b0} AND {a1} = {b1}",
-    "t_finishes": "{a0} > {b0} AND {a1} = {b1}",
-    "t_intersects": "{a0} <= {b1} AND {a1} >= {b0}",
-    "t_meets": "{a1} = {b0}",
-    "t_metby": "{a0} = {b1}",
-    "t_overlappedby": "{b0} < {a0} AND {a0} < {b1} AND {b1} < {a1}",
-    "t_overlaps": "{a0} < {b0} AND {b0} < {a1} AND {a1} < {b1}",
-    "t_startedby": "{a0} = {b0} AND {a1} > {b1}",
-    "t_starts": "{a0} = {b0} AND {a1} < {b1}",
 }
 
 
@@ -551,7 +540,7 @@ class Translator:
         """T_*: the relation on instant-key spans, NULL (not FALSE) when a part is NULL."""
         a0, a1, an = self.span(node.args[0])
         b0, b1, bn = self.span(node.args[1])
-        rel = fmt("(" + _TEMPORAL_SQL[node.op] + ")", a0=a0, a1=a1, b0=b0, b1=b1)
+        rel = fmt("(" + TEMPORAL_SQL[node.op] + ")", a0=a0, a1=a1, b0=b0, b1=b1)
         if not an and not bn:
             return Code(rel, "boolean")
         guard = join(" OR ", [fmt("{p} IS NULL", p=p) for p in (*an, *bn)])
