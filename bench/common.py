@@ -29,6 +29,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def write_config(tmp: Path, port: int, layers: list[str], *, name: str = "config.yml",
+                 server: dict[str, Any] | None = None, store: dict[str, Any] | None = None,
+                 **extra: Any) -> Path:
+    """A service config for a benchmark: ``layers`` from the repository's specs, a
+    GeoPackage store in ``tmp`` unless ``store`` says otherwise, work and tiles in ``tmp``;
+    ``server``/``store`` entries and top-level ``extra`` sections are merged in."""
+    stem = Path(name).stem
+    cfg = {
+        "server": {"host": "127.0.0.1", "port": port, **(server or {})},
+        "store": {"backend": "gpkg", "path": str(tmp / "store.gpkg"), **(store or {})},
+        "layers_dir": str(ROOT / "layers"),
+        "enabled_layers": layers,
+        "data_dir": str(ROOT / "data"),
+        "demo_dir": str(ROOT / "data" / "demo"),
+        "work_dir": str(tmp / f"work-{stem}"),
+        "tiles_dir": str(tmp / "tiles"),
+        **extra,
+    }
+    path = tmp / name
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), "utf-8")
+    return path
+
+
 def start_uvicorn(settings: Any, tmp: Path, port: int) -> subprocess.Popen[bytes]:
     """Serve ``settings``' GeoPackage store with uvicorn (one worker, no access log) on
     127.0.0.1:``port``, through a config file written to ``tmp``; the caller stops it."""

@@ -81,7 +81,7 @@ HEADERS = {"Accept-Encoding": "identity"}
 SERVERS = ("ours-pg", "ours-gpkg", "tipg", "pygeoapi")
 
 
-from common import Server, free_port, pygeoapi_config, uvicorn_cmd  # noqa: E402
+from common import Server, free_port, pygeoapi_config, uvicorn_cmd, write_config  # noqa: E402
 
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
@@ -124,20 +124,13 @@ def as_uri(conninfo: str) -> str:
             f"{p.get('port', 5432)}/{p['dbname']}")
 
 
-def write_config(tmp: Path, backend: str, url: str, port: int, tile_cache_mb: int = 64,
-                 suffix: str = "") -> Path:
+def our_config(tmp: Path, backend: str, url: str, port: int, tile_cache_mb: int = 64,
+               suffix: str = "") -> Path:
     """Our config for ``backend`` (postgis: the scratch database; gpkg: a file in tmp)."""
-    cfg = tmp / f"config-{backend}{suffix}.yml"
-    cfg.write_text(yaml.safe_dump({
-        "server": {"host": "127.0.0.1", "port": port, "tile_cache_mb": tile_cache_mb},
-        "store": {"backend": backend, "database_url": url if backend == "postgis" else None,
-                  "path": str(tmp / "store.gpkg")},
-        "layers_dir": str(ROOT / "layers"),
-        "enabled_layers": LAYERS,
-        "work_dir": str(tmp / f"work-{backend}{suffix}"),
-        "tiles_dir": str(tmp / "tiles"),
-    }), "utf-8")
-    return cfg
+    return write_config(tmp, port, LAYERS, name=f"config-{backend}{suffix}.yml",
+                        server={"tile_cache_mb": tile_cache_mb},
+                        store={"backend": backend,
+                               "database_url": url if backend == "postgis" else None})
 
 
 def serve_pygeoapi_env(tmp: Path, url: str, port: int) -> dict[str, str]:
@@ -426,10 +419,10 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="bench-pg-") as d:
             tmp = Path(d)
             ports = {s: free_port() for s in (*SERVERS, "ours-pg-nocache", "ours-gpkg-nocache")}
-            cfg_pg = write_config(tmp, "postgis", url, ports["ours-pg"])
-            cfg_gpkg = write_config(tmp, "gpkg", url, ports["ours-gpkg"])
-            cfg_pg0 = write_config(tmp, "postgis", url, ports["ours-pg-nocache"], 0, "-nocache")
-            cfg_gpkg0 = write_config(tmp, "gpkg", url, ports["ours-gpkg-nocache"], 0, "-nocache")
+            cfg_pg = our_config(tmp, "postgis", url, ports["ours-pg"])
+            cfg_gpkg = our_config(tmp, "gpkg", url, ports["ours-gpkg"])
+            cfg_pg0 = our_config(tmp, "postgis", url, ports["ours-pg-nocache"], 0, "-nocache")
+            cfg_gpkg0 = our_config(tmp, "gpkg", url, ports["ours-gpkg-nocache"], 0, "-nocache")
             for cfg in (cfg_pg, cfg_gpkg):  # the -nocache configs share these stores
                 t0 = time.perf_counter()
                 subprocess.run([sys.executable, "-c", "from geoservice.cli import main; main()",

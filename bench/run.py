@@ -54,7 +54,7 @@ RE_MATCHED = re.compile(rb'"numberMatched"\s*:\s*(\d+)')
 
 # --------------------------------------------------------------------------- ground truth
 
-from common import Server, free_port, pygeoapi_config, uvicorn_cmd  # noqa: E402
+from common import Server, free_port, pygeoapi_config, uvicorn_cmd, write_config  # noqa: E402
 
 
 def load_fc(path: Path) -> list[dict[str, Any]]:
@@ -148,18 +148,7 @@ def start_ours(tmp: Path) -> Server:
     from geoservice.config import load_settings
 
     port = free_port()
-    cfg = {
-        "server": {"host": "127.0.0.1", "port": port, "title": "Tokyo GeoTwin (bench)"},
-        "store": {"backend": "gpkg", "path": str(tmp / "store.gpkg")},
-        "layers_dir": str(ROOT / "layers"),
-        "enabled_layers": LAYERS,
-        "data_dir": str(ROOT / "data"),
-        "demo_dir": str(ROOT / "data" / "demo"),
-        "work_dir": str(tmp / "work"),
-        "tiles_dir": str(tmp / "tiles"),
-    }
-    path = tmp / "config.yml"
-    path.write_text(yaml.safe_dump(cfg), "utf-8")
+    path = write_config(tmp, port, LAYERS, server={"title": "Tokyo GeoTwin (bench)"})
     t0 = time.perf_counter()
     report = build(load_settings(path), DATA, layers=LAYERS)
     print(f"built store in {time.perf_counter() - t0:.1f} s: {report.counts}")

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 from shapely.geometry import Point
 from shapely.prepared import prep
 
@@ -49,7 +48,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-from common import Server, pct  # noqa: E402
+from common import Server, pct, write_config  # noqa: E402
 from run import (  # noqa: E402
     CONCURRENCY,
     DATA,
@@ -97,23 +96,6 @@ def okutama_points(store_path: Path, n: int, seed: int) -> list[tuple[float, flo
         if inside.contains(Point(x, y)):
             out.append((x, y))
     return out
-
-
-def make_config(tmp: Path, port: int) -> Path:
-    cfg = {
-        "server": {"host": "127.0.0.1", "port": port, "title": "Tokyo GeoTwin (sightings bench)"},
-        "store": {"backend": "gpkg", "path": str(tmp / "store.gpkg")},
-        "layers_dir": str(ROOT / "layers"),
-        "enabled_layers": LAYERS,
-        "data_dir": str(ROOT / "data"),
-        "demo_dir": str(ROOT / "data" / "demo"),
-        "work_dir": str(tmp / "work"),
-        "tiles_dir": str(tmp / "tiles"),
-        "alerts": {"allow_private_webhooks": True},
-    }
-    path = tmp / "config.yml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), "utf-8")
-    return path
 
 
 def cli(*args: str, config: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -330,7 +312,9 @@ def main() -> int:
     notes: list[str] = []
     try:
         port = free_port()
-        config = make_config(tmp, port)
+        config = write_config(tmp, port, LAYERS,
+                              server={"title": "Tokyo GeoTwin (sightings bench)"},
+                              alerts={"allow_private_webhooks": True})
         t0 = time.perf_counter()
         report = build(load_settings(config), DATA, layers=LAYERS)
         print(f"built store in {time.perf_counter() - t0:.1f} s: {report.counts}")

@@ -152,6 +152,31 @@ def test_reads_wait_for_the_replica_writes_do_not(env: Env) -> None:
     assert fid in ids_after and fid not in ids_before and etag_after != etag_before
 
 
+def test_a_stale_etag_read_from_the_replica_gets_412(env: Env) -> None:
+    """If-Match is checked against the primary: an ETag the lagging standby still serves
+    cannot overwrite a newer version (no lost update)."""
+    client, auth = env.client, {"Authorization": f"Bearer {env.admin_token}"}
+    r = client.post(ITEMS, content=json.dumps(_bear()),
+                    headers={**auth, "Content-Type": "application/geo+json"})
+    assert r.status_code == 201, r.text
+    path = f"{ITEMS}/{r.json()['id']}"
+    _wait(lambda: client.get(path).status_code == 200, "the write on the replica")
+    old_tag = client.get(path).headers["ETag"]
+    _replay(env, paused=True)
+    try:
+        patch = {**auth, "Content-Type": "application/json"}
+        ok = client.patch(path, content=json.dumps({"properties": {"count": 2}}),
+                          headers={**patch, "If-Match": old_tag})
+        assert ok.status_code == 200, ok.text
+        assert client.get(path).headers["ETag"] == old_tag  # the paused standby lags
+        stale = client.patch(path, content=json.dumps({"properties": {"count": 5}}),
+                             headers={**patch, "If-Match": old_tag})
+        assert stale.status_code == 412, stale.text
+    finally:
+        _replay(env, paused=False)
+    _wait(lambda: client.get(path).json()["properties"]["count"] == 2, "the update")
+
+
 def test_runtime_routes_reads_to_a_standby(env: Env) -> None:
     rt = env.client.app.state.runtime  # type: ignore[attr-defined]
     with rt.reader.read_pool.connection() as con:
