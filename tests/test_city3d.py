@@ -275,7 +275,11 @@ def test_geoid_undulation_in_tokyo() -> None:
     geoid = Geoid()
     n = geoid.undulation(139.76, 35.68)
     assert 34.0 < n < 40.0
-    assert Geoid(grid=Path("/nonexistent.gtx")).undulation(139.76, 35.68) in (n, 36.7)
+    assert geoid.uses_grid == (geoid.grid_path is not None)
+    assert ("EGM96" in geoid.description) == geoid.uses_grid
+    fallback = Geoid(grid=Path("/nonexistent.gtx"))  # a named grid that is missing
+    assert not fallback.uses_grid and "constant" in fallback.description
+    assert fallback.undulation(139.76, 35.68) == 36.7
 
 
 def test_validator_catches_broken_tilesets(tmp_path: Path) -> None:

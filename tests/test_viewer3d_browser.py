@@ -56,25 +56,14 @@ def write_buildings_tiles(store: Path, tiles: Path) -> None:
     assert report.errors == [] and report.buildings > 0
 
 
-def ensure_tiles_route(srv: LiveServer) -> None:
-    """Serve /3dtiles/ from the tiles dir until the city3d room serves it (no-op after)."""
-    from fastapi.staticfiles import StaticFiles
-
-    app = srv.server.config.app
-    if not any(str(getattr(r, "path", "")).startswith("/3dtiles") for r in app.routes):
-        app.mount("/3dtiles", StaticFiles(directory=srv.settings.tiles_dir), name="3dtiles-test")
-
-
 @pytest.fixture(scope="module")
 def v3(real_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The app over the real store with a freshly written buildings tileset."""
     tiles = tmp_path_factory.mktemp("tiles3d")
     write_buildings_tiles(real_store, tiles)
     settings = settings_for(real_store, ROOT / "layers", free_port())
-    srv = LiveServer(settings.model_copy(update={"tiles_dir": tiles}))
-    ensure_tiles_route(srv)
-    with srv:
-        yield srv
+    with LiveServer(settings.model_copy(update={"tiles_dir": tiles})) as srv:
+        yield srv  # /3dtiles/ is the app's own mount (geoservice.city3d.static)
 
 
 def open_viewer(page: Any, srv: LiveServer, fragment: str = "") -> list[str]:
@@ -287,8 +276,7 @@ def test_share_link_restores_camera_layers_and_language(v3: LiveServer) -> None:
         cam = page.evaluate("window.viewer3d.camera()")
     assert "layers=shelters" in url and "colour=flood" in url and "lang=en" in url
     with browser_page() as page:
-        requests: list[str] = []
-        page.on("request", lambda r: requests.append(r.url))
+        requests = record_requests(page)
         page.goto(url)
         wait_tiles(page)
         restored = page.evaluate("window.viewer3d.camera()")

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from geoservice.city3d.tiles3d import TOKYO_GEOID_M
 from geoservice.ogc.routes import RuntimeDep
 
 router = APIRouter(include_in_schema=False)
@@ -59,7 +60,7 @@ PROPERTIES = {
 #: Height (m above the WGS84 ellipsoid) of the plain ground the viewer draws instead of
 #: terrain: the geoid undulation in Tokyo (EGM96 ≈ 36.7 m, T.P. 0 m). The tiles carry
 #: ellipsoidal heights (T.P. + geoid), so on a bare ellipsoid they would float ~37 m high.
-GROUND_HEIGHT_M = 36.7
+GROUND_HEIGHT_M = TOKYO_GEOID_M
 
 #: The initial view when neither the link nor the tileset says otherwise (Tokyo Station).
 HOME = {"lon": 139.767, "lat": 35.681, "height": 9000.0}

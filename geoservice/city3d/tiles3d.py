@@ -11,8 +11,8 @@ Pipeline (memory does not grow with the input)
    stay in memory; spill buffers are flushed when they exceed ``spill_bytes``.
 2. **A quadtree over the cells** splits until a node holds at most ``max_per_leaf``
    buildings (or is one cell).  Leaves carry the content; inner tiles are empty and
-   refine ``ADD``.  ``geometricError``: 0 at leaves, ``max(diagonal/20, 2 x child)`` above
-   (so it strictly decreases toward the leaves); the tileset's is twice the root's.
+   refine ``ADD``.  ``geometricError``: 0 at leaves, ``max(diagonal/20, 2 x child, 1 m)``
+   above (so it strictly decreases toward the leaves); the tileset's is twice the root's.
 3. **Leaves are written one at a time**: a leaf's spill records are read back, moved to an
    east-north-up frame at the leaf centre (float64 ``transform``, 16 numbers column-major,
    ENU -> ECEF), so glb positions are small float32 offsets.  glTF is y-up: positions are
@@ -123,7 +123,8 @@ def enu_transform(lon: float, lat: float, h: float) -> list[float]:
 
 
 class Geoid:
-    """Geoid undulation N (ellipsoidal h = orthometric H + N), cached on a 0.01° grid."""
+    """Geoid undulation N (ellipsoidal h = orthometric H + N), taken (and cached) at the
+    nearest node of a 0.01° grid."""
 
     def __init__(self, grid: Path | None = None, constant: float = TOKYO_GEOID_M) -> None:
         self.constant = constant
@@ -214,11 +215,25 @@ def _dedupe(ring: np.ndarray) -> np.ndarray:
 
 
 def _triangulate(rings2d: list[np.ndarray]) -> np.ndarray:
-    """earcut on (exterior, holes...) 2D rings; triangles (k, 3) indices into the stack."""
+    """earcut on (exterior, holes...) 2D rings; counter-clockwise triangles (k, 3), indices
+    into the stack of the rings."""
     verts = np.concatenate(rings2d).astype(np.float64)
     ends = np.cumsum([len(r) for r in rings2d]).astype(np.uint32)
-    tri = np.asarray(mapbox_earcut.triangulate_float64(verts, ends), dtype=np.int64)
-    return tri.reshape(-1, 3)
+    tris = np.asarray(mapbox_earcut.triangulate_float64(verts, ends), dtype=np.int64)
+    tris = tris.reshape(-1, 3)
+    a, b, c = verts[tris[:, 0]], verts[tris[:, 1]], verts[tris[:, 2]]
+    cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    flip = cross < 0
+    tris[flip] = tris[flip][:, [0, 2, 1]]
+    return tris
+
+
+def box_corners(lo: Any, hi: Any) -> np.ndarray:
+    """The 8 corners (8, 3) of the axis-aligned box ``lo``..``hi``."""
+    return np.array(
+        [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])],
+        dtype=np.float64,
+    )
 
 
 class Mesher:
@@ -292,15 +307,10 @@ class Mesher:
         uv = np.column_stack([local @ u, local @ v])
         sizes = [len(r) for r in rings]
         splits = np.cumsum(sizes)[:-1]
+        # counter-clockwise in (u, v): wound about the Newell normal
         tris = _triangulate(np.split(uv, splits))
         if len(tris) == 0:
             return None
-        a, b, c = uv[tris[:, 0]], uv[tris[:, 1]], uv[tris[:, 2]]
-        cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (
-            c[:, 0] - a[:, 0]
-        )
-        flip = cross < 0  # wind every triangle like the ring (normal = Newell normal)
-        tris[flip] = tris[flip][:, [0, 2, 1]]
         return llh, np.tile(normal, (len(llh), 1)), tris
 
     @staticmethod
@@ -337,11 +347,6 @@ class Mesher:
             xy = np.column_stack([(flat[:, 0] - lon0) * mlon, (flat[:, 1] - lat0) * mlat])
             tris = _triangulate(np.split(xy, np.cumsum([len(r) for r in rings2])[:-1]))
             if len(tris):
-                a, bb, c = xy[tris[:, 0]], xy[tris[:, 1]], xy[tris[:, 2]]
-                cross = (bb[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (bb[:, 1] - a[:, 1]) * (
-                    c[:, 0] - a[:, 0]
-                )
-                tris[cross < 0] = tris[cross < 0][:, [0, 2, 1]]
                 n = len(flat)
                 roof = np.column_stack([flat, np.full(n, top)])
                 floor = np.column_stack([flat, np.full(n, base)])
@@ -634,10 +639,7 @@ def _union(bounds: Iterable[list[float]]) -> list[float]:
 
 def _region(b: list[float]) -> list[float]:
     """(lon0, lat0, lon1, lat1, h0, h1) degrees -> 3D Tiles region (radians)."""
-    return [math.radians(b[0]), math.radians(b[1]), math.radians(b[2]), math.radians(b[3])] + [
-        b[4],
-        b[5],
-    ]
+    return [*(math.radians(v) for v in b[:4]), b[4], b[5]]
 
 
 def _diagonal_m(b: list[float]) -> float:
@@ -682,17 +684,15 @@ def write_tiles(
     spill_dir.mkdir()
     try:
         n_workers = _auto_workers(files) if workers is None else workers
-        cells = _spill_pass(
-            files, codelists, geoid, spill_dir, cell_deg, spill_bytes, report, progress, n_workers
-        )
         spill = _Spill(spill_dir, spill_bytes)
+        cells = _spill_pass(files, codelists, geoid, spill, cell_deg, report, progress, n_workers)
         root = _build_tree(cells, max_per_leaf, max_leaf_cells, spill, work, report)
         if root is None:
             raise ValueError("no buildings with geometry to tile")
         if "content" in root:  # always an empty root above the content tiles
             root = {
                 "boundingVolume": root["boundingVolume"],
-                "geometricError": max(1.0, root.pop("_diag") / 20.0),
+                "geometricError": max(1.0, _diagonal_m(root["_bounds"]) / 20.0),
                 "refine": "ADD",
                 "children": [root],
             }
@@ -728,14 +728,13 @@ def _spill_pass(
     files: list[Path],
     codelists: CodeLists | None,
     geoid: Geoid,
-    spill_dir: Path,
+    spill: _Spill,
     cell_deg: float,
-    spill_bytes: int,
     report: TilesReport,
     progress: Progress | None,
     workers: int,
 ) -> dict[tuple[int, int], _Cell]:
-    spill = _Spill(spill_dir, spill_bytes)
+    """Mesh every building into the spill file of its grid cell; the cells' counts/bounds."""
     cells: dict[tuple[int, int], _Cell] = {}
     errors = ReadErrors()
     buildings = read_many(files, codelists, errors)
@@ -861,17 +860,15 @@ def _build_tree(
             if sub:
                 children.append(node(sub, a0, a1, b0, b1, f"{name}{q}"))
         bounds = _union(c["_bounds"] for c in children)
-        diag = _diagonal_m(bounds)
         report.tiles += 1
         return {
             "boundingVolume": {"region": _region(bounds)},
             "geometricError": max(
-                diag / 20.0, 2.0 * max(c["geometricError"] for c in children), 1.0
+                _diagonal_m(bounds) / 20.0, 2.0 * max(c["geometricError"] for c in children), 1.0
             ),
             "refine": "ADD",
             "children": children,
             "_bounds": bounds,
-            "_diag": diag,
         }
 
     def _leaf(keys: list[tuple[int, int]], name: str) -> dict[str, Any]:
@@ -888,10 +885,9 @@ def _build_tree(
         enu = (pos_ecef - origin) @ rot  # (n,3) E, N, U
         nrm = np.concatenate([r[2] for r in records]).astype(np.float64) @ rot
         nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
-        fids = np.concatenate(
-            [np.full(len(r[1]), i, dtype=np.float32) for i, r in enumerate(records)]
-        )
-        offsets = np.cumsum([0] + [len(r[1]) for r in records[:-1]])
+        sizes = [len(r[1]) for r in records]
+        fids = np.repeat(np.arange(len(records), dtype=np.float32), sizes)
+        offsets = np.cumsum([0] + sizes[:-1])
         indices = np.concatenate([r[3] + off for r, off in zip(records, offsets, strict=True)])
         gl_pos = np.column_stack([enu[:, 0], enu[:, 2], -enu[:, 1]])  # y-up
         gl_nrm = np.column_stack([nrm[:, 0], nrm[:, 2], -nrm[:, 1]])
@@ -906,33 +902,13 @@ def _build_tree(
             double_sided=any(r[4] for r in records),
         )
         # region: vertices' geodetic bounds + the corners of the local bounding box
-        lo, hi = enu.min(axis=0), enu.max(axis=0)
-        corners = np.array(
-            [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
-        )
-        geo = ecef_to_geodetic(origin + corners @ rot.T)
-        pad_deg = 0.5 / WGS84_A * 180 / math.pi
-        region_b = _union(
-            [
-                bounds,
-                [
-                    geo[:, 0].min(),
-                    geo[:, 1].min(),
-                    geo[:, 0].max(),
-                    geo[:, 1].max(),
-                    geo[:, 2].min(),
-                    geo[:, 2].max(),
-                ],
-            ]
-        )
-        region_b = [
-            region_b[0] - pad_deg / max(math.cos(math.radians(lat_c)), 0.1),
-            region_b[1] - pad_deg,
-            region_b[2] + pad_deg / max(math.cos(math.radians(lat_c)), 0.1),
-            region_b[3] + pad_deg,
-            region_b[4] - 0.5,
-            region_b[5] + 0.5,
-        ]
+        geo = ecef_to_geodetic(origin + box_corners(enu.min(axis=0), enu.max(axis=0)) @ rot.T)
+        gmin, gmax = geo.min(axis=0), geo.max(axis=0)
+        u = _union([bounds, [gmin[0], gmin[1], gmax[0], gmax[1], gmin[2], gmax[2]]])
+        pad_lat = 0.5 / WGS84_A * 180 / math.pi  # 0.5 m in degrees
+        pad_lon = pad_lat / max(math.cos(math.radians(lat_c)), 0.1)
+        region_b = [u[0] - pad_lon, u[1] - pad_lat, u[2] + pad_lon, u[3] + pad_lat]
+        region_b += [u[4] - 0.5, u[5] + 0.5]
         report.tiles += 1
         report.leaves += 1
         return {
@@ -941,7 +917,6 @@ def _build_tree(
             "transform": enu_transform(lon_c, lat_c, h_c),
             "content": {"uri": rel},
             "_bounds": region_b,
-            "_diag": _diagonal_m(region_b),
         }
 
     return node(list(cells), min(xs), max(xs) + 1, min(ys), max(ys) + 1, "r")  # type: ignore[no-any-return]
@@ -949,7 +924,6 @@ def _build_tree(
 
 def _strip(tile: dict[str, Any]) -> None:
     tile.pop("_bounds", None)
-    tile.pop("_diag", None)
     for child in tile.get("children", []):
         _strip(child)
 
@@ -976,7 +950,7 @@ def tiles_after_build(settings: Any, specs: dict[str, Any], mirror: Any, report:
     tileset is kept; per-file read errors are recorded the same way.
     """
     from geoservice.build import resolve_sources
-    from geoservice.loaders.common import resolve_aux
+    from geoservice.loaders.gml import spec_codelists
 
     spec = specs.get("buildings")
     if spec is None or "buildings" not in report.counts:
@@ -985,13 +959,10 @@ def tiles_after_build(settings: Any, specs: dict[str, Any], mirror: Any, report:
         files, root, _label, synthetic = resolve_sources(spec, settings, mirror)
         opts = {**spec.source.options, "_root": str(root)}
         sp = spec.model_copy(update={"source": spec.source.model_copy(update={"options": opts})})
-        directory = (
-            resolve_aux(sp, files, str(opts["codelists"])) if opts.get("codelists") else None
-        )
         result = write_tiles(
             files,
             Path(settings.tiles_dir) / "buildings",
-            CodeLists(directory),
+            spec_codelists(sp, files),
             synthetic=synthetic or spec.synthetic,
             attribution=spec.attribution,
         )

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from geoservice.city3d.tiles3d import ecef_to_geodetic
+from geoservice.city3d.tiles3d import box_corners, ecef_to_geodetic, geodetic_to_ecef
 
 PROJECT = Path(__file__).resolve().parents[2]
 NODE_SCRIPT = PROJECT / "tools" / "validate_gltf.mjs"
@@ -163,7 +163,7 @@ def _tile(
             report.contents += 1
             bounds = _glb(base / uri, report)
             if bounds is not None and volume is not None:
-                corners = _box_corners(bounds[0], bounds[1])
+                corners = box_corners(bounds[0], bounds[1])
                 world = (
                     matrix @ _Y_UP_TO_Z_UP @ np.column_stack([corners, np.ones(len(corners))]).T
                 ).T[:, :3]
@@ -204,19 +204,10 @@ def _volume_ok(volume: dict[str, Any], where: str, report: ValidationReport) -> 
     return True
 
 
-def _box_corners(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return np.array(
-        [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])],
-        dtype=float,
-    )
-
-
 def _volume_corners(volume: dict[str, Any], matrix: np.ndarray) -> np.ndarray | None:
     """World (ECEF) sample points of a volume: region corners/edges, box corners."""
     if "region" in volume:
         w, s, e, n, h0, h1 = volume["region"]
-        from geoservice.city3d.tiles3d import geodetic_to_ecef
-
         lons = np.degrees(np.linspace(w, e, 5))
         lats = np.degrees(np.linspace(s, n, 5))
         pts = [(lo, la, h) for lo in lons for la in lats for h in (h0, h1)]

@@ -93,7 +93,7 @@
 
   // ---------------------------------------------------------------- state
   var state = readState();
-  var viewer = null, tileset = null, failures = [], tileErrors = [], loadedOnce = false;
+  var viewer = null, tileset = null, failures = [], loadedOnce = false;
   var usageSeen = [];                 // usage values met in loaded tiles, in order
   var featuresById = {};              // building_id -> a loaded Cesium3DTileFeature
   var overlays = {};                  // id -> {cfg, source, count, loading, error}
