@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +31,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(tmp: Path, port: int, layers: list[str], *, name: str = "config.yml",
+def write_config(tmp: Path, port: int, layers: list[str] | None, *, name: str = "config.yml",
                  server: dict[str, Any] | None = None, store: dict[str, Any] | None = None,
                  **extra: Any) -> Path:
-    """A service config for a benchmark: ``layers`` from the repository's specs, a
+    """A service config for a benchmark: ``layers`` (None: all) from the repository's specs, a
     GeoPackage store in ``tmp`` unless ``store`` says otherwise, work and tiles in ``tmp``;
     ``server``/``store`` entries and top-level ``extra`` sections are merged in."""
     stem = Path(name).stem
@@ -52,24 +54,18 @@ def write_config(tmp: Path, port: int, layers: list[str], *, name: str = "config
     return path
 
 
-def start_uvicorn(settings: Any, tmp: Path, port: int) -> subprocess.Popen[bytes]:
-    """Serve ``settings``' GeoPackage store with uvicorn (one worker, no access log) on
-    127.0.0.1:``port``, through a config file written to ``tmp``; the caller stops it."""
-    cfg = {
-        "server": {"host": "127.0.0.1", "port": port},
-        "store": {"backend": "gpkg", "path": str(settings.store.path)},
-        "layers_dir": str(settings.layers_dir), "data_dir": str(settings.data_dir),
-        "demo_dir": str(settings.demo_dir), "work_dir": str(tmp), "tiles_dir": str(tmp),
-    }
-    path = tmp / "bench-config.yml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), "utf-8")
-    env = {**os.environ, "GEOSERVICE_CONFIG": str(path)}
-    with (tmp / "uvicorn.log").open("wb") as log:  # the child keeps its own descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "geoservice.asgi:app", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+@contextmanager
+def serving(settings: Any, tmp: Path, probe: str) -> Iterator[str]:
+    """Serve ``settings``' GeoPackage store (a :class:`Server`, uvicorn, one worker, no
+    access log) on a free port; yields its base URL once ``GET probe`` answers 200."""
+    port = free_port()
+    path = write_config(tmp, port, settings.enabled_layers, name="bench-config.yml",
+                        store={"path": str(settings.store.path)},
+                        layers_dir=str(settings.layers_dir), data_dir=str(settings.data_dir),
+                        demo_dir=str(settings.demo_dir))
+    with Server("ours", uvicorn_cmd("geoservice.asgi:app", port), port,
+                {"GEOSERVICE_CONFIG": str(path)}, probe, tmp / "uvicorn.log") as srv:
+        yield srv.base
 
 
 def uvicorn_cmd(app: str, port: int, python: str = sys.executable) -> list[str]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,7 +60,7 @@ BODY: dict[str, Any] = {
 }
 
 
-from common import free_port, pct, start_uvicorn  # noqa: E402
+from common import pct, serving  # noqa: E402
 
 
 def settings_for(args: argparse.Namespace, tmp: Path) -> Settings:
@@ -79,38 +78,20 @@ def settings_for(args: argparse.Namespace, tmp: Path) -> Settings:
 
 
 def bench_http(settings: Settings, tmp: Path, n: int, warmup: int) -> dict[str, float]:
-    port = free_port()
-    proc = start_uvicorn(settings, tmp, port)
-    url = f"http://127.0.0.1:{port}/api/guide"
-    try:
-        with httpx.Client(timeout=30, headers={"Accept-Encoding": "identity"}) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if client.get(f"http://127.0.0.1:{port}/api/guide/rules").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"server did not start; see {tmp / 'uvicorn.log'}")
-                time.sleep(0.1)
-            for _ in range(warmup):
-                client.post(url, json=BODY).raise_for_status()
-            times: list[float] = []
-            size = 0
-            for _ in range(n):
-                t0 = time.perf_counter()
-                r = client.post(url, json=BODY)
-                times.append((time.perf_counter() - t0) * 1000)
-                if r.status_code != 200:
-                    raise RuntimeError(f"HTTP {r.status_code}: {r.text[:300]}")
-                size = len(r.content)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with (serving(settings, tmp, "/api/guide/rules") as base,
+          httpx.Client(timeout=30, headers={"Accept-Encoding": "identity"}) as client):
+        url = f"{base}/api/guide"
+        for _ in range(warmup):
+            client.post(url, json=BODY).raise_for_status()
+        times: list[float] = []
+        size = 0
+        for _ in range(n):
+            t0 = time.perf_counter()
+            r = client.post(url, json=BODY)
+            times.append((time.perf_counter() - t0) * 1000)
+            if r.status_code != 200:
+                raise RuntimeError(f"HTTP {r.status_code}: {r.text[:300]}")
+            size = len(r.content)
     return {"p50_ms": pct(times, 0.5), "p99_ms": pct(times, 0.99),
             "req_s": 1000 * len(times) / sum(times), "bytes": size}
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +44,7 @@ PLACES = {
 }
 
 
-from common import free_port, pct, start_uvicorn  # noqa: E402
+from common import pct, serving  # noqa: E402
 
 
 def square_1000m2(lon: float, lat: float) -> dict[str, Any]:
@@ -72,52 +71,34 @@ def build_store(mirror: Path, tmp: Path) -> Settings:
 
 
 def run_http(settings: Settings, tmp: Path, n: int, warmup: int) -> dict[str, dict[str, float]]:
-    port = free_port()
-    proc = start_uvicorn(settings, tmp, port)
-    base = f"http://127.0.0.1:{port}/api/hazards"
     points = list(PLACES.values())
     polygons = [square_1000m2(*p) for p in points]
     out: dict[str, dict[str, float]] = {}
-    try:
-        with httpx.Client(timeout=30, headers={"Accept-Encoding": "identity"}) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if client.get(base, params={"lon": 139.7, "lat": 35.7}).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"server did not start; see {tmp / 'uvicorn.log'}")
-                time.sleep(0.1)
+    with (serving(settings, tmp, "/api/hazards?lon=139.7&lat=35.7") as server,
+          httpx.Client(timeout=30, headers={"Accept-Encoding": "identity"}) as client):
+        base = f"{server}/api/hazards"
 
-            def point_req(i: int) -> httpx.Response:
-                lon, lat = points[i % len(points)]
-                return client.get(base, params={"lon": lon, "lat": lat})
+        def point_req(i: int) -> httpx.Response:
+            lon, lat = points[i % len(points)]
+            return client.get(base, params={"lon": lon, "lat": lat})
 
-            def poly_req(i: int) -> httpx.Response:
-                return client.post(base, json=polygons[i % len(polygons)])
+        def poly_req(i: int) -> httpx.Response:
+            return client.post(base, json=polygons[i % len(polygons)])
 
-            for name, fn in (("GET point", point_req), ("POST 1,000 m² polygon", poly_req)):
-                for i in range(warmup):
-                    fn(i).raise_for_status()
-                times: list[float] = []
-                size = 0
-                for i in range(n):
-                    t0 = time.perf_counter()
-                    r = fn(i)
-                    times.append((time.perf_counter() - t0) * 1000)
-                    if r.status_code != 200:
-                        raise RuntimeError(f"{name}: HTTP {r.status_code}: {r.text[:300]}")
-                    size = max(size, len(r.content))
-                out[name] = {"p50_ms": pct(times, 0.5), "p99_ms": pct(times, 0.99),
-                             "req_s": 1000 * len(times) / sum(times), "bytes": size, "n": n}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for name, fn in (("GET point", point_req), ("POST 1,000 m² polygon", poly_req)):
+            for i in range(warmup):
+                fn(i).raise_for_status()
+            times: list[float] = []
+            size = 0
+            for i in range(n):
+                t0 = time.perf_counter()
+                r = fn(i)
+                times.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200:
+                    raise RuntimeError(f"{name}: HTTP {r.status_code}: {r.text[:300]}")
+                size = max(size, len(r.content))
+            out[name] = {"p50_ms": pct(times, 0.5), "p99_ms": pct(times, 0.99),
+                         "req_s": 1000 * len(times) / sum(times), "bytes": size, "n": n}
     return out
 
 

@@ -25,6 +25,7 @@ from geoservice.build import build
 from geoservice.catalogue import load_layer
 from geoservice.config import Settings
 from geoservice.hazards import raster as rastermod
+from geoservice.hazards.demo import demo_fld_gml
 from geoservice.hazards.incidents import Ingester, incident_id
 from geoservice.hazards.raster import NODATA, FloodRaster, RasterError
 from geoservice.hazards.service import HazardService, InvalidSite, to_6677
@@ -59,6 +60,7 @@ def test_fld_loader_reads_the_real_file() -> None:
     feats = list(get_loader("plateau-fld")(spec, [FLD]))
     assert len(feats) == 3
     assert [f.properties["rank_org_code"] for f in feats] == ["1", "2", "1"]
+    assert [f.id[:12] for f in feats] == ["fld_30604215", "fld_7913c08b", "fld_c8192829"]
     for f in feats:
         p = f.properties
         assert p["scale"] == "L1" and p["scale_label"].startswith("計画規模")
@@ -70,6 +72,26 @@ def test_fld_loader_reads_the_real_file() -> None:
         x0, y0, x1, y1 = f.geometry.bounds  # lon/lat after the JGD2011 lat-first swap
         assert 138.88 < x0 < x1 < 138.89 and 35.10 < y0 < y1 < 35.11
         assert box(138.8875, 35.1, 138.9, 35.108334).covers(f.geometry)
+
+
+def test_demo_fld_file_exercises_rank_decoding(tmp_path: Path) -> None:
+    """hazards/demo.py: deterministic bytes, and uro:rank 1-4 decoded by the fld loader."""
+    text = demo_fld_gml()
+    assert text == demo_fld_gml()
+    path = tmp_path / "52385721_fld_6697_l1_op.gml"
+    path.write_text(text, "utf-8")
+    spec = load_layer(ROOT / "layers/flood-inundation.yml")
+    opts = {**spec.source.options, "_root": str(DATA)}
+    spec = spec.model_copy(update={"source": spec.source.model_copy(update={"options": opts})})
+    feats = list(get_loader("plateau-fld")(spec, [path]))
+    assert [f.id for f in feats] == [f"fld_demo_{n:04d}" for n in range(1, 5)]
+    assert [f.properties["rank_code"] for f in feats] == ["1", "2", "3", "4"]
+    assert [f.properties["rank"] for f in feats] == [
+        "0.5m未満", "0.5m以上3m未満", "3m以上5m未満", "5m以上10m未満"]
+    assert [f.properties["depth_max_m"] for f in feats] == [0.5, 3.0, 5.0, 10.0]
+    for f in feats:  # two triangles dissolved into one square
+        assert f.geometry is not None and len(f.geometry.geoms) == 1
+        assert f.geometry.geoms[0].normalize().equals(f.geometry.geoms[0].envelope.normalize())
 
 
 def test_fld_rank_decoding() -> None:

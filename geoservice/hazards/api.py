@@ -30,7 +30,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from geoservice.errors import InvalidParameter, NotFound, ServiceError
+from geoservice.errors import InvalidParameter, NotFound
 from geoservice.fastjson import FastJSONResponse
 from geoservice.hazards import raster as rastermod
 from geoservice.hazards.service import HazardService, point
@@ -75,7 +75,8 @@ def attach(rt: Runtime) -> None:
 
 
 def hazard_service(rt: Runtime) -> HazardService:
-    """The service built by ``attach`` (for other rooms, e.g. the guide)."""
+    """The service built by ``attach`` (404 when absent).  The guide room reads
+    ``rt.services[KEY]`` itself, as the card is optional there."""
     svc = rt.services.get(KEY)
     if svc is None:
         raise NotFound("the hazards service is not attached")
@@ -387,10 +388,7 @@ async def flood_coverage(request: Request, rt: RuntimeDep) -> Response:
     """The coverage as GeoTIFF (whole raster, or a bbox/subset, optionally scaled)."""
     r = _raster(rt)
     bbox, size = parse_coverage_request(request, r)
-    try:
-        tiff = await run_in_threadpool(r.coverage_tiff, bbox, size)
-    except ServiceError:
-        raise
+    tiff = await run_in_threadpool(r.coverage_tiff, bbox, size)
     out = bbox or list(r.bounds)
     return Response(
         tiff,

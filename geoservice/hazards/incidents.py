@@ -24,7 +24,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -79,8 +79,7 @@ class IngestReport:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {k: getattr(self, k) for k in
-                ("source", "read", "created", "updated", "unchanged", "skipped", "problems")}
+        return asdict(self)
 
 
 def incident_id(source: str, source_id: str) -> str:

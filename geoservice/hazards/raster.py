@@ -242,7 +242,6 @@ class FloodRaster:
         self.res = float(transform.a)
         left, top = transform.c, transform.f
         self.bounds = (left, top - self.height * self.res, left + self.width * self.res, top)
-        self.valid = data != NODATA
         self.synthetic = tags.get("SYNTHETIC") == "yes"
 
     @classmethod
@@ -307,15 +306,10 @@ class FloodRaster:
             )
         values = self.data[r0:r1, c0:c1][mask]
         good = values[values != NODATA]
-        within = box(*self.bounds).contains(geom)
         if good.size == 0:
-            status = "outside"
-        elif good.size == values.size and within:
-            status = "inside"
-        else:
-            status = "partial"
-        if good.size == 0:
-            return Sample(status, int(values.size), 0, None, None, method)
+            return Sample("outside", int(values.size), 0, None, None, method)
+        within = good.size == values.size and box(*self.bounds).contains(geom)
+        status = "inside" if within else "partial"
         return Sample(
             status,
             int(values.size),
@@ -333,8 +327,6 @@ class FloodRaster:
         size: tuple[int | None, int | None] = (None, None),
     ) -> tuple[np.ndarray, Any]:
         """The depth grid over ``bbox`` (CRS84) at ``size`` (default: native cells)."""
-        from rasterio.warp import Resampling, reproject
-
         x0, y0, x1, y1 = bbox if bbox is not None else self.bounds
         if not (x1 > x0 and y1 > y0):
             raise RasterError("bbox: min must be less than max on both axes")
@@ -350,10 +342,16 @@ class FloodRaster:
         assert w is not None and h is not None
         if w * h > 4096 * 4096:
             raise RasterError(f"requested {w} x {h} cells; the limit is 4096 x 4096")
-        dst = np.full((h, w), NODATA, dtype=np.float32)
-        dst_transform = _bounds_transform(x0, y0, x1, y1, w, h)
         if bbox is None and (w, h) == (self.width, self.height):
             return self.data.copy(), self.transform
+        dst_transform = _bounds_transform(x0, y0, x1, y1, w, h)
+        return self._warp((h, w), dst_transform, "EPSG:4326"), dst_transform
+
+    def _warp(self, shape: tuple[int, int], dst_transform: Any, dst_crs: str) -> np.ndarray:
+        """The depths resampled (nearest) onto a ``shape`` grid; NODATA where none."""
+        from rasterio.warp import Resampling, reproject
+
+        dst = np.full(shape, NODATA, dtype=np.float32)
         reproject(
             source=self.data,
             destination=dst,
@@ -361,11 +359,11 @@ class FloodRaster:
             src_crs="EPSG:4326",
             src_nodata=NODATA,
             dst_transform=dst_transform,
-            dst_crs="EPSG:4326",
+            dst_crs=dst_crs,
             dst_nodata=NODATA,
             resampling=Resampling.nearest,
         )
-        return dst, dst_transform
+        return dst
 
     def coverage_tiff(
         self, bbox: Sequence[float] | None, size: tuple[int | None, int | None] = (None, None)
@@ -395,27 +393,17 @@ class FloodRaster:
 
     def tile_png(self, z: int, x: int, y: int, size: int = 256) -> bytes:
         """A Web-Mercator (XYZ) tile coloured by depth class; transparent without data."""
-        from rasterio.warp import Resampling, reproject
-
         n = 2**z
         if not (0 <= x < n and 0 <= y < n):
             raise RasterError(f"tile {z}/{x}/{y} does not exist (x and y must be < 2^z)")
         half = 20037508.342789244
         span = 2 * half / n
         minx, maxy = -half + x * span, half - y * span
-        dst = np.full((size, size), NODATA, dtype=np.float32)
         if self._tile_intersects(z, x, y):
-            reproject(
-                source=self.data,
-                destination=dst,
-                src_transform=self.transform,
-                src_crs="EPSG:4326",
-                src_nodata=NODATA,
-                dst_transform=_bounds_transform(minx, maxy - span, minx + span, maxy, size, size),
-                dst_crs="EPSG:3857",
-                dst_nodata=NODATA,
-                resampling=Resampling.nearest,
-            )
+            dst_transform = _bounds_transform(minx, maxy - span, minx + span, maxy, size, size)
+            dst = self._warp((size, size), dst_transform, "EPSG:3857")
+        else:
+            dst = np.full((size, size), NODATA, dtype=np.float32)
         rgba = np.zeros((size, size, 4), dtype=np.uint8)
         wet = (dst != NODATA) & (dst > 0)
         lower = 0.0

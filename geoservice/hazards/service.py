@@ -218,15 +218,15 @@ class ShelterIndex:
     def __post_init__(self) -> None:
         self.xy = shapely.get_coordinates(self.points) if len(self.points) else np.empty((0, 2))
 
-    def nearest(self, site: BaseGeometry, k: int = K_SHELTERS) -> list[dict[str, Any]]:
-        """The ``k`` nearest distinct shelters with straight-line distance (m).
+    def nearest(self, site_m: BaseGeometry, k: int = K_SHELTERS) -> list[dict[str, Any]]:
+        """The ``k`` nearest distinct shelters with straight-line distance (m) to ``site_m``
+        (the site already projected with :func:`to_6677`).
 
         Candidates are found with numpy from the site's centroid (the exact distance lies
         within the site's radius of it), then measured exactly with shapely.
         """
         if not self.features:
             return []
-        site_m = to_6677(site)
         c = site_m.centroid
         coords = shapely.get_coordinates(site_m)
         radius = float(np.hypot(coords[:, 0] - c.x, coords[:, 1] - c.y).max())
@@ -400,16 +400,14 @@ class HazardService:
             if idx is None:
                 layers.append(self._missing(lid))
                 continue
-            cov = idx.coverage_of(site)
-            hits = idx.hits(site)
-            layers.append(self._layer(idx, cov, len(hits)))
+            _cov, hits = self._assess(idx, site, layers)
             for f in hits:
                 sediment.append(self._zone(lid, fields, f))
 
         flood = self._flood(site, layers)
         risk = self._risk(site, layers)
         roads = self._roads(site, layers)
-        shelters = self._shelters(site, layers)
+        shelters = self._shelters(site, projected)
 
         covered = [x for x in layers if x["coverage"] != "outside"]
         hit = [x for x in layers if x["status"] == "hit"]
@@ -464,6 +462,15 @@ class HazardService:
         }
 
     # -- sections -------------------------------------------------------------------------------
+
+    def _assess(
+        self, idx: LayerIndex, site: BaseGeometry, layers: list[dict[str, Any]]
+    ) -> tuple[str, list[Feature]]:
+        """The site's coverage and hits in one layer; appends the layer's row to ``layers``."""
+        cov = idx.coverage_of(site)
+        hits = idx.hits(site)
+        layers.append(self._layer(idx, cov, len(hits)))
+        return cov, hits
 
     @staticmethod
     def _layer(idx: LayerIndex, coverage: str, hits: int) -> dict[str, Any]:
@@ -542,9 +549,7 @@ class HazardService:
             layers.append(self._missing(FLOOD_LAYER))
             inundation["coverage"] = "outside"
         else:
-            cov = idx.coverage_of(site)
-            hits = idx.hits(site)
-            layers.append(self._layer(idx, cov, len(hits)))
+            cov, hits = self._assess(idx, site, layers)
             inundation["coverage"] = cov
             for f in hits:
                 p = f.properties
@@ -565,9 +570,7 @@ class HazardService:
         if idx is None:
             layers.append(self._missing(RISK_LAYER))
             return {"layer": RISK_LAYER, "coverage": "outside", "districts": []}
-        cov = idx.coverage_of(site)
-        hits = idx.hits(site)
-        layers.append(self._layer(idx, cov, len(hits)))
+        cov, hits = self._assess(idx, site, layers)
         districts = [
             {
                 "id": f.id,
@@ -592,9 +595,7 @@ class HazardService:
         idx = self.layers.get(ROAD_LAYER)
         if idx is None:
             return {"layer": ROAD_LAYER, "coverage": "outside", "roads": []}
-        cov = idx.coverage_of(site)
-        hits = idx.hits(site)
-        layers.append(self._layer(idx, cov, len(hits)))
+        cov, hits = self._assess(idx, site, layers)
         return {
             "layer": ROAD_LAYER,
             "coverage": cov,
@@ -604,9 +605,9 @@ class HazardService:
                        "specified": f.properties.get("specified")} for f in hits],
         }
 
-    def _shelters(self, site: BaseGeometry, layers: list[dict[str, Any]]) -> dict[str, Any]:
+    def _shelters(self, site: BaseGeometry, site_m: BaseGeometry) -> dict[str, Any]:
         covers = {lid: idx.coverage_of(site) for lid, idx in self.shelters.coverage.items()}
-        nearest = self.shelters.nearest(site)
+        nearest = self.shelters.nearest(site_m)
         best = "inside" if "inside" in covers.values() else \
             "partial" if "partial" in covers.values() else "outside"
         note = None

@@ -36,10 +36,11 @@ from shapely.geometry.base import BaseGeometry
 from geoservice.catalogue import LayerSpec
 from geoservice.features import Feature
 from geoservice.loaders import register
-from geoservice.loaders.codelists import CodeLists
-from geoservice.loaders.common import PropertyMapper, feature_id, promote, resolve_aux
+from geoservice.loaders.common import PropertyMapper, promote
+from geoservice.loaders.gml import spec_codelists
 from geoservice.loaders.plateau_urf import (
     _FileContext,
+    _identify,
     _iter_city_objects,
     _local,
     _record,
@@ -78,11 +79,7 @@ FLD_TYPES = frozenset({"WaterBody"})
 @register("plateau-fld")
 def load_plateau_fld(spec: LayerSpec, files: list[Path]) -> Iterator[Feature]:
     """Yield one feature per flood-inundation WaterBody (triangles dissolved)."""
-    options = spec.source.options
-    directory = (
-        resolve_aux(spec, files, str(options["codelists"])) if options.get("codelists") else None
-    )
-    codelists = CodeLists(directory)
+    codelists = spec_codelists(spec, files)
     mapper = PropertyMapper(spec)
     for path in files:
         ctx = _FileContext(path=path, default_srs=spec.source.crs, codelists=codelists)
@@ -93,16 +90,11 @@ def load_plateau_fld(spec: LayerSpec, files: list[Path]) -> Iterator[Feature]:
             raw, geometry = _record(obj, ctx)
             _risk_attributes(obj, raw, ctx)
             decode_flood(raw)
-            where = f"{path.name}: line {obj.sourceline} ({raw.get('gml_id')})"
-            fid = (
-                feature_id(spec, raw, path, index)
-                if spec.id_property
-                else str(raw.get("gml_id") or f"{path.stem}-{index}")
-            )
+            fid, at = _identify(spec, raw, obj, path, index)
             index += 1
             yield Feature(
                 id=fid,
-                properties=mapper.map(raw, where),
+                properties=mapper.map(raw, at),
                 geometry=_dissolve(geometry, spec.geometry_type),
             )
 
@@ -111,11 +103,10 @@ def _risk_attributes(obj: Any, raw: dict[str, Any], ctx: _FileContext) -> None:
     """Flatten ``uro:floodingRiskAttribute`` leaves (``_record`` takes ``*Attribute``
     elements for generic attributes, which these are not)."""
     undecoded = [u for u in str(raw.get("undecoded") or "").split(",") if u]
-    for holder in obj.iter("{*}floodingRiskAttribute"):
-        for leaf in holder.iter():
-            if isinstance(leaf.tag, str) and len(leaf) == 0:
-                _simple(leaf, _local(leaf.tag), raw, undecoded, ctx)
-        break  # one scenario per WaterBody in PLATEAU fld files
+    holder = next(obj.iter("{*}floodingRiskAttribute"), None)  # one scenario per WaterBody
+    for leaf in holder.iter() if holder is not None else ():
+        if isinstance(leaf.tag, str) and len(leaf) == 0:
+            _simple(leaf, _local(leaf.tag), raw, undecoded, ctx)
     raw["undecoded"] = ",".join(undecoded) or None
 
 

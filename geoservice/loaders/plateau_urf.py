@@ -130,14 +130,22 @@ def _load(
             raw, geometry = _record(obj, ctx)
             if types is not None and not ({_local(obj.tag), raw.get("feature_type")} & types):
                 continue
-            where = f"{path.name}: line {obj.sourceline} ({raw.get('gml_id')})"
-            fid = (
-                feature_id(spec, raw, path, index)
-                if spec.id_property
-                else str(raw.get("gml_id") or f"{path.stem}-{index}")
-            )
+            fid, at = _identify(spec, raw, obj, path, index)
             index += 1
-            yield Feature(id=fid, properties=mapper.map(raw, where), geometry=geometry)
+            yield Feature(id=fid, properties=mapper.map(raw, at), geometry=geometry)
+
+
+def _identify(
+    spec: LayerSpec, raw: dict[str, Any], obj: etree._Element, path: Path, index: int
+) -> tuple[str, str]:
+    """A city object's feature id (``id_property``, else ``gml:id``, else file stem + index)
+    and its "file: line N (gml:id)" location for error messages."""
+    fid = (
+        feature_id(spec, raw, path, index)
+        if spec.id_property
+        else str(raw.get("gml_id") or f"{path.stem}-{index}")
+    )
+    return fid, f"{where(path, obj)} ({raw.get('gml_id')})"
 
 
 def _iter_city_objects(ctx: _FileContext) -> Iterator[etree._Element]:
