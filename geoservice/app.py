@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from geoservice import __version__
 from geoservice.city3d.static import mount_tiles
 from geoservice.config import Settings
 from geoservice.errors import ServiceError
@@ -96,7 +97,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Tokyo GeoTwin API",
-        version="0.1.0",
+        version=__version__,
         lifespan=lifespan,
         description="REST endpoints of Tokyo GeoTwin; the OGC API lives at /ogc/.",
     )

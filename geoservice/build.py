@@ -128,8 +128,20 @@ def build(
             raise SourceError(f"unknown layer(s) {unknown}; known: {sorted(specs)}")
         specs = {k: v for k, v in specs.items() if k in layers}
     mir = Mirror.open(mirror) if mirror is not None else None
-    if settings.store.backend == "postgis":
-        return _build_postgis(settings, specs, mir, progress)
+    swap_in = _build_postgis if settings.store.backend == "postgis" else _build_gpkg
+    report = swap_in(settings, specs, mir, progress)
+    post_build(settings)
+    _city3d_tiles(settings, specs, mir, report)
+    return report
+
+
+def _build_gpkg(
+    settings: Settings,
+    specs: dict[str, LayerSpec],
+    mir: Mirror | None,
+    progress: Progress | None,
+) -> BuildReport:
+    """Load into a new file beside the store, then move it into place (or remove it)."""
     target = settings.store.path
     tmp = target.with_name(target.name + ".building")
     _remove(tmp)
@@ -144,8 +156,6 @@ def build(
         raise
     store.close()
     _swap(tmp, target)
-    post_build(settings)
-    _city3d_tiles(settings, specs, mir, report)
     return report
 
 
@@ -204,8 +214,6 @@ def _build_postgis(
         store.close()
         postgis.drop_schema(url, staging)
         raise
-    post_build(settings)
-    _city3d_tiles(settings, specs, mir, report)
     return report
 
 

@@ -26,6 +26,7 @@ from tests.test_store import (
     check_data_version_follows_writes,
     check_failed_bulk_load_writes_nothing,
     check_index_follows_updates,
+    check_iter_features_in_batches,
     check_paging_sorting_and_number_matched,
     load_squares,
     load_things,
@@ -87,6 +88,13 @@ def test_duplicate_id_is_a_conflict_and_bad_values_are_refused(
         store.bulk_load("things", [Feature("new", {}, None), Feature("f02", {}, None)])
     with pytest.raises(NotFound):
         store.get("things", "new")
+
+
+def test_iter_features_in_batches(
+    store: postgis.PostgisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgis, "ITER_BATCH", 7)
+    check_iter_features_in_batches(store)
 
 
 def test_failed_bulk_load_writes_nothing(store: postgis.PostgisStore) -> None:

@@ -85,18 +85,31 @@ def check_crud_round_trip(store: Store) -> Feature:
 def check_data_version_follows_writes(store: Store, other: Store) -> None:
     """``data_version`` is stable without writes and changes after every committed write,
     including one made through ``other`` (a second store on the same data: another
-    worker process) - the tile cache relies on it."""
+    worker process) - the tile cache and the count ``info`` caches per version rely on it."""
     v0 = store.data_version("things")
     assert v0 is not None and store.data_version("things") == v0
+    n0 = store.info("things").count
     other.create("things", Feature("w1", {"name": "from another worker"}, shapely.Point(139, 35)))
     v1 = store.data_version("things")
     assert v1 != v0, "a write by another store instance was not noticed"
     assert store.data_version("things") == v1
+    assert store.info("things").count == n0 + 1, "a cached count outlived a write"
     store.update("things", "w1", {"name": "renamed"})
     v2 = store.data_version("things")
     assert v2 not in (v0, v1)
     store.delete("things", "w1")
     assert store.data_version("things") not in (v0, v1, v2)
+    assert store.info("things").count == n0
+
+
+def check_iter_features_in_batches(store: Store) -> None:
+    """Every feature, in id order, equal to ``get`` of it, across batch boundaries (the
+    caller sets the store module's ``ITER_BATCH`` to a small number)."""
+    got = list(store.iter_features("things"))
+    assert [f.id for f in got] == [f"f{i:02d}" for i in range(20)]
+    for f in got:
+        g = store.get("things", f.id)
+        assert (f.properties, f.geometry.wkb) == (g.properties, g.geometry.wkb)
 
 
 def check_conflict_and_bad_values(store: Store) -> None:
@@ -162,6 +175,24 @@ def store(tmp_path: Path) -> GpkgStore:
     s = GpkgStore(tmp_path / "s.gpkg", create=True)
     load_things(s)
     return s
+
+
+def test_info_counts_once_per_data_version(store: GpkgStore) -> None:
+    counts: list[str] = []
+    store._con().set_trace_callback(lambda stmt: counts.append(stmt) if "COUNT(" in stmt else None)
+    try:
+        assert [store.info("things").count for _ in range(3)] == [20, 20, 20]
+        assert len(counts) == 1, counts
+        store.delete("things", "f00")
+        assert store.info("things").count == 19
+        assert len(counts) == 2, counts
+    finally:
+        store._con().set_trace_callback(None)
+
+
+def test_iter_features_in_batches(store: GpkgStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("geoservice.store.gpkg.ITER_BATCH", 7)
+    check_iter_features_in_batches(store)
 
 
 def test_crud_round_trip(store: GpkgStore) -> None:

@@ -151,7 +151,10 @@ def test_bad_and_empty_tiles(client: TestClient) -> None:
     assert r.status_code == 400 and r.json()["code"] == "InvalidParameterValue"
     for path in (f"{base}/WebMercatorQuad/3/8/0", f"{base}/WebMercatorQuad/3/0/-1",
                  f"{base}/WebMercatorQuad/30/0/0", f"{base}/WorldCRS84Quad/0/0/0",
-                 f"{TILES.format('no-such')}/WebMercatorQuad/0/0/0"):
+                 f"{TILES.format('no-such')}/WebMercatorQuad/0/0/0",
+                 # the tileset list and metadata check collection and matrix set alike
+                 TILES.format("no-such"), f"{TILES.format('no-such')}/WebMercatorQuad",
+                 f"{base}/WorldCRS84Quad"):
         r = client.get(path)
         assert r.status_code == 404, path
         assert r.json()["code"] == "NotFound"

@@ -139,6 +139,10 @@ def test_create_through_one_request_is_visible_to_every_read(served: tuple[str, 
     token = res.stdout.strip().splitlines()[-1]
     assert token.startswith("gt_")
     before = _fresh_get(url + ITEMS, limit="1").json()["numberMatched"]
+    # every worker counts (and caches the count per data version) before the writes
+    counted = {_item_count(url) for _ in range(10)}
+    assert len(counted) == 1, counted
+    (count_before,) = counted
     made = []
     for i in range(5):  # several writes, each on a new connection (so on either worker)
         body = {
@@ -157,3 +161,11 @@ def test_create_through_one_request_is_visible_to_every_read(served: tuple[str, 
             assert _fresh_get(f"{url}{ITEMS}/{made[-1]}").status_code == 200
     for _ in range(10):
         assert _fresh_get(url + ITEMS, limit="1").json()["numberMatched"] == before + 5
+        assert _item_count(url) == count_before + 5, "a worker served a stale itemCount"
+
+
+def _item_count(url: str) -> int:
+    """``itemCount`` of the sightings in ``/ogc/collections`` (``Store.info``'s count)."""
+    doc = _fresh_get(url + "/ogc/collections").json()
+    (coll,) = [c for c in doc["collections"] if c["id"] == "wildlife-sightings"]
+    return int(coll["itemCount"])

@@ -8,11 +8,11 @@ as ``ServiceError`` and turned into OGC exception documents by the app's handler
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
 import pygeoapi.api as core_api
 import pygeoapi.api.itemtypes as itemtypes_api
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from geoservice import crs as crsmod
@@ -23,11 +23,9 @@ from geoservice.errors import InvalidParameter, NotFound
 from geoservice.fastjson import FastJSONResponse
 from geoservice.ogc import features_api, mvt, params, tiles
 from geoservice.ogc.pygeoapi_adapter import Pygeoapi, layer_notice, to_response
-from geoservice.ogc.runtime import Runtime, get_runtime, read_store
+from geoservice.ogc.runtime import Runtime, RuntimeDep, read_store, runtime_of
 from geoservice.ogc.transactions import feature_etag
 from geoservice.store.filtering import queryable_schema
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
@@ -164,17 +162,10 @@ async def collections(request: Request, rt: RuntimeDep) -> Response:
     return await _collections_json(request, rt, None)
 
 
-def _spec(rt: Runtime, cid: str) -> LayerSpec:
-    spec = rt.specs.get(cid)
-    if spec is None or cid not in rt.collections:
-        raise NotFound(f"collection {cid!r} does not exist; see {rt.base}/collections")
-    return spec
-
-
 @router.get("/collections/{cid}")
 async def collection(cid: str, request: Request, rt: RuntimeDep) -> Response:
     """One collection's metadata."""
-    _spec(rt, cid)
+    rt.spec_of(cid)
     qp = _qp(request)
     params.check_known(qp, {"f", "lang"})
     if params.parse_format(qp, _accept(request)) == "html":
@@ -185,7 +176,7 @@ async def collection(cid: str, request: Request, rt: RuntimeDep) -> Response:
 @router.get("/collections/{cid}/queryables")
 async def queryables(cid: str, request: Request, rt: RuntimeDep) -> Response:
     """JSON Schema of the properties that filters may use."""
-    spec = _spec(rt, cid)
+    spec = rt.spec_of(cid)
     qp = _qp(request)
     params.check_known(qp, {"f", "lang"})
     if params.parse_format(qp, _accept(request)) == "html":
@@ -225,14 +216,12 @@ def queryables_doc(spec: LayerSpec, base: str) -> dict[str, Any]:
 
 # The hot read paths are plain Starlette endpoints (``Request`` in, ``Response`` out):
 # FastAPI's per-request dependency solving cost more than the database round trip.
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
 
 
 async def items(request: Request) -> Response:
     """Features of a collection: bbox, datetime, CQL2 (text/JSON), CRS, sortby, paging."""
-    rt, cid = _runtime(request), request.path_params["cid"]
-    spec = _spec(rt, cid)
+    rt, cid = runtime_of(request), request.path_params["cid"]
+    spec = rt.spec_of(cid)
     qp = _qp(request)
     req = params.parse_items(qp, spec, _accept(request), rt.limit_default, rt.limit_max)
     base = f"{rt.base}/collections/{cid}"
@@ -254,8 +243,8 @@ async def items(request: Request) -> Response:
 
 async def item(request: Request) -> Response:
     """One feature."""
-    rt, cid, fid = _runtime(request), request.path_params["cid"], request.path_params["fid"]
-    spec = _spec(rt, cid)
+    rt, cid, fid = runtime_of(request), request.path_params["cid"], request.path_params["fid"]
+    spec = rt.spec_of(cid)
     qp = _qp(request)
     params.check_known(qp, params.ITEM_PARAMS)
     req_crs = crsmod.crs_info(qp.get("crs", crsmod.CRS84))
@@ -305,7 +294,7 @@ async def tile_matrix_set(tms: str, request: Request, rt: RuntimeDep) -> Respons
 @router.get("/collections/{cid}/schema")
 async def schema(cid: str, request: Request, rt: RuntimeDep) -> Response:
     """The collection's schema (pygeoapi)."""
-    _spec(rt, cid)
+    rt.spec_of(cid)
     params.check_known(_qp(request), {"f", "lang"})
     return await rt.pygeoapi.respond(core_api.get_collection_schema, request, cid)
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from geoservice.catalogue import LayerSpec
 from geoservice.config import Settings
+from geoservice.errors import NotFound
 from geoservice.ogc.pygeoapi_adapter import Pygeoapi
 from geoservice.store import Store
 
@@ -45,6 +46,13 @@ class Runtime:
         """Ids of the collections served."""
         return set(self.specs)
 
+    def spec_of(self, cid: str) -> LayerSpec:
+        """The spec of a served collection (``NotFound``, with a link to the list, if not)."""
+        spec = self.specs.get(cid)
+        if spec is None:
+            raise NotFound(f"collection {cid!r} does not exist; see {self.base}/collections")
+        return spec
+
     @property
     def limit_default(self) -> int:
         """Default page size."""
@@ -56,12 +64,21 @@ class Runtime:
         return self.settings.server.limit_max
 
 
+def runtime_of(request: Request) -> Runtime:
+    """The runtime built by the lifespan (for plain Starlette endpoints)."""
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
 async def get_runtime(request: Request) -> Runtime:
-    """FastAPI dependency: the runtime built by the lifespan.
+    """FastAPI dependency: :func:`runtime_of`.
 
     ``async`` on purpose: FastAPI runs a plain ``def`` dependency in the thread pool,
     one thread hop per request for a dictionary lookup."""
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    return runtime_of(request)
+
+
+#: A route parameter receiving the runtime.
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def read_store(rt: Runtime, request: Request, cid: str) -> Store:

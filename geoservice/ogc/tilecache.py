@@ -81,6 +81,9 @@ def of(services: dict[str, object], max_mb: int) -> TileCache | None:
     comparable within one store."""
     if max_mb <= 0:
         return None
-    cache = services.setdefault("ogc.tile_cache", TileCache(max_mb * 1024 * 1024))
+    # get first: ``setdefault`` alone would build (and drop) a cache on every tile request
+    cache = services.get("ogc.tile_cache") or services.setdefault(
+        "ogc.tile_cache", TileCache(max_mb * 1024 * 1024)
+    )
     assert isinstance(cache, TileCache)
     return cache

@@ -12,18 +12,18 @@ matrix (or zoom > ``mvt.MAX_ZOOM``) a 404, both as OGC exception JSON.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from geoservice.catalogue import LayerSpec
 from geoservice.concurrency import in_thread
 from geoservice.errors import NotFound
 from geoservice.fastjson import FastJSONResponse
 from geoservice.ogc import mvt, params, tilecache
-from geoservice.ogc.runtime import Runtime, get_runtime, read_store
+from geoservice.ogc.runtime import Runtime, RuntimeDep, read_store, runtime_of
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 router = APIRouter(prefix="/ogc", include_in_schema=False)
 
 CONFORMANCE = [
@@ -36,10 +36,14 @@ CONFORMANCE = [
 CRS_3857 = "http://www.opengis.net/def/crs/EPSG/0/3857"
 
 
-def _check(rt: Runtime, request: Request, cid: str, allowed: set[str]) -> None:
-    if cid not in rt.specs:
-        raise NotFound(f"collection {cid!r} does not exist; see {rt.base}/collections")
-    params.check_known(dict(request.query_params), allowed)
+def _check(rt: Runtime, request: Request, cid: str, tms: str | None = None) -> LayerSpec:
+    """The collection's spec; a 404 for an unknown collection or tile matrix set, a 400
+    for a query parameter other than ``f``."""
+    spec = rt.spec_of(cid)
+    params.check_known(dict(request.query_params), {"f"})
+    if tms is not None and tms != mvt.TMS:
+        raise NotFound(f"tile matrix set {tms!r} is not served; use {mvt.TMS}")
+    return spec
 
 
 def _tileset_summary(rt: Runtime, cid: str) -> dict[str, Any]:
@@ -64,7 +68,7 @@ def _tileset_summary(rt: Runtime, cid: str) -> dict[str, Any]:
 @router.get("/collections/{cid}/tiles")
 async def tilesets(cid: str, request: Request, rt: RuntimeDep) -> Response:
     """The vector tilesets of a collection (one: WebMercatorQuad)."""
-    _check(rt, request, cid, {"f"})
+    _check(rt, request, cid)
     return FastJSONResponse(
         {
             "links": [
@@ -88,10 +92,7 @@ async def tilesets(cid: str, request: Request, rt: RuntimeDep) -> Response:
 @router.get("/collections/{cid}/tiles/{tms}")
 async def tileset(cid: str, tms: str, request: Request, rt: RuntimeDep) -> Response:
     """Tileset metadata: tile matrix set, tile URL template, the layer and its bounds."""
-    _check(rt, request, cid, {"f"})
-    if tms != mvt.TMS:
-        raise NotFound(f"tile matrix set {tms!r} is not served; use {mvt.TMS}")
-    spec = rt.specs[cid]
+    spec = _check(rt, request, cid, tms)
     doc = _tileset_summary(rt, cid)
     doc["links"].append(
         {
@@ -135,17 +136,15 @@ async def tile(request: Request) -> Response:
     A plain Starlette endpoint (no FastAPI dependency solving): a map asks for dozens of
     these per view.  Public tiles are cached per data version (``tilecache``) and carry a
     strong ETag, so a CDN or browser revalidates with a 304."""
-    rt: Runtime = request.app.state.runtime
+    rt = runtime_of(request)
     p = request.path_params
-    cid, tms = p["cid"], p["tms"]
-    _check(rt, request, cid, {"f"})
-    if tms != mvt.TMS:
-        raise NotFound(f"tile matrix set {tms!r} is not served; use {mvt.TMS}")
+    cid = p["cid"]
+    _check(rt, request, cid, p["tms"])
     zi, yi, xi = mvt.check_tile(p["z"], p["y"], p["x"])
     store = read_store(rt, request, cid)
-    if "authorization" in request.headers:  # the token's own view: never shared
-        return _tile_response(await in_thread(store.tile, cid, zi, xi, yi), {})
-    version = await in_thread(store.data_version, cid)
+    # A token's own view is never shared; a store without data versions is not cached.
+    public = "authorization" not in request.headers
+    version = await in_thread(store.data_version, cid) if public else None
     if version is None:
         return _tile_response(await in_thread(store.tile, cid, zi, xi, yi), {})
     key = (cid, zi, xi, yi, version)

@@ -11,9 +11,9 @@ ETag a client sends back in ``If-Match``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -26,12 +26,11 @@ from geoservice.errors import InvalidParameter
 from geoservice.fastjson import FastJSONResponse
 from geoservice.features import Feature
 from geoservice.ogc import features_api
-from geoservice.ogc.runtime import Runtime, get_runtime
+from geoservice.ogc.runtime import Runtime, RuntimeDep
 
 __all__ = ["PART4", "attach", "feature_etag", "router"]
 
 router = APIRouter(prefix="/ogc", include_in_schema=False)
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 PART4 = [
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",

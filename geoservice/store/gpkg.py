@@ -31,6 +31,7 @@ from geoservice.store.base import BBox, CollectionInfo, Page, Query, Store
 from geoservice.store.filtering import Plan, compile_query
 
 META = "geoservice_layers"
+ITER_BATCH = 1000  # rows per vectorised decode in ``iter_features``
 _SQL_TYPES = {
     "string": "TEXT",
     "integer": "INTEGER",
@@ -173,6 +174,8 @@ class GpkgStore(Store):
         self._cons = PerThread(lambda: _connect(self.path))
         self._write_lock = threading.Lock()
         self._specs: dict[str, LayerSpec] = {}
+        #: collection -> (data_version, row count), see ``info``
+        self._counts: dict[str, tuple[str | None, int]] = {}
         self.pushed_down = 0  # queries whose CQL2 filter ran entirely as SQL
         self.fallbacks = 0  # queries whose CQL2 filter was evaluated in Python
         self._con().executescript(_BASE_DDL)
@@ -196,18 +199,29 @@ class GpkgStore(Store):
         return sorted(self._specs)
 
     def info(self, collection: str) -> CollectionInfo:
+        """The count is counted once per data version (``/ogc/collections`` asks for every
+        collection's info on each request); the version is read first, in the statement
+        that reads the rest, so a write before the count can only make the cached count
+        newer than its key."""
         self.spec(collection)
         con = self._con()
-        (count,) = con.execute(f"SELECT COUNT(*) FROM {qi(collection)}").fetchone()
-        ext = con.execute(
-            "SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE table_name = ?",
+        row = con.execute(
+            "SELECT c.min_x, c.min_y, c.max_x, c.max_y, m.built_at, m.source, m.synthetic,"
+            " c.last_change, v.version"
+            f" FROM {META} m LEFT JOIN gpkg_contents c ON c.table_name = m.collection"
+            " LEFT JOIN geoservice_data_version v ON v.collection = m.collection"
+            " WHERE m.collection = ?",
             (collection,),
         ).fetchone()
-        built_at, source, synthetic = con.execute(
-            f"SELECT built_at, source, synthetic FROM {META} WHERE collection = ?", (collection,)
-        ).fetchone()
-        extent = None if ext is None or ext[0] is None else tuple(ext)
-        return CollectionInfo(collection, count, extent, built_at, source, bool(synthetic))
+        version = None if row[7] is None else _version(row[7], row[8])
+        cached = self._counts.get(collection)
+        if cached is not None and version is not None and cached[0] == version:
+            count = cached[1]
+        else:
+            (count,) = con.execute(f"SELECT COUNT(*) FROM {qi(collection)}").fetchone()
+            self._counts[collection] = (version, count)
+        extent = None if row[0] is None else tuple(row[:4])
+        return CollectionInfo(collection, count, extent, row[4], row[5], bool(row[6]))
 
     # -- schema -------------------------------------------------------------------------
 
@@ -304,7 +318,7 @@ class GpkgStore(Store):
             " geoservice_data_version v ON v.collection = c.table_name WHERE c.table_name = ?",
             (collection,),
         ).fetchone()
-        return None if row is None else f"{row[0]}:{row[1] or 0}"
+        return None if row is None else _version(row[0], row[1])
 
     def _write(self, collection: str, sql: str, params: tuple[Any, ...]) -> int:
         with self._write_lock:
@@ -378,8 +392,8 @@ class GpkgStore(Store):
     def iter_features(self, collection: str) -> Iterator[Feature]:
         spec = self.spec(collection)
         cur = self._con().execute(self._select(spec) + " ORDER BY t.id")
-        for row in cur:
-            yield self._feature(spec, row)
+        while rows := cur.fetchmany(ITER_BATCH):
+            yield from self._features(spec, rows)
 
     def query(self, collection: str, query: Query) -> Page:
         """Run the query in SQL where ``compile_query`` could translate it, else in Python.
@@ -474,6 +488,11 @@ class GpkgStore(Store):
 
     def close(self) -> None:
         self._cons.close()
+
+
+def _version(last_change: str, counter: int | None) -> str:
+    """``data_version``'s token from the collection's ``last_change`` and write counter."""
+    return f"{last_change}:{counter or 0}"
 
 
 def _now() -> str:

@@ -41,6 +41,7 @@ from geoservice.store.filtering import _parse_scalar, queryable_schema
 
 DEFAULT_SCHEMA = "geoservice"
 META = "geoservice_layers"
+ITER_BATCH = 2000  # rows per fetch and vectorised decode in ``iter_features``
 _SQL_TYPES = {
     "string": "text",
     "integer": "bigint",
@@ -174,6 +175,9 @@ class PostgisStore(Store):
         self.pushed_down = 0  # queries whose CQL2 filter ran as SQL
         self._specs: dict[str, LayerSpec] = {}
         self._select_cache: dict[tuple[str, tuple[str, ...]], sql.SQL] = {}
+        #: collection -> (data_version, row count), see ``info``; shared with replica views
+        #: (a replica's row has the primary's ``xmin``, so equal versions mean equal counts)
+        self._counts: dict[str, tuple[str | None, int]] = {}
         self.pool = _acquire_pool(database_url)
         self.read_pool = self.pool  # a replica's pool in a ``with_replica`` view
         self.read_url: str | None = None
@@ -223,6 +227,10 @@ class PostgisStore(Store):
                 log.warning("read replica unavailable (%s); reading the primary for %.0f s",
                             str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__,
                             REPLICA_BACKOFF)
+        return self._primary(work)
+
+    def _primary(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run a read on the primary (a write's read-back: read your write)."""
         with self.pool.connection() as con:
             return work(con)
 
@@ -283,19 +291,29 @@ class PostgisStore(Store):
         return sorted(self._specs)
 
     def info(self, collection: str) -> CollectionInfo:
+        """The count is counted once per data version (``/ogc/collections`` asks for every
+        collection's info on each request); the version (the metadata row's ``xmin``, as
+        in ``data_version``) is read first, so a write between the two statements can
+        only make the cached count newer than its key."""
         self.spec(collection)
 
         def work(con: psycopg.Connection[Any]) -> tuple[int, Any]:
-            (count,) = con.execute(
-                sql.SQL("SELECT count(*) FROM {}").format(self._t(collection))
-            ).fetchone() or (0,)
-            return count, con.execute(
+            row = con.execute(
                 sql.SQL(
-                    "SELECT min_x, min_y, max_x, max_y, built_at, source, synthetic FROM {}"
-                    " WHERE collection = %s"
+                    "SELECT min_x, min_y, max_x, max_y, built_at, source, synthetic, xmin::text"
+                    " FROM {} WHERE collection = %s"
                 ).format(self._t(META)),
                 (collection,),
             ).fetchone()
+            version = None if row is None else f"{self.schema}:{row[7]}"
+            cached = self._counts.get(collection)
+            if cached is not None and version is not None and cached[0] == version:
+                return cached[1], row
+            (count,) = con.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(self._t(collection))
+            ).fetchone() or (0,)
+            self._counts[collection] = (version, count)
+            return count, row
 
         count, row = self._read(work)
         assert row is not None
@@ -431,7 +449,7 @@ class PostgisStore(Store):
                     self._update_extent(con, collection)
             except psycopg.errors.UniqueViolation:
                 raise Conflict(f"{collection}: a feature with id {feature.id!r} exists") from None
-        return self._get(self.pool, collection, feature.id)  # the primary: read your write
+        return self._get(collection, feature.id, primary=True)  # read your write
 
     def replace(self, collection: str, fid: str, feature: Feature) -> Feature:
         spec = self.spec(collection)
@@ -439,7 +457,7 @@ class PostgisStore(Store):
             if not self._set(con, spec, fid, feature):
                 raise NotFound(f"{collection}: no feature with id {fid!r}")
             self._update_extent(con, collection)
-        return self._get(self.pool, collection, fid)
+        return self._get(collection, fid, primary=True)
 
     def update(
         self,
@@ -458,7 +476,7 @@ class PostgisStore(Store):
             current = self._feature(spec, row)
             self._set(con, spec, fid, values.merge_patch(fid, current, properties, geometry))
             self._update_extent(con, collection)
-        return self._get(self.pool, collection, fid)
+        return self._get(collection, fid, primary=True)
 
     def delete(self, collection: str, fid: str) -> None:
         self.spec(collection)
@@ -499,18 +517,15 @@ class PostgisStore(Store):
         return [Feature(r[0], p, g) for r, p, g in zip(rows, props, geoms, strict=True)]
 
     def get(self, collection: str, fid: str) -> Feature:
-        return self._get(None, collection, fid)
+        return self._get(collection, fid)
 
-    def _get(self, pool: ConnectionPool | None, collection: str, fid: str) -> Feature:
-        """One feature from ``pool`` (the primary, for a write's read-back) or, with
-        ``None``, from wherever public reads go (``_read``)."""
+    def _get(self, collection: str, fid: str, *, primary: bool = False) -> Feature:
+        """One feature from the primary (a write's read-back) or from wherever public
+        reads go (``_read``)."""
         spec = self.spec(collection)
         stmt = self._select(spec) + sql.SQL(" WHERE t.id = %s")
-        if pool is None:
-            row = self._read(lambda con: con.execute(stmt, (fid,)).fetchone())
-        else:
-            with pool.connection() as con:
-                row = con.execute(stmt, (fid,)).fetchone()
+        run = self._primary if primary else self._read
+        row = run(lambda con: con.execute(stmt, (fid,)).fetchone())
         if row is None:
             raise NotFound(f"{collection}: no feature with id {fid!r}")
         return self._feature(spec, row)
@@ -519,10 +534,10 @@ class PostgisStore(Store):
         spec = self.spec(collection)
         with self.pool.connection() as con, con.transaction():
             cur = con.cursor(name=f"iter_{uuid.uuid4().hex}")
-            cur.itersize = 2000
+            cur.itersize = ITER_BATCH
             cur.execute(sql.SQL('{} ORDER BY t.id COLLATE "C"').format(self._select(spec)))
-            for row in cur:
-                yield self._feature(spec, row)
+            while rows := cur.fetchmany(cur.itersize):
+                yield from self._features(spec, rows)
             cur.close()
 
     def _conditions(
