@@ -504,9 +504,9 @@ def test_create_through_ogc_transactions_triggers_delivery(
         },
     }
     with TestClient(wired_app(settings), raise_server_exceptions=False) as client:
+        # the Part 4 route exists and refuses an anonymous write (a 404/405 here is a failure)
         probe = client.post(items, json=feature, headers={"Content-Type": "application/geo+json"})
-        if probe.status_code in (404, 405):
-            pytest.skip("POST /ogc/collections/wildlife-sightings/items does not exist yet")
+        assert probe.status_code == 401, probe.text
         from geoservice.auth.db import AuthDB, auth_db_path
         from geoservice.auth.tokens import TokenStore
 
@@ -545,3 +545,30 @@ def test_prune_keeps_events_with_pending_deliveries(tmp_path: Path) -> None:
     kept, _ = ob.append_event("wildlife-sightings", "pending", "{}", [sid])
     assert ob.prune(-1) == 1
     assert [e for _, e, _ in ob.events_after(0)] == [kept]
+
+
+def test_sensitive_sighting_is_matched_exactly_but_sent_generalised(tmp_path: Path) -> None:
+    from shapely.geometry import shape
+
+    from geoservice.sightings.policy import SensitiveConfig, generalise
+
+    ob = Outbox(tmp_path / "alerts.sqlite")
+    try:
+        bus = EventBus(ob, sensitive=SensitiveConfig({"japanese-serow": 1000}))
+        # an area far smaller than the 1 km cell: only the exact position is inside it
+        near, *_ = ob.add_subscription(OKUTAMA.buffer(0.0001), {}, [], "http://example.invalid/")
+        serow = Feature("s1", {"species": "japanese-serow", "status": "published"}, OKUTAMA)
+        bear = Feature("b1", {"species": "asian-black-bear", "status": "published"}, OKUTAMA)
+        assert bus.published("wildlife-sightings", serow) is not None
+        assert bus.published("wildlife-sightings", bear) is not None
+        assert ob.delivery_counts(near)["pending"] == 2
+        (_, _, sent_serow), (_, _, sent_bear) = ob.events_after(0)
+        doc = json.loads(sent_serow)
+        assert shape(doc["geometry"]).equals_exact(generalise(OKUTAMA, 1000), 1e-7)
+        assert not shape(doc["geometry"]).equals_exact(OKUTAMA, 1e-6)
+        assert doc["properties"]["location_generalised_m"] == 1000
+        plain = json.loads(sent_bear)
+        assert shape(plain["geometry"]).equals_exact(OKUTAMA, 1e-9)
+        assert "location_generalised_m" not in plain["properties"]
+    finally:
+        ob.close()

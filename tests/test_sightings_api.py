@@ -630,6 +630,12 @@ def test_store_and_audit_are_in_separate_durable_files(env: Env) -> None:
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert con.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 1
     con.close()
+    # separate: the store file (GeoPackage) holds no audit journal
+    assert auth_db_path(env.settings.work_dir).resolve() != Path(env.settings.store.path).resolve()
+    gpkg = sqlite3.connect(env.settings.store.path)
+    tables = {r[0] for r in gpkg.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    gpkg.close()
+    assert "audit" not in tables and "tokens" not in tables
 
 
 def test_spatial_queries_cannot_locate_a_generalised_record(env: Env) -> None:

@@ -206,3 +206,31 @@ class AuditLog:
                     (state, "resolved at start-up after an interrupted write", e.seq),
                 )
         return counts
+
+
+def audited_upsert(
+    store: Store,
+    audit: AuditLog | None,
+    who: Principal,
+    collection: str,
+    before: Feature | None,
+    after: Feature,
+    note: str | None = None,
+) -> Feature:
+    """Create (``before`` is None) or replace a feature, journalled begin → write → commit
+    (or abort) when ``audit`` is given.  For trusted batch writers (harvest, ingest) that
+    skip ``GuardedWriter``'s scope and validation checks."""
+    action = "create" if before is None else "replace"
+    seq = audit.begin(who, action, collection, after.id, before, after, note) if audit else 0
+    try:
+        if before is None:
+            stored = store.create(collection, after)
+        else:
+            stored = store.replace(collection, after.id, after)
+    except Exception as exc:
+        if audit:
+            audit.abort(seq, str(exc))
+        raise
+    if audit:
+        audit.commit(seq, stored, stored.id)
+    return stored

@@ -282,14 +282,14 @@ class GuardedWriter:
         action: str = "replace",
     ) -> Feature:
         """Replace properties and geometry of an existing feature."""
-        with self.lock:
-            self.editable(cid)
-            before = self.store.get(cid, fid)
-            self.check_current(who, before, if_match)
-            new = self.prepare(who, cid, Feature(fid, feature.properties, feature.geometry), before)
-            result = self.apply(who, Op("replace", action, cid, fid, before, new))
-        assert result is not None
-        return result
+        return self._rewrite(
+            who,
+            cid,
+            fid,
+            if_match,
+            action,
+            lambda before: Feature(fid, feature.properties, feature.geometry),
+        )
 
     def update(
         self,
@@ -302,12 +302,30 @@ class GuardedWriter:
         action: str = "update",
     ) -> Feature:
         """JSON merge-patch: ``properties`` merged (``null`` removes), geometry replaced."""
+        return self._rewrite(
+            who,
+            cid,
+            fid,
+            if_match,
+            action,
+            lambda before: values.merge_patch(fid, before, properties, geometry),
+        )
+
+    def _rewrite(
+        self,
+        who: Principal,
+        cid: str,
+        fid: str,
+        if_match: str | None,
+        action: str,
+        new_of: Callable[[Feature], Feature],
+    ) -> Feature:
+        """Replace an existing feature by ``new_of(current)``, checked and audited."""
         with self.lock:
             self.editable(cid)
             before = self.store.get(cid, fid)
             self.check_current(who, before, if_match)
-            patched = values.merge_patch(fid, before, properties, geometry)
-            new = self.prepare(who, cid, patched, before)
+            new = self.prepare(who, cid, new_of(before), before)
             result = self.apply(who, Op("replace", action, cid, fid, before, new))
         assert result is not None
         return result

@@ -324,7 +324,8 @@ def asyncapi_document(base: str, species: list[str] | None) -> dict[str, Any]:
     feature = {
         "type": "object",
         "description": "A published sighting as a GeoJSON Feature (CRS84). Sensitive "
-        "sightings carry the centre of their ~1 km JIS mesh cell instead of the position.",
+        "sightings carry the centre of their EPSG:6677 grid cell (1 km by default) instead "
+        "of the position, and location_generalised_m.",
         "required": ["type", "id", "geometry", "properties"],
         "properties": {
             "type": {"const": "Feature"},

@@ -109,13 +109,17 @@ async def moderation_queue(
     """Pending reports of the token's municipality (admins: all), newest first."""
     svc = _svc(rt)
     who = svc.auth.require(request)
-    feats = await run_in_threadpool(svc.queue, who, limit)
-    docs = []
-    for f in feats:
-        doc = _feature_json(f)
-        if svc.photo_of(f.id) is not None:
-            doc["links"] = [{"rel": "enclosure", "href": f"/api/moderation/{f.id}/photo"}]
-        docs.append(doc)
+
+    def docs_of() -> list[dict[str, Any]]:  # the query and photo look-ups off the event loop
+        docs = []
+        for f in svc.queue(who, limit):
+            doc = _feature_json(f)
+            if svc.photo_of(f.id) is not None:
+                doc["links"] = [{"rel": "enclosure", "href": f"/api/moderation/{f.id}/photo"}]
+            docs.append(doc)
+        return docs
+
+    docs = await run_in_threadpool(docs_of)
     return FastJSONResponse(
         {"type": "FeatureCollection", "features": docs, "numberReturned": len(docs)}
     )

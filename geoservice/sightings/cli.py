@@ -38,6 +38,7 @@ def import_file(
         raise typer.Exit(2)
     settings = settings_of(config)
     store = open_store(settings)
+    bus = None
     try:
         specs = {c: store.spec(c) for c in store.collections()}
         auth = build_auth_services(settings, store, specs)
@@ -66,4 +67,6 @@ def import_file(
         if rep.rejected:
             raise typer.Exit(1)
     finally:
+        if bus is not None:
+            bus.outbox.close()
         store.close()

@@ -26,7 +26,7 @@ from shapely.geometry import mapping
 from geoservice.config import Settings
 from geoservice.features import Feature
 from geoservice.sightings.alerts import Dispatcher, Notifier, Outbox
-from geoservice.sightings.policy import SensitiveConfig, generalise
+from geoservice.sightings.policy import SensitiveConfig
 
 log = logging.getLogger("geoservice.events")
 
@@ -39,20 +39,15 @@ def outbox_path(settings: Settings) -> Path:
     return settings.alerts.db or (settings.work_dir / "alerts.sqlite")
 
 
-def public_geojson(
-    collection: str, feature: Feature, sensitive: SensitiveConfig | None = None
-) -> dict[str, Any]:
+def public_geojson(feature: Feature, sensitive: SensitiveConfig | None = None) -> dict[str, Any]:
     """The feature as the public may see it: sensitive positions generalised (read policy)."""
+    if sensitive is not None:
+        feature = sensitive.public(feature)
     geom = feature.geometry
-    props = dict(feature.properties)
-    cell = sensitive.cell(props) if sensitive is not None else None
-    if cell is not None and geom is not None and not geom.is_empty:
-        geom = generalise(geom, cell)
-        props["location_generalised_m"] = cell
     return {
         "type": "Feature",
         "id": feature.id,
-        "properties": props,
+        "properties": dict(feature.properties),
         "geometry": None if geom is None else mapping(geom),
     }
 
@@ -85,7 +80,7 @@ class EventBus:
         matched = [
             s.id for s in self.outbox.subscriptions() if s.matches(feature.geometry, species)
         ]
-        doc = public_geojson(collection, feature, self.sensitive)
+        doc = public_geojson(feature, self.sensitive)
         body = json.dumps(doc, ensure_ascii=False, default=str)
         event_id, _ = self.outbox.append_event(collection, feature.id, body, matched)
         self.notifier.notify()

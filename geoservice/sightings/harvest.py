@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
@@ -37,7 +37,7 @@ import shapely
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
-from geoservice.auth.audit import AuditLog
+from geoservice.auth.audit import AuditLog, audited_upsert
 from geoservice.auth.db import AuthDB, auth_db_path
 from geoservice.auth.tokens import Principal
 from geoservice.catalogue import LayerSpec
@@ -46,6 +46,9 @@ from geoservice.errors import InvalidParameter, NotFound, SourceError
 from geoservice.features import Feature
 from geoservice.sqlite import PerThread, connect_durable
 from geoservice.store import Store, values
+
+if TYPE_CHECKING:
+    from geoservice.sightings.events import EventBus
 
 log = logging.getLogger("geoservice.harvest")
 MAX_PAGES = 100_000
@@ -259,36 +262,12 @@ def _pages(
         url, query = nxt, None
 
 
-def _audited_write(
-    store: Store,
-    audit: AuditLog | None,
-    who: Principal,
-    collection: str,
-    before: Feature | None,
-    after: Feature,
-) -> Feature:
-    action = "create" if before is None else "replace"
-    seq = audit.begin(who, action, collection, after.id, before, after, "harvest") if audit else 0
-    try:
-        if before is None:
-            stored = store.create(collection, after)
-        else:
-            stored = store.replace(collection, after.id, after)
-    except Exception as exc:
-        if audit:
-            audit.abort(seq, str(exc))
-        raise
-    if audit:
-        audit.commit(seq, stored, stored.id)
-    return stored
-
-
 def harvest_feed(
     feed: FeedSettings,
     store: Store,
     state: HarvestState,
     client: httpx.Client,
-    bus: Any | None = None,
+    bus: EventBus | None = None,
     audit: AuditLog | None = None,
 ) -> HarvestReport:
     """Pull one feed; return what changed."""
@@ -343,7 +322,7 @@ def harvest_feed(
                 state.remember(feed.id, rid, f.id, digest)
                 continue
             try:
-                stored = _audited_write(store, audit, who, feed.target, before, f)
+                stored = audited_upsert(store, audit, who, feed.target, before, f, "harvest")
             except Exception as exc:  # one bad record must not stop the feed
                 report.skipped += 1
                 report.problems.append(f"{f.id}: {exc}")
@@ -353,7 +332,7 @@ def harvest_feed(
                 report.created += 1
             else:
                 report.updated += 1
-            if bus is not None and stored.properties.get("status", "published") == "published":
+            if bus is not None:  # the bus itself ignores records that are not published
                 bus.published(feed.target, stored)
     if high is not None:
         report.high_water = values.format_datetime(high)
@@ -364,7 +343,7 @@ def harvest_feed(
 def harvest(
     settings: Settings,
     store: Store,
-    bus: Any | None = None,
+    bus: EventBus | None = None,
     only: list[str] | None = None,
     client: httpx.Client | None = None,
     audit: bool = True,

@@ -32,6 +32,7 @@ from shapely.geometry import Point
 
 from geoservice.auth.tokens import Principal
 from geoservice.auth.writes import GuardedWriter, Op
+from geoservice.catalogue import LayerSpec
 from geoservice.errors import InvalidParameter, ServiceError, Unprocessable
 from geoservice.features import Feature
 from geoservice.loaders.common import coerce
@@ -123,7 +124,7 @@ def _point(row: dict[str, str]) -> Point:
         x, y = float(lon), float(lat)
     except ValueError:
         raise InvalidParameter(f"lat/lon: not numbers ({lat!r}, {lon!r})") from None
-    if not (-180 <= x <= 180 and -90 <= y <= 90) or x != x or y != y:
+    if not (-180 <= x <= 180 and -90 <= y <= 90):  # NaN fails the comparison too
         raise InvalidParameter(f"lat/lon: out of range ({lat}, {lon})")
     return Point(x, y)
 
@@ -177,8 +178,7 @@ def _props(layout: str, row: dict[str, str], who: Principal) -> tuple[str, str, 
     return source, sid, props
 
 
-def _same(writer: GuardedWriter, a: Feature, b: Feature) -> bool:
-    spec = writer.store.spec(COLLECTION)
+def _same(spec: LayerSpec, a: Feature, b: Feature) -> bool:
     pa = values.to_storage(spec, a.properties)
     pb = values.to_storage(spec, b.properties)
     ga = None if a.geometry is None else a.geometry.wkb
@@ -205,7 +205,7 @@ def import_csv(
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     layout = _layout(list(reader.fieldnames or []))
     report = ImportReport(mode, layout)
-    writer.editable(COLLECTION)
+    spec = writer.editable(COLLECTION)
     existing: dict[str, dict[str, Feature]] = {}
     seen: dict[tuple[str, str], int] = {}
     ops: list[tuple[int, Op]] = []
@@ -244,7 +244,7 @@ def import_csv(
                     writer.check_current(who, before, None)
                     merged = {**before.properties, **props}
                     new = writer.prepare(who, COLLECTION, Feature(before.id, merged, geom), before)
-                    if _same(writer, new, before):
+                    if _same(spec, new, before):
                         report.unchanged += 1
                     else:
                         ops.append(

@@ -36,6 +36,7 @@ from geoservice.cql2 import Literal, Op, Property, compile_filter, properties_us
 from geoservice.errors import NotFound
 from geoservice.features import Feature
 from geoservice.store import CollectionInfo, Page, Query, Store
+from geoservice.store.base import BBox
 from geoservice.store.filtering import queryable_schema
 
 COLLECTION = "wildlife-sightings"
@@ -74,6 +75,19 @@ class SensitiveConfig:
             sizes.append(size)
         return max(sizes) if sizes else None
 
+    def largest_cell(self) -> int:
+        """The largest generalisation cell (m): how far a shown point may be from the truth."""
+        return max([self.record_cell, *self.species.values()])
+
+    def public(self, f: Feature) -> Feature:
+        """``f`` as the public sees it: a sensitive record at the centre of its grid cell,
+        with ``location_generalised_m`` saying so; anything else unchanged."""
+        cell = self.cell(f.properties)
+        if cell is None or f.geometry is None or f.geometry.is_empty:
+            return f
+        props = {**f.properties, "location_generalised_m": cell}
+        return Feature(f.id, props, generalise(f.geometry, cell))
+
 
 @lru_cache(maxsize=2)
 def _tf(forward: bool) -> Transformer:
@@ -108,11 +122,15 @@ class SightingsView(Store):
         return f.properties.get("status") == PUBLISHED or self._authorised(f.properties)
 
     def _shown(self, f: Feature) -> Feature:
-        cell = self.sensitive.cell(f.properties)
-        if cell is None or f.geometry is None or self._authorised(f.properties):
-            return f
-        props = {**f.properties, "location_generalised_m": cell}
-        return Feature(f.id, props, generalise(f.geometry, cell))
+        return f if self._authorised(f.properties) else self.sensitive.public(f)
+
+    def _widened(self, bbox: BBox | None) -> BBox | None:
+        """``bbox`` grown by the largest cell (taken at 80 km a degree: more than a cell in
+        longitude and latitude at Tokyo), so it holds every record that may be shown inside."""
+        if bbox is None:
+            return None
+        pad = self.sensitive.largest_cell() / 80_000
+        return (bbox[0] - pad, bbox[1] - pad, bbox[2] + pad, bbox[3] + pad)
 
     def _restrict(self, query: Query) -> Query | None:
         if self.who is not None and self.who.admin:
@@ -164,11 +182,7 @@ class SightingsView(Store):
         sensitive species, within the query's bbox widened by the largest cell.  Both
         backends run it as SQL (CQL2 pushdown), one round trip per read.
         """
-        pad = max([self.sensitive.record_cell, *self.sensitive.species.values()]) / 80_000
-        wide = None
-        if q.bbox is not None:
-            b = q.bbox
-            wide = (b[0] - pad, b[1] - pad, b[2] + pad, b[3] + pad)
+        wide = self._widened(q.bbox)
         probe: Any = Op("=", (Property("sensitive"), Literal(True)))
         for name in sorted(self.sensitive.species):
             probe = Op("or", (probe, Op("=", (Property("species"), Literal(name)))))
@@ -179,11 +193,7 @@ class SightingsView(Store):
         """Evaluate spatial constraints on the positions this caller is shown, so that
         bisecting with bboxes or filters cannot reveal a generalised record's exact point."""
         spec = self.base.spec(collection)
-        pad = max([self.sensitive.record_cell, *self.sensitive.species.values()]) / 80_000
-        wide = None
-        if q.bbox is not None:
-            b = q.bbox
-            wide = (b[0] - pad, b[1] - pad, b[2] + pad, b[3] + pad)
+        wide = self._widened(q.bbox)
         candidates = self.base.query(
             collection,
             dataclasses.replace(q, bbox=wide, filter=None, limit=2**62, offset=0),
