@@ -19,7 +19,7 @@ import json
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from shapely.geometry import mapping
 
@@ -36,10 +36,9 @@ from geoservice.guide.process import (
 )
 from geoservice.guide.service import GuideService, guide_config
 from geoservice.guide.spatial import ParcelNotFound
-from geoservice.ogc.runtime import Runtime, get_runtime
+from geoservice.ogc.runtime import Runtime, RuntimeDep
 
 router = APIRouter()
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SERVICE = "guide"
 JOBS = "guide-jobs"
 

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -34,11 +34,10 @@ from geoservice.errors import InvalidParameter, NotFound
 from geoservice.fastjson import FastJSONResponse
 from geoservice.hazards import raster as rastermod
 from geoservice.hazards.service import HazardService, point
-from geoservice.ogc.runtime import Runtime, get_runtime
+from geoservice.ogc.runtime import Runtime, RuntimeDep
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 KEY = "hazards"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 GEOTIFF = "image/tiff; application=geotiff"

@@ -34,7 +34,7 @@ import httpx
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
-from geoservice.auth.audit import AuditLog
+from geoservice.auth.audit import AuditLog, audited_upsert
 from geoservice.auth.scope import MunicipalityIndex
 from geoservice.auth.tokens import Principal
 from geoservice.catalogue import LayerSpec
@@ -174,20 +174,7 @@ class Ingester:
         return report
 
     def _write(self, who: Principal, before: Feature | None, after: Feature) -> None:
-        action = "create" if before is None else "replace"
-        seq = (self.audit.begin(who, action, COLLECTION, after.id, before, after, "ingest")
-               if self.audit else 0)
-        try:
-            if before is None:
-                stored = self.store.create(COLLECTION, after)
-            else:
-                stored = self.store.replace(COLLECTION, after.id, after)
-        except Exception as exc:
-            if self.audit:
-                self.audit.abort(seq, str(exc))
-            raise
-        if self.audit:
-            self.audit.commit(seq, stored, stored.id)
+        audited_upsert(self.store, self.audit, who, COLLECTION, before, after, "ingest")
 
     # -- sources ------------------------------------------------------------------------------
 

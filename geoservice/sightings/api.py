@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -21,7 +21,7 @@ from geoservice.errors import InvalidParameter, NotFound
 from geoservice.fastjson import FastJSONResponse
 from geoservice.features import Feature
 from geoservice.ogc import features_api, transactions
-from geoservice.ogc.runtime import Runtime, get_runtime
+from geoservice.ogc.runtime import Runtime, RuntimeDep
 from geoservice.sightings import importer
 from geoservice.sightings.alerts_api import router as alerts_router
 from geoservice.sightings.events import attach_alerts
@@ -31,7 +31,6 @@ from geoservice.store import Store
 
 router = APIRouter(tags=["sightings"])
 router.include_router(alerts_router)
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 KEY = "sightings"
 MAX_CSV = 10 * 1024 * 1024
 
