@@ -68,11 +68,11 @@ def record_requests(page: Any) -> list[str]:
 
 
 def assert_local_only(requests: list[str]) -> None:
-    """No request left the machine (data: and blob: URLs aside)."""
+    """No request left the machine (data:, blob: and about: URLs aside)."""
     outside = [
         u
         for u in requests
-        if not u.startswith(("data:", "blob:"))
+        if not u.startswith(("data:", "blob:", "about:"))
         and urllib.parse.urlsplit(u).hostname not in ("127.0.0.1", "localhost")
     ]
     assert outside == [], outside

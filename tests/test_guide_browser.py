@@ -8,16 +8,20 @@ page must raise no script error and request nothing from any host but the live s
 
 from __future__ import annotations
 
-import json
 import urllib.error
-import urllib.request
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 import pytest
 from shapely.geometry import shape
 
-from tests.browser import browser_page, screenshot
+from tests.browser import (
+    assert_local_only,
+    browser_page,
+    get_json,
+    record_requests,
+    screenshot,
+)
 from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -28,8 +32,7 @@ OTA = "13111"
 
 
 def _get(live: LiveServer, path: str) -> Any:
-    with urllib.request.urlopen(live.url + path, timeout=30) as res:  # noqa: S310 - localhost
-        return json.loads(res.read())
+    return get_json(live.url + path)
 
 
 def _red_zone_in_hachioji(live: LiveServer) -> tuple[str, Any]:
@@ -67,21 +70,6 @@ def _in_synthetic_layer(live: LiveServer, feature_id: str) -> bool:
     return False
 
 
-def _record_requests(page: Any, live: LiveServer) -> list[str]:
-    foreign: list[str] = []
-    host = urlparse(live.url).hostname
-
-    def on_request(req: Any) -> None:
-        u = urlparse(req.url)
-        if u.scheme in ("data", "blob", "about"):
-            return
-        if u.hostname not in (host, "localhost", "127.0.0.1"):
-            foreign.append(req.url)
-
-    page.on("request", on_request)
-    return foreign
-
-
 def _wait_ready(page: Any) -> None:
     page.wait_for_selector("body[data-guide-ready='true']", timeout=30000)
 
@@ -116,7 +104,7 @@ def test_guide_page_end_to_end(live: LiveServer) -> None:
     inside = zone.representative_point()
     parcel = _demo_parcel(live)
     with browser_page(viewport=(1400, 1000)) as page:
-        foreign = _record_requests(page, live)
+        requests = record_requests(page)
         page.goto(live.url + "/guide/")
         _wait_ready(page)
         assert page.locator("html").get_attribute("lang") == "ja"
@@ -226,10 +214,16 @@ def test_guide_page_end_to_end(live: LiveServer) -> None:
             "Reasons"
             in page.locator(f"#group-required article[data-procedure='{PERMIT}']").inner_text()
         )
+        # the hazard card's plain texts follow the language too
+        card = page.evaluate("() => window.guide.state.answer.hazards || {}")
+        if card.get("layers") and isinstance(card.get("disclaimer"), dict):
+            assert card["disclaimer"]["en"] in page.locator("#report-hazards").inner_text()
         screenshot(page, "guide-en")
         page.click("#lang-toggle")
         assert page.locator("html").get_attribute("lang") == "ja"
         assert "必要" in page.locator("#group-required h3").inner_text()
+        if card.get("layers") and isinstance(card.get("disclaimer"), dict):
+            assert card["disclaimer"]["ja"] in page.locator("#report-hazards").inner_text()
 
         # 5. the print view: the report for the counter
         page.emulate_media(media="print")
@@ -252,7 +246,7 @@ def test_guide_page_end_to_end(live: LiveServer) -> None:
         page.emulate_media(media="screen")
 
         assert page.errors == []
-        assert foreign == []
+        assert_local_only(requests)
 
 
 def test_portal_links_to_the_guide(live: LiveServer) -> None:

@@ -36,15 +36,6 @@ NOW = "2025-11-20"
 JST = timedelta(hours=9)
 
 
-def ensure_map_route(srv: LiveServer) -> None:
-    """Serve /map/ even before the sightings room includes ``pages.router`` (no-op after)."""
-    from geoservice.sightings.pages import router
-
-    app = srv.server.config.app
-    if not any(getattr(r, "path", None) == "/map/" for r in app.routes):
-        app.include_router(router)
-
-
 def matched(live: LiveServer, **params: str) -> int:
     q = urllib.parse.urlencode({"f": "json", "limit": "1", **params})
     doc = get_json(f"{live.url}/ogc/collections/wildlife-sightings/items?{q}")
@@ -78,14 +69,7 @@ def jst_day(iso: str) -> str:
     return (datetime.fromisoformat(iso.replace("Z", "+00:00")) + JST).date().isoformat()
 
 
-@pytest.fixture(scope="module")
-def map_live(live: LiveServer) -> LiveServer:
-    ensure_map_route(live)
-    return live
-
-
-def test_markers_recency_list_and_popup(map_live: LiveServer) -> None:
-    live = map_live
+def test_markers_recency_list_and_popup(live: LiveServer) -> None:
     total = matched(live)
     with browser_page() as page:
         requests = open_map(page, live)
@@ -178,8 +162,7 @@ def test_markers_recency_list_and_popup(map_live: LiveServer) -> None:
         assert_local_only(requests)
 
 
-def test_filters_change_counts(map_live: LiveServer) -> None:
-    live = map_live
+def test_filters_change_counts(live: LiveServer) -> None:
     with browser_page() as page:
         requests = open_map(page, live)
         total = page.evaluate("window.bearmap.count()")
@@ -264,8 +247,7 @@ def test_filters_change_counts(map_live: LiveServer) -> None:
         assert_local_only(requests)
 
 
-def test_my_location_and_language_toggle(map_live: LiveServer) -> None:
-    live = map_live
+def test_my_location_and_language_toggle(live: LiveServer) -> None:
     with browser_page() as page:
         page.context.grant_permissions(["geolocation"], origin=live.url)
         page.context.set_geolocation({"latitude": 35.805, "longitude": 139.095})  # 奥多摩
@@ -327,7 +309,6 @@ def xss_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveSer
     )
     store.close()
     with LiveServer(settings) as srv:
-        ensure_map_route(srv)
         yield srv, fid
 
 

@@ -412,8 +412,9 @@
     $all("input[name=site-mode]").forEach(function (r) { r.checked = r.value === mode; });
     $all(".mode-panel").forEach(function (p) { p.hidden = p.getAttribute("data-mode") !== mode; });
     state.drawing = mode === "polygon";
-    if (mode === "polygon") { state.vertices = []; renderDraw(); map.doubleClickZoom.disable(); }
-    else { map.doubleClickZoom.enable(); state.vertices = []; renderDraw(); }
+    state.vertices = [];
+    renderDraw();
+    if (state.drawing) map.doubleClickZoom.disable(); else map.doubleClickZoom.enable();
     $("#map").classList.toggle("drawing", mode !== "parcel");
   }
 
@@ -541,9 +542,8 @@
       }
       return el("li", { className: "reason reason-layer", "data-layer": r.layer }, parts);
     }
-    var cmp = r.comparator;
     return el("li", { className: "reason reason-field", "data-field": r.field },
-      bi(label("field", r.field)), ": ", el("code", { text: fmt(r.value) }), " ", el("span", { className: "cmp", text: cmp }), " ",
+      bi(label("field", r.field)), ": ", el("code", { text: fmt(r.value) }), " ", el("span", { className: "cmp", text: r.comparator }), " ",
       el("code", { text: fmt(r.limit) }));
   }
   function reasonText(r) {
@@ -627,7 +627,7 @@
     // hazards: the hazards room's card (layers with coverage; "no data" is not "safe")
     var hz = clear($("#report-hazards"));
     var card = a.hazards || {};
-    var en = en;
+    var en = lang() === "en";
     var hl = card.layers || [];
     if (hl.length) {
       hz.appendChild(el("h3", null, bi("災害区域（参考）", "Hazard overlays (for reference)")));
@@ -725,7 +725,7 @@
       return getJSON(url).then(function (f) { w.geometry = f.geometry; return w; }).catch(function () { return null; });
     })).then(function (found) {
       var feats = found.filter(function (w) { return w && w.geometry; }).map(function (w) {
-        return { type: "Feature", id: undefined, geometry: w.geometry,
+        return { type: "Feature", geometry: w.geometry,
           properties: { layer: w.layer, feature_id: String(w.id), synthetic: isSynthetic(w.layer) } };
       });
       state.hits = { type: "FeatureCollection", features: feats };

@@ -82,7 +82,6 @@
   var state = {
     lang: params.get("lang") === "en" ? "en" : "ja",
     now: parseNow(params.get("now")),
-    nowPinned: !!params.get("now"),
     red: parsePeriod(params.get("red") || (CFG.recency && CFG.recency.red) || "1m"),
     yellow: parsePeriod(params.get("yellow") || (CFG.recency && CFG.recency.yellow) || "3m"),
     muni: params.get("muni") || "",
@@ -113,6 +112,7 @@
   var LIST_MAX = 2000;
   var lastFC = null;
   var quietClose = false;
+  var lastError = null;
 
   function t(key, vars) {
     var s = T[state.lang][key];
@@ -294,7 +294,7 @@
       var cb = el("input", { type: "checkbox", name: "species", value: sp });
       cb.checked = state.species.indexOf(sp) >= 0;
       cb.addEventListener("change", function () {
-        state.species = Array.prototype.filter.call(box.querySelectorAll("input:checked"), function () { return true; }).map(function (x) { return x.value; });
+        state.species = Array.prototype.map.call(box.querySelectorAll("input:checked"), function (x) { return x.value; });
         reload();
       });
       lab.appendChild(cb);
@@ -357,7 +357,6 @@
     else if (lastError) c.textContent = t("error", { e: lastError });
     else c.textContent = t("count", { n: shown.length.toLocaleString(state.lang === "ja" ? "ja-JP" : "en-GB") });
   }
-  var lastError = null;
   function updatePointMsg() {
     var msg = $("bm-point-msg");
     if (state.picking) msg.textContent = t("pick_msg");
@@ -692,7 +691,6 @@
     popup.on("close", function () {
       if (!quietClose && state.selected === it.id) { state.selected = null; updateSelectionLayer(); highlightRow(false); syncUrl(); }
     });
-    popup._bmId = it.id;
     if (fly) map.flyTo({ center: it.f.geometry.coordinates, zoom: Math.max(map.getZoom(), 12), duration: 700 });
   }
   function select(id, opts) {
@@ -725,8 +723,7 @@
         credit.appendChild(document.createTextNode(m.attribution || ""));
         if (m.license) { // the attribution usually names the licence already: then only link to it
           var named = (m.attribution || "").indexOf(m.license) >= 0;
-          var lic = el("a", { className: "bm-licence", "data-i18n": named ? "licence_label" : "" }, named ? t("licence_label") : m.license);
-          if (!named) lic.removeAttribute("data-i18n");
+          var lic = el("a", named ? { className: "bm-licence", "data-i18n": "licence_label" } : { className: "bm-licence" }, named ? t("licence_label") : m.license);
           var ll = (m.links || []).filter(function (l) { return l.rel === "license"; })[0];
           if (ll && /^https?:/.test(ll.href)) lic.href = ll.href;
           else if (CFG.licence_url && /^https?:/.test(CFG.licence_url)) lic.href = CFG.licence_url;
@@ -747,7 +744,10 @@
         var p = f.properties || {};
         if (!p.municipality_code) return;
         munis[p.municipality_code] = p.name || p.municipality_code;
-        if (f.geometry) muniBounds[p.municipality_code] = (function (b) { return [[b[0], b[1]], [b[2], b[3]]]; })(extendBounds([180, 90, -180, -90], f.geometry.coordinates));
+        if (f.geometry) {
+          var b = extendBounds([180, 90, -180, -90], f.geometry.coordinates);
+          muniBounds[p.municipality_code] = [[b[0], b[1]], [b[2], b[3]]];
+        }
       });
       buildMuniOptions();
       return res;
