@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from geoservice import __version__
 from geoservice.city3d.static import mount_tiles
 from geoservice.config import Settings
+from geoservice.edge.bodies import BodyGuard
 from geoservice.errors import ServiceError
 from geoservice.fastjson import FastJSONResponse
 from geoservice.ogc import generated, provider
@@ -102,7 +103,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         description="REST endpoints of Tokyo GeoTwin; the OGC API lives at /ogc/.",
     )
     app.state.startup_hooks = []
+    app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(BodyGuard, limits=settings.limits)
     _include_routers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     mount_tiles(app, settings)  # /3dtiles/… built tilesets (geoservice.city3d.static)

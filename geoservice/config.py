@@ -131,6 +131,19 @@ class FeedSettings(BaseModel):
         return zone
 
 
+class BodyLimits(BaseModel):
+    """Limits on every request body (``geoservice.edge.bodies``): 413 or 400 past them."""
+
+    model_config = ConfigDict(extra="forbid")
+    json_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="JSON bodies (and untyped)")
+    upload_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Other bodies (CSV)")
+    depth: int = Field(32, ge=4, le=500, description="Nesting of arrays and objects")
+    items: int = Field(500_000, ge=100, description="Array elements and object members")
+    string_chars: int = Field(4 * 1024 * 1024, ge=100)
+    vertices: int = Field(100_000, ge=10, description="GeoJSON positions in one body")
+    rings: int = Field(10_000, ge=1, description="Polygon rings in one body")
+
+
 class Settings(BaseModel):
     """The whole service configuration."""
 
@@ -147,6 +160,7 @@ class Settings(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
     alerts: AlertSettings = Field(default_factory=lambda: AlertSettings())
     feeds: list[FeedSettings] = Field(default_factory=list)
+    limits: BodyLimits = Field(default_factory=lambda: BodyLimits())
 
     @field_validator("feeds")
     @classmethod

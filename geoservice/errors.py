@@ -61,3 +61,10 @@ class SourceError(ServiceError):
 
     status = 400
     code = "InvalidSource"
+
+
+class PayloadTooLarge(ServiceError):
+    """The request body exceeds the limit."""
+
+    status = 413
+    code = "PayloadTooLarge"

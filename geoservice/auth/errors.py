@@ -31,13 +31,6 @@ class PreconditionFailed(ServiceError):
     code = "PreconditionFailed"
 
 
-class PayloadTooLarge(ServiceError):
-    """The request body exceeds the limit."""
-
-    status = 413
-    code = "PayloadTooLarge"
-
-
 class UnsupportedMediaType(ServiceError):
     """A body in a media type this endpoint does not take."""
 

@@ -1,16 +1,15 @@
-"""HTTP glue of the write side: the auth services of a runtime, the caller, bodies, errors."""
+"""HTTP glue of the write side: the auth services of a runtime and the caller."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import Request
 
 from geoservice.auth.audit import AuditLog
 from geoservice.auth.db import AuthDB, auth_db_path
-from geoservice.auth.errors import PayloadTooLarge, Unauthorized
+from geoservice.auth.errors import Unauthorized
 from geoservice.auth.scope import MunicipalityIndex
 from geoservice.auth.tokens import Principal, TokenStore, bearer
 from geoservice.auth.writes import GuardedWriter
@@ -88,30 +87,3 @@ def build_auth_services(
     svc = AuthServices(db, tokens, audit, index, GuardedWriter(store, specs, audit, index))
     audit.reconcile(store)
     return svc
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, or 413 as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def json_body(raw: bytes) -> Any:
-    """Parse a JSON body (400 on malformed JSON)."""
-    import json
-
-    from geoservice.errors import InvalidParameter
-
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidParameter(f"body: not valid JSON ({exc})") from None

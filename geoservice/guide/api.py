@@ -15,7 +15,6 @@ Everything is built once in ``attach`` (the GuideService with its indexes, the j
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from typing import Annotated, Any
 
@@ -23,6 +22,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from shapely.geometry import mapping
 
+from geoservice.edge.bodies import request_json
 from geoservice.errors import InvalidParameter, NotFound, ServiceError
 from geoservice.fastjson import FastJSONResponse
 from geoservice.guide.jobs import Job, JobStore
@@ -129,23 +129,13 @@ def run_inputs(service: GuideService, inputs: Any) -> dict[str, Any]:
     return service.answer(inputs).model_dump(mode="json")
 
 
-async def _body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw:
-        raise InvalidParameter("the request body is empty: send a JSON object")
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise InvalidParameter(f"the request body is not JSON: {exc}") from None
-
-
 # --------------------------------------------------------------------------- REST
 
 
 @router.post("/api/guide", tags=["guide"])
 async def guide(request: Request, rt: RuntimeDep) -> Response:
     """The procedure guide: every catalogue procedure's status for this land and works."""
-    body = await _body(request)
+    body = await request_json(request)
     try:
         return FastJSONResponse(run_inputs(_service(rt), body))
     except ParcelNotFound as exc:
@@ -256,7 +246,7 @@ def _wants_async(request: Request) -> bool:
 @router.post(f"/ogc/processes/{PROCESS_ID}/execution", include_in_schema=False)
 async def execute(request: Request, rt: RuntimeDep) -> Response:
     """Execute: synchronously (the answer), or with ``Prefer: respond-async`` as a job."""
-    body = await _body(request)
+    body = await request_json(request)
     if not isinstance(body, dict) or "inputs" not in body:
         raise InvalidParameter('the execute request needs "inputs": {"site": ..., "works": ...}')
     unknown = sorted(set(body) - _EXEC_KEYS)

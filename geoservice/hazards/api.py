@@ -20,7 +20,6 @@ the Coverages conformance classes.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from geoservice.edge.bodies import request_json
 from geoservice.errors import InvalidParameter, NotFound
 from geoservice.fastjson import FastJSONResponse
 from geoservice.hazards import raster as rastermod
@@ -110,13 +110,7 @@ async def card_at_point(
 async def card_of_geometry(request: Request, rt: RuntimeDep) -> FastJSONResponse:
     """The hazard card of a GeoJSON geometry (Point, Polygon, ...; CRS84)."""
     svc = hazard_service(rt)
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise InvalidParameter(f"body larger than {MAX_BODY} bytes")
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidParameter("body: not valid JSON (send a GeoJSON geometry)") from None
+    doc = await request_json(request, MAX_BODY)
     return FastJSONResponse(await run_in_threadpool(svc.card, doc))
 
 

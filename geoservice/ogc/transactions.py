@@ -19,9 +19,10 @@ from starlette.concurrency import run_in_threadpool
 
 from geoservice import crs as crsmod
 from geoservice.auth.errors import UnsupportedMediaType
-from geoservice.auth.http import AuthServices, auth_services, json_body, read_body
+from geoservice.auth.http import AuthServices, auth_services
 from geoservice.auth.tokens import Principal
 from geoservice.auth.writes import feature_etag, parse_geometry
+from geoservice.edge.bodies import request_json
 from geoservice.errors import InvalidParameter
 from geoservice.fastjson import FastJSONResponse
 from geoservice.features import Feature
@@ -66,7 +67,7 @@ def _media(request: Request, accepted: tuple[str, ...]) -> None:
 
 async def _feature_body(request: Request, rt: Runtime, accepted: tuple[str, ...]) -> Any:
     _media(request, accepted)
-    return json_body(await read_body(request, _max_body(rt)))
+    return await request_json(request, _max_body(rt))
 
 
 def _parse_feature(doc: Any, content_crs: str | None) -> Feature:

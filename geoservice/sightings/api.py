@@ -16,7 +16,8 @@ from starlette.concurrency import run_in_threadpool
 
 from geoservice import crs as crsmod
 from geoservice.auth.errors import Forbidden, UnsupportedMediaType
-from geoservice.auth.http import AuthServices, json_body, read_body
+from geoservice.auth.http import AuthServices
+from geoservice.edge.bodies import read_body, request_json
 from geoservice.errors import InvalidParameter, NotFound
 from geoservice.fastjson import FastJSONResponse
 from geoservice.features import Feature
@@ -89,7 +90,7 @@ async def report(request: Request, rt: RuntimeDep) -> Response:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
         raise UnsupportedMediaType("send the report as application/json")
-    body = json_body(await read_body(request, svc.limits.max_report_body))
+    body = await request_json(request, svc.limits.max_report_body)
     f = await run_in_threadpool(svc.report, body)
     return FastJSONResponse(
         {

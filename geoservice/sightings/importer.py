@@ -192,6 +192,21 @@ def _fid(layout: str, source: str, sid: str) -> str:
     return "ws-imp-" + hashlib.sha256(f"{source}\x1f{sid}".encode()).hexdigest()[:24]
 
 
+def _records(text: str) -> tuple[str, list[tuple[int, dict[str, str]]]]:
+    """The layout and the rows of a CSV, each with the line it starts on; 400 if unreadable."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    entries: list[tuple[int, dict[str, str]]] = []
+    try:
+        layout = _layout(list(reader.fieldnames or []))
+        for raw in reader:
+            # The line a record starts on (a quoted field may span several lines).
+            span = sum(v.count("\n") for v in raw.values() if isinstance(v, str))
+            entries.append((reader.line_num - span, raw))
+    except csv.Error as exc:  # e.g. a field longer than csv.field_size_limit()
+        raise InvalidParameter(f"CSV line {reader.line_num}: {exc}") from None
+    return layout, entries
+
+
 def import_csv(
     writer: GuardedWriter,
     who: Principal,
@@ -202,18 +217,12 @@ def import_csv(
     """Validate every row, then write per ``mode``; return the report by line."""
     if mode not in MODES:
         raise InvalidParameter(f"mode={mode!r}; accepted: {', '.join(MODES)}")
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    layout = _layout(list(reader.fieldnames or []))
+    layout, entries = _records(text)
     report = ImportReport(mode, layout)
     spec = writer.editable(COLLECTION)
     existing: dict[str, dict[str, Feature]] = {}
     seen: dict[tuple[str, str], int] = {}
     ops: list[tuple[int, Op]] = []
-    entries: list[tuple[int, dict[str, str]]] = []
-    for raw in reader:
-        # The line a record starts on (a quoted field may span several lines).
-        span = sum(v.count("\n") for v in raw.values() if isinstance(v, str))
-        entries.append((reader.line_num - span, raw))
     total = len(entries)
     with writer.lock:
         for n, (line, row) in enumerate(entries, start=1):

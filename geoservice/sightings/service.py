@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from geoservice.auth.errors import Forbidden, PayloadTooLarge
+from geoservice.auth.errors import Forbidden
 from geoservice.auth.http import AuthServices
 from geoservice.auth.ratelimit import RateLimiter
 from geoservice.auth.tokens import Principal
 from geoservice.auth.writes import parse_geometry
-from geoservice.errors import InvalidParameter, NotFound, Unprocessable
+from geoservice.errors import InvalidParameter, NotFound, PayloadTooLarge, Unprocessable
 from geoservice.features import Feature
 from geoservice.sightings.policy import COLLECTION, PUBLISHED, SensitiveConfig
 from geoservice.store import Query
