@@ -1,9 +1,11 @@
 """The rule engine: a pure function from site facts, works and rules to the guide's answer.
 
 Three-valued logic: a condition is true, false or unknown (``None``).  A layer that does not
-cover the site, or a works field that was not given, makes a condition unknown; a rule
-whose cases are all false or unknown is ``undetermined`` when any case is unknown — missing
-data is never a "not required".
+cover the site (or could not be used), a feature without the property a rule reads, a works
+field that was not given, or a fact no layer of ours shows makes a condition unknown.  A rule
+is ``undetermined`` when a case that would change its answer is unknown — a stronger status,
+or the same status with an earlier deadline — even when a weaker case matched: missing data
+is never a "not required", and a weaker match never hides an unknown.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from geoservice.errors import Unprocessable
 from geoservice.guide.authority import AuthorityTable, default_authorities
 from geoservice.guide.models import (
     MILESTONES,
+    CaseReason,
     FieldReason,
     GuideAnswer,
     LayerReason,
@@ -42,6 +45,7 @@ from geoservice.guide.rules import (
     LayerCond,
     PropertyCompare,
     Rule,
+    UnknownCond,
 )
 
 Coverage = Literal["full", "partial", "none"]
@@ -58,6 +62,7 @@ HAZARD_LAYERS: dict[str, str] = {
     "sediment-warning-zones": "土砂災害警戒区域 (sediment-disaster warning zone)",
     "landslide-zones": "地すべり 警戒区域 (landslide warning zone)",
 }
+UNCHECKED = "unchecked"  # the ``layer`` of reasons citing what no layer of ours can show
 _SEVERITY: dict[str, int] = {"notice": 1, "required": 2, "prohibited": 3}
 _ON_TIMELINE = frozenset({"required", "notice", "prohibited", "undetermined"})
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -81,10 +86,15 @@ class FeatureHit:
 
 @dataclass(frozen=True, slots=True)
 class LayerFacts:
-    """What one layer says about the site: its coverage and the intersecting features."""
+    """What one layer says about the site: its coverage and the intersecting features.
+
+    ``reason`` says why a layer with coverage ``"none"`` could not be used (for example an
+    official API that failed); the answer cites it with the office to ask.
+    """
 
     coverage: Coverage
     features: tuple[FeatureHit, ...] = ()
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,55 +223,64 @@ def _filter_text(c: LayerCond) -> str:
 def _check_layer(c: LayerCond, ctx: _Ctx) -> Outcome:
     facts = ctx.site.layers.get(c.layer)
     if facts is None or facts.coverage == "none":
-        detail = f"layer {c.layer} does not cover this site: ask {ctx.office}"
-        return Outcome(None, [_lr(c.layer, None, detail)])
-    hits = [h for h in facts.features if _property_ok(c, h)]
-    if c.compare is not None and hits:
-        return _compare_hits(c, c.compare, hits, ctx, facts.coverage)
-    return _hits_outcome(c, hits, [], ctx, facts.coverage)
+        why = facts.reason if facts is not None and facts.reason else "does not cover this site"
+        return Outcome(None, [_lr(c.layer, None, f"layer {c.layer} {why}: ask {ctx.office}")])
+    judged = [_judge_hit(c, h, ctx) for h in facts.features]
+    for state in (True, None):
+        hits = [o for o in judged if o.state is state]
+        if hits:
+            reasons = [r for o in hits for r in o.reasons]
+            return Outcome(state, reasons if state else reasons + _known_misses(judged))
+    return _no_hit(c, judged, ctx, facts.coverage)
 
 
-def _property_ok(c: LayerCond, hit: FeatureHit) -> bool:
-    if c.property is None:
-        return True
-    value = hit.properties.get(c.property)
-    if c.in_ is not None:
-        return value in c.in_
-    return c.not_in is None or (value is not None and value not in c.not_in)
+def _known_misses(judged: list[Outcome]) -> list[Reason]:
+    return [r for o in judged if o.state is False for r in o.reasons]
 
 
-def _compare_hits(
-    c: LayerCond, cmp: PropertyCompare, hits: list[FeatureHit], ctx: _Ctx, coverage: Coverage
+def _judge_hit(c: LayerCond, hit: FeatureHit, ctx: _Ctx) -> Outcome:
+    """Whether one intersecting feature satisfies the condition, saying what it holds."""
+    detail = _feature_detail(c, hit)
+    if c.property is not None and (c.in_ is not None or c.not_in is not None):
+        value = hit.properties.get(c.property)
+        if value is None:
+            why = f"{detail}: the feature has no {c.property} value: ask {ctx.office}"
+            return Outcome(None, [_lr(c.layer, hit.id, why)])
+        test, wanted_values = ("in", c.in_) if c.in_ is not None else ("not-in", c.not_in)
+        if not _compare(value, test, wanted_values):
+            wanted = f"in {c.in_}" if c.in_ is not None else f"not in {c.not_in}"
+            why = f"{detail}: {c.property}={value}, not {wanted}"
+            return Outcome(False, [_lr(c.layer, hit.id, why)])
+    if c.compare is not None:
+        return _compare_hit(c, c.compare, hit, detail, ctx)
+    return Outcome(True, [_lr(c.layer, hit.id, detail)])
+
+
+def _compare_hit(
+    c: LayerCond, cmp: PropertyCompare, hit: FeatureHit, detail: str, ctx: _Ctx
 ) -> Outcome:
-    value = ctx.value(cmp.field)
+    value, limit = ctx.value(cmp.field), hit.properties.get(cmp.property)
+    if limit is None:
+        why = f"{detail}: the feature has no {cmp.property} value to compare with: ask {ctx.office}"
+        return Outcome(None, [_lr(c.layer, hit.id, why)])
+    field_reason = _fr(cmp.field, value, cmp.comparator, limit)
     if value is None:
-        limit = f"{c.layer}.{cmp.property}"
-        reason = _fr(cmp.field, None, cmp.comparator, limit)
-        return Outcome(None, [reason])
-    kept = [h for h in hits if _compare(value, cmp.comparator, h.properties.get(cmp.property))]
-    extra: list[Reason] = [
-        _fr(cmp.field, value, cmp.comparator, h.properties.get(cmp.property))
-        for h in (kept or hits)
-    ]
-    return _hits_outcome(c, kept, extra, ctx, coverage)
+        return Outcome(None, [_lr(c.layer, hit.id, detail), field_reason],
+                       needs_site_area=cmp.field == "site_area_m2")
+    return Outcome(_compare(value, cmp.comparator, limit),
+                   [_lr(c.layer, hit.id, detail), field_reason])
 
 
-def _hits_outcome(
-    c: LayerCond, hits: list[FeatureHit], extra: list[Reason], ctx: _Ctx, coverage: Coverage
-) -> Outcome:
-    if hits:
-        reasons: list[Reason] = [
-            _lr(c.layer, h.id, _feature_detail(c, h))
-            for h in hits
-        ]
-        return Outcome(True, reasons + extra)
+def _no_hit(c: LayerCond, judged: list[Outcome], ctx: _Ctx, coverage: Coverage) -> Outcome:
+    """No feature satisfies the condition: false, unless part of the site is not covered."""
+    misses = _known_misses(judged)
     if coverage == "partial":
         detail = (f"layer {c.layer} covers only part of this site and shows no feature"
                   f"{_filter_text(c)} there: ask {ctx.office}")
-        return Outcome(None, [_lr(c.layer, None, detail)])
-    detail = f"site is outside every {c.layer} feature{_filter_text(c)}"
-    outside: list[Reason] = [_lr(c.layer, None, detail)]
-    return Outcome(False, outside + extra)
+        return Outcome(None, [_lr(c.layer, None, detail)] + misses)
+    if misses:
+        return Outcome(False, misses)
+    return Outcome(False, [_lr(c.layer, None, f"site is outside every {c.layer} feature")])
 
 
 def _combine(outs: list[Outcome], need_all: bool) -> Outcome:
@@ -287,6 +306,9 @@ def check(cond: Any, ctx: _Ctx) -> Outcome:
         return _check_layer(cond, ctx)
     if isinstance(cond, ActivitiesCond):
         return _check_activities(cond, ctx)
+    if isinstance(cond, UnknownCond):
+        detail = f"not checked by this service: {cond.unknown}: ask {ctx.office}"
+        return Outcome(None, [_lr(UNCHECKED, None, detail)])
     return _check_field(cond, ctx)
 
 
@@ -297,6 +319,8 @@ def _reason_key(r: Reason) -> tuple[Any, ...]:
     # Cheap identity of a reason (pydantic's repr was a third of the evaluation time).
     if isinstance(r, LayerReason):
         return (r.layer, r.feature_id, r.detail)
+    if isinstance(r, CaseReason):
+        return (r.case, r.status, r.applies)
     value, limit = r.value, r.limit
     return (r.field, r.comparator, value if isinstance(value, _SCALARS) else repr(value),
             limit if isinstance(limit, _SCALARS) else repr(limit))
@@ -310,7 +334,13 @@ def _dedupe(reasons: list[Reason]) -> list[Reason]:
 
 
 def _decide(rule: Rule, ctx: _Ctx) -> tuple[Status, list[Reason], Timing, bool]:
-    """Status, reasons, timing and whether the site area is missing but needed."""
+    """Status, reasons, timing and whether the site area is missing but needed.
+
+    The strongest matched case decides, unless a case that would change the answer (a
+    stronger status, or the same status with an earlier deadline) is unknown: then the
+    answer is ``undetermined`` on the earliest candidate date, citing what is known and
+    what is missing.
+    """
     pre: list[Reason] = []
     if rule.trigger.activities is not None:
         acts = _any_activity(rule.trigger.activities, ctx)
@@ -320,25 +350,45 @@ def _decide(rule: Rule, ctx: _Ctx) -> tuple[Status, list[Reason], Timing, bool]:
     outs = [(case, _combine([check(c, ctx) for c in case.when], need_all=True))
             for case in rule.trigger.cases]
     matched = [(case, o) for case, o in outs if o.state is True]
-    if matched:
-        return _matched(rule, matched, pre)
-    unknown = [o for _, o in outs if o.state is None]
-    if unknown:
-        needs = any(o.needs_site_area for o in unknown)
-        return "undetermined", _dedupe([r for o in unknown for r in o.reasons]), rule.timing, needs
+    best = min(matched, key=lambda m: _rank(rule, m[0]), default=None)
+    open_ = [(case, o) for case, o in outs
+             if o.state is None and (best is None or _rank(rule, case) < _rank(rule, best[0]))]
+    if open_:
+        return _undetermined(rule, best, open_, pre)
+    if best is not None:
+        reasons = _dedupe(pre + [r for _, o in matched for r in o.reasons])
+        return best[0].status, reasons, _timing(rule, best[0]), False
     reasons = _dedupe(pre + [r for _, o in outs for r in o.reasons])
     return "not-required", reasons, rule.timing, False
 
 
-def _matched(
-    rule: Rule, matched: list[tuple[Case, Outcome]], pre: list[Reason]
+def _timing(rule: Rule, case: Case) -> Timing:
+    return case.timing or rule.timing
+
+
+def _rank(rule: Rule, case: Case) -> tuple[int, int, int]:
+    """Sort key: stronger status first, then the earlier deadline."""
+    t = _timing(rule, case)
+    return (-_SEVERITY[case.status], MILESTONES.index(t.milestone), t.offset_days or 0)
+
+
+def _case_reason(rule: Rule, case: Case, applies: bool | None) -> CaseReason:
+    label = case.label or _timing(rule, case).text
+    return _built(CaseReason, case=label, status=case.status, applies=applies)
+
+
+def _undetermined(
+    rule: Rule, best: tuple[Case, Outcome] | None, open_: list[tuple[Case, Outcome]],
+    pre: list[Reason],
 ) -> tuple[Status, list[Reason], Timing, bool]:
-    top = max(_SEVERITY[case.status] for case, _ in matched)
-    strongest = [case for case, _ in matched if _SEVERITY[case.status] == top]
-    status: Status = strongest[0].status
-    timing = next((c.timing for c in strongest if c.timing is not None), rule.timing)
-    reasons = _dedupe(pre + [r for _, o in matched for r in o.reasons])
-    return status, reasons, timing, False
+    known: list[Reason] = []
+    if best is not None:
+        known = [_case_reason(rule, best[0], True), *best[1].reasons]
+    missing = [r for case, o in open_ for r in (_case_reason(rule, case, None), *o.reasons)]
+    earliest = min([c for c, _ in open_] + ([best[0]] if best else []),
+                   key=lambda c: _rank(rule, c)[1:])
+    needs = any(o.needs_site_area for _, o in open_)
+    return "undetermined", _dedupe(pre + known + missing), _timing(rule, earliest), needs
 
 
 def _procedure(rule: Rule, ctx: _Ctx) -> tuple[ProcedureOut, bool]:

@@ -29,6 +29,7 @@ USES: tuple[str, ...] = (
     "hospital",
     "factory",
     "warehouse",
+    "solar-power",
     "other",
 )
 STRUCTURES: tuple[str, ...] = ("wood", "steel", "rc", "other")
@@ -198,15 +199,75 @@ class FieldReason(_Strict):
     limit: Any
 
 
-Reason = LayerReason | FieldReason
+class CaseReason(_Strict):
+    """A reason citing one case of the rule: it applies (``True``) or is not known (``None``).
+
+    An answer is ``undetermined`` when a case that would change it (a stronger status, or
+    the same status with an earlier deadline) could not be decided; the reasons then list
+    both what is known and what is missing, so a weaker match never hides an unknown.
+    """
+
+    case: str
+    status: str
+    applies: bool | None
+
+
+Reason = LayerReason | FieldReason | CaseReason
+
+
+class Period(_Strict):
+    """A period the law states, and how it counts days: the exact deadline follows from it.
+
+    ``起算``: the milestone day is day 1 (「…の日から起算して二週間以内」, 「起算して三十日前」).
+    ``初日不算入``: the milestone day is not counted (民法140条, the default), so
+    「着手する日の三十日前までに」 leaves 30 full days between the act and the milestone.
+
+    Examples
+    --------
+    >>> Period(days=14, direction="after", counting="起算", wording="…").offset_days()
+    13
+    >>> Period(days=30, direction="before", counting="初日不算入", wording="…").offset_days()
+    -31
+    """
+
+    days: int = Field(..., ge=1)
+    direction: Literal["before", "after"]
+    counting: Literal["起算", "初日不算入"]
+    wording: str = Field(..., min_length=1, description="The statute's words, quoted")
+
+    def offset_days(self) -> int:
+        """The last day on time, relative to the milestone day (negative = before)."""
+        if self.direction == "after":
+            return self.days - 1 if self.counting == "起算" else self.days
+        return -self.days if self.counting == "起算" else -(self.days + 1)
 
 
 class Timing(_Strict):
-    """When a procedure is due, relative to a milestone (negative = days before)."""
+    """When a procedure is due: the last day on time relative to a milestone.
+
+    ``offset_days`` is that last day (negative = days before, 0 = by the milestone day);
+    with a ``period`` it is derived from the law's counting rule and must agree with it.
+    """
 
     milestone: Milestone
     offset_days: int | None = None
     text: str
+    period: Period | None = None
+
+    @model_validator(mode="after")
+    def _offset_from_period(self) -> Timing:
+        if self.period is None:
+            return self
+        derived = self.period.offset_days()
+        if self.offset_days is None:
+            self.offset_days = derived
+        elif self.offset_days != derived:
+            raise ValueError(
+                f"offset_days {self.offset_days} disagrees with the period "
+                f"({self.period.days} days {self.period.direction}, {self.period.counting}): "
+                f"{derived}"
+            )
+        return self
 
 
 class ProcedureOut(_Strict):

@@ -49,6 +49,7 @@ USE_LABELS: dict[str, tuple[str, str]] = {
     "hospital": ("病院", "Hospital"),
     "factory": ("工場", "Factory"),
     "warehouse": ("倉庫", "Warehouse"),
+    "solar-power": ("太陽光発電設備", "Solar power plant"),
     "other": ("その他", "Other"),
 }
 STRUCTURE_LABELS: dict[str, tuple[str, str]] = {

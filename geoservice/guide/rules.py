@@ -10,6 +10,9 @@ each case is a list of conditions (all must hold) and the status it gives.  Cond
   ``==``), or ``{field: F, in: [...]}`` / ``not_in`` / ``equals``; ``fallback: G`` reads
   field ``G`` when ``F`` is not given;
 - ``{activities: [...]}`` — any of the planned activities;
+- ``{unknown: "..."}`` — something the service cannot check (no layer for it, no sourced
+  threshold): always unknown, so a case that needs it can only make the answer
+  ``undetermined``, never a silent "not required";
 - ``{any: [...]}`` / ``{all: [...]}`` — nesting.
 """
 
@@ -122,6 +125,12 @@ class ActivitiesCond(_Strict):
     _acts = field_validator("activities")(classmethod(lambda cls, v: _known_activities(v)))
 
 
+class UnknownCond(_Strict):
+    """A fact the service cannot check; the text says what it is and why."""
+
+    unknown: str = Field(..., min_length=1)
+
+
 class AnyCond(_Strict):
     """At least one of the nested conditions holds."""
 
@@ -135,11 +144,12 @@ class AllCond(_Strict):
 
 
 def _cond_tag(value: Any) -> str | None:
-    keys = ("any", "all", "layer", "activities", "field")
+    keys = ("any", "all", "layer", "activities", "unknown", "field")
     if isinstance(value, dict):
         return next((k for k in keys if k in value), None)
     tags: dict[type, str] = {
-        AnyCond: "any", AllCond: "all", LayerCond: "layer", ActivitiesCond: "activities"
+        AnyCond: "any", AllCond: "all", LayerCond: "layer", ActivitiesCond: "activities",
+        UnknownCond: "unknown",
     }
     return tags.get(type(value), "field")
 
@@ -148,6 +158,7 @@ Condition = Annotated[
     Annotated[LayerCond, Tag("layer")]
     | Annotated[FieldCond, Tag("field")]
     | Annotated[ActivitiesCond, Tag("activities")]
+    | Annotated[UnknownCond, Tag("unknown")]
     | Annotated[AnyCond, Tag("any")]
     | Annotated[AllCond, Tag("all")],
     Discriminator(_cond_tag),
@@ -162,6 +173,7 @@ class Case(_Strict):
     when: list[Condition] = Field(default_factory=list)
     status: Literal["required", "notice", "prohibited"]
     timing: Timing | None = None
+    label: str | None = Field(None, description="What this case is, as the answer names it")
 
 
 class Trigger(_Strict):

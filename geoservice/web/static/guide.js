@@ -529,7 +529,15 @@
     return bi(d + "日後まで", d + " days after");
   }
 
+  function caseText(r) {
+    var state = r.applies === true ? bi("該当", "applies") : bi("未確認", "not known");
+    return [state, " — ", bi(label("status", r.status)), ": ", r.case || ""];
+  }
+
   function reasonNode(r) {
+    if (r && "case" in r) {
+      return el("li", { className: "reason reason-case", "data-applies": String(r.applies) }, caseText(r));
+    }
     if (r && "layer" in r) {
       var parts = [el("span", { className: "layer", text: collectionTitle(r.layer) })];
       var badge = syntheticBadge(r.layer);
@@ -547,6 +555,9 @@
       el("code", { text: fmt(r.limit) }));
   }
   function reasonText(r) {
+    if (r && "case" in r) {
+      return (r.applies === true ? pick(["該当", "applies"]) : pick(["未確認", "not known"])) + " — " + pick(label("status", r.status)) + ": " + (r.case || "");
+    }
     if (r && "layer" in r) {
       return collectionTitle(r.layer) + (isSynthetic(r.layer) ? " (" + pick(SYNTHETIC) + ")" : "") + ": " + (r.detail || "") +
         (r.feature_id ? " [" + r.feature_id + "]" : "");
