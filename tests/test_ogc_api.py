@@ -66,6 +66,19 @@ def test_paging_is_stable_and_complete(client: TestClient) -> None:
     assert len(seen) == len(set(seen)) == len(bears())
 
 
+def test_a_limit_above_the_maximum_is_clamped_and_the_links_say_so(
+    client: TestClient,
+) -> None:
+    top = client.app.state.runtime.limit_max  # type: ignore[attr-defined]
+    doc = client.get(ITEMS, params={"limit": str(top + 5), "skipGeometry": "true"}).json()
+    assert doc["numberReturned"] == min(top, len(bears()))
+    self_link = next(link for link in doc["links"] if link["rel"] == "self")
+    assert f"limit={top}&" in self_link["href"] + "&"
+    assert f"clamped to the maximum {top}" in self_link["title"]
+    plain = client.get(ITEMS, params={"limit": "5"}).json()
+    assert "clamped" not in next(k for k in plain["links"] if k["rel"] == "self")["title"]
+
+
 def test_bbox_matches_an_independent_count(client: TestClient) -> None:
     box = (139.0, 35.75, 139.2, 35.85)
     expected = sum(1 for f in bears() if shapely.box(*box).intersects(shape(f["geometry"])))

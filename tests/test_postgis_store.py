@@ -22,8 +22,10 @@ from tests.test_store import (
     SPEC,
     check_bbox_query_equals_brute_force,
     check_conflict_and_bad_values,
+    check_counts_kept_by_writes,
     check_crud_round_trip,
     check_data_version_follows_writes,
+    check_extent_kept_by_writes,
     check_failed_bulk_load_writes_nothing,
     check_index_follows_updates,
     check_iter_features_in_batches,
@@ -106,6 +108,27 @@ def test_index_follows_updates_and_extent_is_kept(store: postgis.PostgisStore) -
     info = store.info("things")
     assert info.count == 20 and info.extent == pytest.approx((139.01, 35.0, 141.01, 36.01))
     assert info.synthetic and info.source == "test"
+
+
+def test_counts_kept_by_writes(store: postgis.PostgisStore) -> None:
+    check_counts_kept_by_writes(store)
+    check_extent_kept_by_writes(store)
+
+
+def test_unfiltered_page_is_served_by_the_id_index(store: postgis.PostgisStore) -> None:
+    """The items page sorts by ``id COLLATE "C"``: the id column's own collation, so the
+    unique index serves it (no scan and sort of the table), and the pool's sessions run
+    without JIT and with custom plans."""
+    spec = store.spec("things")
+    stmt = store._select(spec) + store._order(spec, Query()) + postgis.sql.SQL(" LIMIT 10")
+    with store.pool.connection() as con:
+        con.execute("SET enable_seqscan = off")  # 20 rows: make the planner show its options
+        plan = "\n".join(r[0] for r in con.execute(postgis.sql.SQL("EXPLAIN ") + stmt))
+        con.execute("RESET enable_seqscan")
+        settings = con.execute("SELECT current_setting('jit'),"
+                               " current_setting('plan_cache_mode')").fetchone()
+    assert "Index Scan" in plan and "Sort" not in plan, plan
+    assert settings == ("off", "force_custom_plan")
 
 
 def test_paging_sorting_and_number_matched(store: postgis.PostgisStore) -> None:

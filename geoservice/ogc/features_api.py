@@ -50,9 +50,15 @@ def page_links(
         merged = {**{k: v for k, v in params.items() if k != "f"}, **over}
         return f"{base}/items?{urlencode(merged)}"
 
+    # A limit above the server's maximum was clamped (params._int): the links carry the
+    # limit actually applied and say so, so a client paging with them is not surprised.
+    asked = params.get("limit")
+    clamped = asked is not None and asked.strip().lstrip("+").isdigit() and int(asked) > q.limit
+    note = f" (limit {asked} clamped to the maximum {q.limit})" if clamped else ""
+    fixed = {"limit": q.limit} if clamped else {}
     links = [
-        _link(url(f="json"), "self", GEOJSON, "this document"),
-        _link(url(f="html"), "alternate", "text/html", "this document as HTML"),
+        _link(url(f="json", **fixed), "self", GEOJSON, "this document" + note),
+        _link(url(f="html", **fixed), "alternate", "text/html", "this document as HTML" + note),
         _link(base, "collection", "application/json", "the collection"),
     ]
     if q.offset + len(page.features) < page.number_matched:

@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,9 @@ from geoservice.catalogue import LayerSpec
 from geoservice.errors import Conflict, InvalidParameter, NotFound
 from geoservice.features import Feature
 from geoservice.sqlite import PerThread, connect_durable, immediate
-from geoservice.store import cql2_sqlite, gpkg_geom, values
+from geoservice.store import cql2_sqlite, extent, gpkg_geom, values
 from geoservice.store.base import BBox, CollectionInfo, Page, Query, Store
+from geoservice.store.counts import CountCache, query_key
 from geoservice.store.filtering import Plan, compile_query
 
 META = "geoservice_layers"
@@ -86,7 +88,8 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 _BASE_DDL = f"""
 CREATE TABLE IF NOT EXISTS geoservice_data_version (
-  collection TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL);
+  collection TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL,
+  row_count INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS gpkg_spatial_ref_sys (
   srs_name TEXT NOT NULL, srs_id INTEGER PRIMARY KEY, organization TEXT NOT NULL,
   organization_coordsys_id INTEGER NOT NULL, definition TEXT NOT NULL, description TEXT);
@@ -174,12 +177,28 @@ class GpkgStore(Store):
         self._cons = PerThread(lambda: _connect(self.path))
         self._write_lock = threading.Lock()
         self._specs: dict[str, LayerSpec] = {}
-        #: collection -> (data_version, row count), see ``info``
-        self._counts: dict[str, tuple[str | None, int]] = {}
+        #: filtered counts per data version (``counts``)
+        self._counts = CountCache()
         self.pushed_down = 0  # queries whose CQL2 filter ran entirely as SQL
         self.fallbacks = 0  # queries whose CQL2 filter was evaluated in Python
         self._con().executescript(_BASE_DDL)
+        self._migrate()
         self._load_specs()
+
+    def _migrate(self) -> None:
+        """Give a file written before ``row_count`` existed its counts (once, counted)."""
+        con = self._con()
+        cols = {r[1] for r in con.execute("PRAGMA table_info(geoservice_data_version)")}
+        if "row_count" in cols:
+            return
+        with self._write_lock, immediate(con):
+            con.execute("ALTER TABLE geoservice_data_version"
+                        " ADD COLUMN row_count INTEGER NOT NULL DEFAULT 0")
+            for (name,) in con.execute(f"SELECT collection FROM {META}").fetchall():
+                con.execute("INSERT OR IGNORE INTO geoservice_data_version VALUES (?, 0, 0)",
+                            (name,))
+                con.execute("UPDATE geoservice_data_version SET row_count ="
+                            f" (SELECT COUNT(*) FROM {qi(name)}) WHERE collection = ?", (name,))
 
     def _con(self) -> sqlite3.Connection:
         return self._cons.get()
@@ -199,29 +218,19 @@ class GpkgStore(Store):
         return sorted(self._specs)
 
     def info(self, collection: str) -> CollectionInfo:
-        """The count is counted once per data version (``/ogc/collections`` asks for every
-        collection's info on each request); the version is read first, in the statement
-        that reads the rest, so a write before the count can only make the cached count
-        newer than its key."""
+        """One statement: the count is ``row_count``, kept by every write inside its own
+        transaction (``_after_write``), so it is exact and costs no scan."""
         self.spec(collection)
-        con = self._con()
-        row = con.execute(
+        row = self._con().execute(
             "SELECT c.min_x, c.min_y, c.max_x, c.max_y, m.built_at, m.source, m.synthetic,"
-            " c.last_change, v.version"
+            " v.row_count"
             f" FROM {META} m LEFT JOIN gpkg_contents c ON c.table_name = m.collection"
             " LEFT JOIN geoservice_data_version v ON v.collection = m.collection"
             " WHERE m.collection = ?",
             (collection,),
         ).fetchone()
-        version = None if row[7] is None else _version(row[7], row[8])
-        cached = self._counts.get(collection)
-        if cached is not None and version is not None and cached[0] == version:
-            count = cached[1]
-        else:
-            (count,) = con.execute(f"SELECT COUNT(*) FROM {qi(collection)}").fetchone()
-            self._counts[collection] = (version, count)
-        extent = None if row[0] is None else tuple(row[:4])
-        return CollectionInfo(collection, count, extent, row[4], row[5], bool(row[6]))
+        bbox = None if row[0] is None else tuple(row[:4])
+        return CollectionInfo(collection, int(row[7] or 0), bbox, row[4], row[5], bool(row[6]))
 
     # -- schema -------------------------------------------------------------------------
 
@@ -293,39 +302,85 @@ class GpkgStore(Store):
                 except sqlite3.IntegrityError:
                     raise Conflict(f"{collection}: duplicate feature id {f.id!r}") from None
                 n += 1
-            self._update_extent(con, collection)
+            self._after_write(con, collection, n, recompute=True)
         return n
 
-    def _update_extent(self, con: sqlite3.Connection, t: str) -> None:
-        con.execute(  # every write passes here, inside its transaction: see data_version
-            "INSERT INTO geoservice_data_version VALUES (?, 1)"
-            " ON CONFLICT(collection) DO UPDATE SET version = version + 1",
-            (t,),
-        )
+    def _after_write(
+        self,
+        con: sqlite3.Connection,
+        t: str,
+        delta: int = 0,
+        added: BBox | None = None,
+        removed: BBox | None = None,
+        *,
+        recompute: bool = False,
+    ) -> None:
+        """Every write passes here, inside its transaction: bump the write counter (see
+        ``data_version``), keep ``row_count`` and the extent.  The extent grows by
+        ``added``; only a ``removed`` geometry on its edge (or a bulk load) costs a scan
+        of the R-tree (``store.extent``)."""
         con.execute(
-            f"UPDATE gpkg_contents SET (min_x, max_x, min_y, max_y) = "
-            f"(SELECT min(minx), max(maxx), min(miny), max(maxy) FROM {qi(f'rtree_{t}_geom')}), "
-            "last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_name = ?",
-            (t,),
+            "INSERT INTO geoservice_data_version VALUES (?, 1, ?) ON CONFLICT(collection)"
+            " DO UPDATE SET version = version + 1, row_count = row_count + excluded.row_count",
+            (t, delta),
         )
+        row = con.execute("SELECT min_x, min_y, max_x, max_y FROM gpkg_contents"
+                          " WHERE table_name = ?", (t,)).fetchone()
+        current = None if row is None or row[0] is None else (row[0], row[1], row[2], row[3])
+        nxt = True if recompute else extent.next_extent(current, added, removed)
+        now = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+        if nxt is True:
+            con.execute(
+                f"UPDATE gpkg_contents SET (min_x, max_x, min_y, max_y) = (SELECT min(minx),"
+                f" max(maxx), min(miny), max(maxy) FROM {qi(f'rtree_{t}_geom')}),"
+                f" last_change = {now} WHERE table_name = ?", (t,),
+            )
+            return
+        box = (None,) * 4 if nxt is None else nxt
+        con.execute(f"UPDATE gpkg_contents SET min_x = ?, min_y = ?, max_x = ?, max_y = ?,"
+                    f" last_change = {now} WHERE table_name = ?", (*box, t))
+
+    def _old_bounds(self, con: sqlite3.Connection, t: str, fid: str) -> BBox | None:
+        """The R-tree box of feature ``fid`` (rounded outwards), before a write changes it."""
+        row = con.execute(
+            f"SELECT r.minx, r.miny, r.maxx, r.maxy FROM {qi(t)} t JOIN"
+            f" {qi(f'rtree_{t}_geom')} r ON r.id = t.fid WHERE t.id = ?", (fid,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2], row[3])
 
     def data_version(self, collection: str) -> str | None:
-        """The collection's build time and write counter: ``_update_extent`` bumps the
+        """The collection's build time and write counter: ``_after_write`` bumps the
         counter inside every write transaction, so every connection and worker process
         reads the same value after a commit (writes by other tools are not seen)."""
-        row = self._con().execute(
-            "SELECT c.last_change, v.version FROM gpkg_contents c LEFT JOIN"
+        return self._state(self._con(), collection)[0]
+
+    def _state(self, con: sqlite3.Connection, collection: str) -> tuple[str | None, int]:
+        """(data version, row count) of a collection, read in one statement."""
+        row = con.execute(
+            "SELECT c.last_change, v.version, v.row_count FROM gpkg_contents c LEFT JOIN"
             " geoservice_data_version v ON v.collection = c.table_name WHERE c.table_name = ?",
             (collection,),
         ).fetchone()
-        return None if row is None else _version(row[0], row[1])
+        return (None, 0) if row is None else (_version(row[0], row[1]), int(row[2] or 0))
 
-    def _write(self, collection: str, sql: str, params: tuple[Any, ...]) -> int:
+    def _write(
+        self,
+        collection: str,
+        sql: str,
+        params: tuple[Any, ...],
+        delta: int = 0,
+        added: BBox | None = None,
+        fid: str | None = None,
+    ) -> int:
+        """One statement and its bookkeeping in one transaction; ``fid`` names the row a
+        replace or delete overwrites (its old bounds may shrink the extent)."""
         with self._write_lock:
             try:
                 with immediate(self._con()) as con:
+                    removed = None if fid is None else self._old_bounds(con, collection, fid)
                     cur = con.execute(sql, params)
-                    self._update_extent(con, collection)
+                    if cur.rowcount:
+                        self._after_write(con, collection, delta * cur.rowcount, added, removed)
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"{collection}: {exc}") from None
         return cur.rowcount
@@ -335,7 +390,8 @@ class GpkgStore(Store):
         if not feature.id:
             feature = Feature(uuid.uuid4().hex, feature.properties, feature.geometry)
         try:
-            self._write(collection, self._insert_sql(spec), self._row(spec, feature))
+            self._write(collection, self._insert_sql(spec), self._row(spec, feature), 1,
+                        extent.bounds(feature.geometry))
         except Conflict:
             raise Conflict(f"{collection}: a feature with id {feature.id!r} exists") from None
         return self.get(collection, feature.id)
@@ -346,7 +402,8 @@ class GpkgStore(Store):
         sets = ", ".join(f"{qi(n)} = ?" for n in names)
         row = self._row(spec, Feature(fid, feature.properties, feature.geometry))[1:]
         if not self._write(
-            collection, f"UPDATE {qi(collection)} SET {sets} WHERE id = ?", (*row, fid)
+            collection, f"UPDATE {qi(collection)} SET {sets} WHERE id = ?", (*row, fid),
+            0, extent.bounds(feature.geometry), fid,
         ):
             raise NotFound(f"{collection}: no feature with id {fid!r}")
         return self.get(collection, fid)
@@ -363,7 +420,9 @@ class GpkgStore(Store):
 
     def delete(self, collection: str, fid: str) -> None:
         self.spec(collection)
-        if not self._write(collection, f"DELETE FROM {qi(collection)} WHERE id = ?", (fid,)):
+        if not self._write(
+            collection, f"DELETE FROM {qi(collection)} WHERE id = ?", (fid,), -1, None, fid
+        ):
             raise NotFound(f"{collection}: no feature with id {fid!r}")
 
     # -- reads --------------------------------------------------------------------------
@@ -431,24 +490,39 @@ class GpkgStore(Store):
             params += [b[0], b[2], b[1], b[3]]
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         order = self._order(spec, query)
+        key = query_key(collection, query)
         con = self._con()
-        if plan.predicate is None:
-            (matched,) = con.execute(
-                f"SELECT COUNT(*) FROM {qi(collection)} t{joins}{clause}", params
-            ).fetchone()
+        with _snapshot(con):  # version, count and page agree
+            version, total = self._state(con, collection)
+            if plan.predicate is not None:
+                known = self._counts.get(key, version)
+                page = self._filtered(spec, f"{self._select(spec)}{joins}{clause}{order}",
+                                      params, plan, query, known)
+                self._counts.put(key, version, page.number_matched)
+                return page
+            matched = total if not where else self._counts.get(key, version)
+            if matched is None:
+                (matched,) = con.execute(
+                    f"SELECT COUNT(*) FROM {qi(collection)} t{joins}{clause}", params
+                ).fetchone()
+                self._counts.put(key, version, matched)
             rows = con.execute(
                 f"{self._select(spec)}{joins}{clause}{order} LIMIT ? OFFSET ?",
                 [*params, query.limit, query.offset],
-            ).fetchall()
+            ).fetchall() if query.limit > 0 else []
             return Page(self._features(spec, rows), matched)
-        return self._filtered(
-            spec, f"{self._select(spec)}{joins}{clause}{order}", params, plan, query
-        )
 
     def _filtered(
-        self, spec: LayerSpec, sql: str, params: list[Any], plan: Plan, query: Query
+        self,
+        spec: LayerSpec,
+        sql: str,
+        params: list[Any],
+        plan: Plan,
+        query: Query,
+        known: int | None = None,
     ) -> Page:
-        """Evaluate the exact predicate row by row, counting all matches, keeping one page.
+        """Evaluate the exact predicate row by row, counting all matches, keeping one page
+        (or, when the count is ``known`` at this snapshot's version, stopping at its end).
 
         Geometry blobs are decoded only when the predicate needs them or the row is on the
         page: parsing WKB dominates the cost of attribute filters on polygon layers.
@@ -458,7 +532,8 @@ class GpkgStore(Store):
         page: list[Feature] = []
         matched = 0
         end = query.offset + query.limit
-        for row in self._con().execute(sql, params):
+        cur = self._con().execute(sql, params)
+        for row in cur:
             props = values.from_storage(spec, row[2:])
             geom = gpkg_geom.decode(row[1]) if plan.needs_geometry else None
             if not predicate(props, geom):
@@ -468,7 +543,10 @@ class GpkgStore(Store):
                     geom = gpkg_geom.decode(row[1])
                 page.append(Feature(row[0], props, geom))
             matched += 1
-        return Page(page, matched)
+            if known is not None and matched >= end:
+                break
+        cur.close()
+        return Page(page, matched if known is None else known)
 
     def _order(self, spec: LayerSpec, query: Query) -> str:
         parts = []
@@ -488,6 +566,19 @@ class GpkgStore(Store):
 
     def close(self) -> None:
         self._cons.close()
+
+
+@contextmanager
+def _snapshot(con: sqlite3.Connection) -> Iterator[None]:
+    """A read transaction (WAL snapshot) unless the connection is already in one."""
+    if con.in_transaction:
+        yield
+        return
+    con.execute("BEGIN")
+    try:
+        yield
+    finally:
+        con.execute("COMMIT")
 
 
 def _version(last_change: str, counter: int | None) -> str:

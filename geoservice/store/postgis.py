@@ -34,8 +34,9 @@ from shapely.geometry.base import BaseGeometry
 from geoservice.catalogue import LayerSpec
 from geoservice.errors import Conflict, InvalidParameter, NotFound
 from geoservice.features import Feature
-from geoservice.store import values
-from geoservice.store.base import CollectionInfo, Page, Query, Store
+from geoservice.store import extent, values
+from geoservice.store.base import BBox, CollectionInfo, Page, Query, Store
+from geoservice.store.counts import CountCache, query_key
 from geoservice.store.cql2_sql import Untranslatable, translate
 from geoservice.store.filtering import _parse_scalar, queryable_schema
 
@@ -78,7 +79,12 @@ def _acquire_pool(url: str, *, wait: bool = True) -> ConnectionPool:
                 max_size=10,
                 # autocommit: a read is one statement and one round trip (no BEGIN, no
                 # ROLLBACK when the connection goes back); writes open con.transaction().
-                kwargs={"options": "-c TimeZone=UTC -c client_encoding=UTF8",
+                # jit=off: JIT compilation cost most of a low-zoom tile query's time and
+                # buys nothing on these short queries; force_custom_plan: psycopg prepares
+                # a statement after 5 executions, and PostgreSQL's generic plan for it
+                # then ignores the bbox/filter values (and the better index they allow).
+                kwargs={"options": "-c TimeZone=UTC -c client_encoding=UTF8 -c jit=off"
+                                   " -c plan_cache_mode=force_custom_plan",
                         "autocommit": True},
                 name="geoservice",
                 open=False,
@@ -175,9 +181,9 @@ class PostgisStore(Store):
         self.pushed_down = 0  # queries whose CQL2 filter ran as SQL
         self._specs: dict[str, LayerSpec] = {}
         self._select_cache: dict[tuple[str, tuple[str, ...]], sql.SQL] = {}
-        #: collection -> (data_version, row count), see ``info``; shared with replica views
-        #: (a replica's row has the primary's ``xmin``, so equal versions mean equal counts)
-        self._counts: dict[str, tuple[str | None, int]] = {}
+        #: filtered counts per data version (``counts``); shared with replica views (a
+        #: replica's metadata row has the primary's ``xmin``: equal versions, equal counts)
+        self._counts = CountCache()
         self.pool = _acquire_pool(database_url)
         self.read_pool = self.pool  # a replica's pool in a ``with_replica`` view
         self.read_url: str | None = None
@@ -192,6 +198,7 @@ class PostgisStore(Store):
                     raise FileNotFoundError(
                         f"PostGIS store schema {schema!r} does not exist: run `geoservice build`"
                     )
+                self._migrate(con)
             self._load_specs()
         except BaseException:
             self.close()
@@ -265,9 +272,30 @@ class PostgisStore(Store):
                     " spec jsonb NOT NULL, built_at text, source text,"
                     " synthetic boolean NOT NULL DEFAULT false,"
                     " min_x double precision, min_y double precision,"
-                    " max_x double precision, max_y double precision)"
+                    " max_x double precision, max_y double precision,"
+                    " row_count bigint NOT NULL DEFAULT 0)"
                 ).format(self._t(META))
             )
+
+    def _migrate(self, con: psycopg.Connection[Any]) -> None:
+        """Give a store built before ``row_count`` existed its counts (once, counted)."""
+        has = con.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = %s"
+            " AND table_name = %s AND column_name = 'row_count'", (self.schema, META)
+        ).fetchone()
+        if has:
+            return
+        with con.transaction():
+            con.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS row_count bigint"
+                                " NOT NULL DEFAULT 0").format(self._t(META)))
+            for (name,) in con.execute(
+                sql.SQL("SELECT collection FROM {}").format(self._t(META))
+            ).fetchall():
+                con.execute(
+                    sql.SQL("UPDATE {} SET row_count = (SELECT count(*) FROM {})"
+                            " WHERE collection = %s").format(self._t(META), self._t(name)),
+                    (name,),
+                )
 
     def _load_specs(self) -> None:
         with self.pool.connection() as con:
@@ -291,34 +319,18 @@ class PostgisStore(Store):
         return sorted(self._specs)
 
     def info(self, collection: str) -> CollectionInfo:
-        """The count is counted once per data version (``/ogc/collections`` asks for every
-        collection's info on each request); the version (the metadata row's ``xmin``, as
-        in ``data_version``) is read first, so a write between the two statements can
-        only make the cached count newer than its key."""
+        """One metadata row: the count is ``row_count``, kept by every write in its own
+        transaction (``_after_write``), so it is exact and costs no scan."""
         self.spec(collection)
-
-        def work(con: psycopg.Connection[Any]) -> tuple[int, Any]:
-            row = con.execute(
-                sql.SQL(
-                    "SELECT min_x, min_y, max_x, max_y, built_at, source, synthetic, xmin::text"
-                    " FROM {} WHERE collection = %s"
-                ).format(self._t(META)),
-                (collection,),
-            ).fetchone()
-            version = None if row is None else f"{self.schema}:{row[7]}"
-            cached = self._counts.get(collection)
-            if cached is not None and version is not None and cached[0] == version:
-                return cached[1], row
-            (count,) = con.execute(
-                sql.SQL("SELECT count(*) FROM {}").format(self._t(collection))
-            ).fetchone() or (0,)
-            self._counts[collection] = (version, count)
-            return count, row
-
-        count, row = self._read(work)
-        assert row is not None
-        extent = None if row[0] is None else (row[0], row[1], row[2], row[3])
-        return CollectionInfo(collection, count, extent, row[4], row[5], bool(row[6]))
+        stmt = sql.SQL(
+            "SELECT min_x, min_y, max_x, max_y, built_at, source, synthetic, row_count"
+            " FROM {} WHERE collection = %s"
+        ).format(self._t(META))
+        row = self._read(lambda con: con.execute(stmt, (collection,)).fetchone())
+        if row is None:
+            raise NotFound(f"collection {collection!r} does not exist")
+        bbox = None if row[0] is None else (row[0], row[1], row[2], row[3])
+        return CollectionInfo(collection, int(row[7]), bbox, row[4], row[5], bool(row[6]))
 
     # -- schema ----------------------------------------------------------------------------
     def create_collection(
@@ -330,7 +342,9 @@ class PostgisStore(Store):
             for p in spec.properties
         ]
         ddl = sql.SQL(
-            "CREATE TABLE {} (fid bigserial PRIMARY KEY, id text NOT NULL UNIQUE,"
+            # id in the "C" collation: pages sort by code point (as the GeoPackage store),
+            # and only an index in the column's own collation can serve that ORDER BY
+            "CREATE TABLE {} (fid bigserial PRIMARY KEY, id text COLLATE \"C\" NOT NULL UNIQUE,"
             " geom geometry(Geometry, 4326){})"
         ).format(t, sql.SQL("").join(sql.SQL(", {}").format(c) for c in cols))
         with self.pool.connection() as con, con.transaction():
@@ -365,7 +379,36 @@ class PostgisStore(Store):
         )
         self._specs.pop(collection, None)
 
-    def _update_extent(self, con: psycopg.Connection[Any], collection: str) -> None:
+    def _after_write(
+        self,
+        con: psycopg.Connection[Any],
+        collection: str,
+        delta: int = 0,
+        added: BBox | None = None,
+        removed: BBox | None = None,
+    ) -> None:
+        """Keep the collection's ``row_count`` and extent in the write's own transaction.
+
+        The metadata row is locked first (writers of one collection take turns here) and
+        rewritten, which also gives it the new ``xmin`` that is the data version.  The
+        extent grows by ``added``; only a ``removed`` geometry on its edge costs a scan
+        (``store.extent``)."""
+        row = con.execute(
+            sql.SQL("SELECT min_x, min_y, max_x, max_y FROM {} WHERE collection = %s"
+                    " FOR UPDATE").format(self._t(META)), (collection,)
+        ).fetchone()
+        current = None if row is None or row[0] is None else (row[0], row[1], row[2], row[3])
+        nxt = extent.next_extent(current, added, removed)
+        box: tuple[float | None, ...] = (None,) * 4 if nxt is True or nxt is None else nxt
+        con.execute(
+            sql.SQL("UPDATE {} SET row_count = row_count + %s, min_x = %s, min_y = %s,"
+                    " max_x = %s, max_y = %s WHERE collection = %s").format(self._t(META)),
+            (delta, *box, collection),
+        )
+        if nxt is True:
+            self._recompute_extent(con, collection)
+
+    def _recompute_extent(self, con: psycopg.Connection[Any], collection: str) -> None:
         con.execute(
             sql.SQL(
                 "UPDATE {meta} m SET min_x = e.a, min_y = e.b, max_x = e.c, max_y = e.d FROM"
@@ -378,7 +421,7 @@ class PostgisStore(Store):
 
     def data_version(self, collection: str) -> str | None:
         """The transaction id (``xmin``) of the collection's metadata row: every write
-        rewrites that row in its own transaction (``_update_extent``) and a rebuild
+        rewrites that row in its own transaction (``_after_write``) and a rebuild
         creates a new one, so the value changes with every committed change."""
         stmt = sql.SQL("SELECT xmin::text FROM {} WHERE collection = %s").format(self._t(META))
         row = self._read(lambda con: con.execute(stmt, (collection,)).fetchone())
@@ -404,7 +447,8 @@ class PostgisStore(Store):
                                 (f.id, _ewkb_hex(f.geometry), *[props.get(c) for c in names])
                             )
                             n += 1
-                    self._update_extent(con, collection)
+                    self._after_write(con, collection, n)
+                    self._recompute_extent(con, collection)
             except psycopg.errors.UniqueViolation as exc:
                 detail = exc.diag.message_detail or str(exc)
                 raise Conflict(f"{collection}: duplicate feature id ({detail})") from None
@@ -423,7 +467,10 @@ class PostgisStore(Store):
         )
         con.execute(stmt, (f.id, _wkb(f.geometry), *[props.get(c) for c in names]))
 
-    def _set(self, con: psycopg.Connection[Any], spec: LayerSpec, fid: str, f: Feature) -> int:
+    def _set(
+        self, con: psycopg.Connection[Any], spec: LayerSpec, fid: str, f: Feature
+    ) -> tuple[bool, BBox | None]:
+        """Overwrite one row; (found, bounds of the geometry it had)."""
         names = self._names(spec)
         props = _to_db(spec, f.properties)
         sets = sql.SQL(", ").join(
@@ -432,11 +479,13 @@ class PostgisStore(Store):
                 *[sql.SQL("{} = %s").format(sql.Identifier(c)) for c in names],
             ]
         )
-        cur = con.execute(
-            sql.SQL("UPDATE {} SET {} WHERE id = %s").format(self._t(spec.id), sets),
+        row = con.execute(
+            sql.SQL("UPDATE {t} t SET {sets} FROM (SELECT fid, geom FROM {t} WHERE id = %s"
+                    " FOR UPDATE) o WHERE t.fid = o.fid RETURNING {old}").format(
+                t=self._t(spec.id), sets=sets, old=_BOUNDS_OF_OLD),
             (_wkb(f.geometry), *[props.get(c) for c in names], fid),
-        )
-        return cur.rowcount
+        ).fetchone()
+        return (False, None) if row is None else (True, _box(row))
 
     def create(self, collection: str, feature: Feature) -> Feature:
         spec = self.spec(collection)
@@ -446,7 +495,7 @@ class PostgisStore(Store):
             try:
                 with con.transaction():
                     self._insert(con, spec, feature)
-                    self._update_extent(con, collection)
+                    self._after_write(con, collection, 1, extent.bounds(feature.geometry))
             except psycopg.errors.UniqueViolation:
                 raise Conflict(f"{collection}: a feature with id {feature.id!r} exists") from None
         return self._get(collection, feature.id, primary=True)  # read your write
@@ -454,9 +503,10 @@ class PostgisStore(Store):
     def replace(self, collection: str, fid: str, feature: Feature) -> Feature:
         spec = self.spec(collection)
         with self.pool.connection() as con, con.transaction():
-            if not self._set(con, spec, fid, feature):
+            found, old = self._set(con, spec, fid, feature)
+            if not found:
                 raise NotFound(f"{collection}: no feature with id {fid!r}")
-            self._update_extent(con, collection)
+            self._after_write(con, collection, 0, extent.bounds(feature.geometry), old)
         return self._get(collection, fid, primary=True)
 
     def update(
@@ -473,20 +523,21 @@ class PostgisStore(Store):
             ).fetchone()
             if row is None:
                 raise NotFound(f"{collection}: no feature with id {fid!r}")
-            current = self._feature(spec, row)
-            self._set(con, spec, fid, values.merge_patch(fid, current, properties, geometry))
-            self._update_extent(con, collection)
+            merged = values.merge_patch(fid, self._feature(spec, row), properties, geometry)
+            _, old = self._set(con, spec, fid, merged)
+            self._after_write(con, collection, 0, extent.bounds(merged.geometry), old)
         return self._get(collection, fid, primary=True)
 
     def delete(self, collection: str, fid: str) -> None:
         self.spec(collection)
         with self.pool.connection() as con, con.transaction():
-            cur = con.execute(
-                sql.SQL("DELETE FROM {} WHERE id = %s").format(self._t(collection)), (fid,)
-            )
-            if not cur.rowcount:
+            row = con.execute(
+                sql.SQL("DELETE FROM {} o WHERE id = %s RETURNING {}").format(
+                    self._t(collection), _BOUNDS_OF_OLD), (fid,)
+            ).fetchone()
+            if row is None:
                 raise NotFound(f"{collection}: no feature with id {fid!r}")
-            self._update_extent(con, collection)
+            self._after_write(con, collection, -1, None, _box(row))
 
     # -- reads -----------------------------------------------------------------------------
     def _select(self, spec: LayerSpec) -> sql.SQL:
@@ -639,29 +690,80 @@ class PostgisStore(Store):
                 params.update(translated.params)
         clause = (sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)) if where else sql.SQL("")
         order = self._order(spec, query)
+        key = query_key(collection, query)
         if predicate is not None:
             stmt = self._select(spec) + clause + order
 
             def fallback(con: psycopg.Connection[Any]) -> Page:
                 with con.transaction():
                     con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    return self._filtered(con, spec, stmt, params, predicate, query)
+                    version = self._version_on(con, collection)
+                    known = self._counts.get(key, version)
+                    page = self._filtered(con, spec, stmt, params, predicate, query, known)
+                    self._counts.put(key, version, page.number_matched)
+                    return page
 
             return self._read(fallback)
-        count_sql = sql.SQL("SELECT count(*) AS n FROM {} t").format(self._t(collection)) + clause
-        if query.limit <= 0:
-            row = self._read(lambda con: con.execute(count_sql, params).fetchone())
-            return Page([], int(row[0]) if row else 0)
-        # Count and page in ONE statement: one round trip, one snapshot (no transaction
-        # needed for the two to agree); the LEFT JOIN keeps the count when the page is empty.
-        stmt = sql.SQL("SELECT c.n, p.* FROM ({}) c LEFT JOIN LATERAL ({}) p ON true").format(
-            count_sql,
-            self._select(spec) + clause + order + sql.SQL(" LIMIT %(limit)s OFFSET %(offset)s"),
+        return self._read(
+            lambda con: self._page(con, spec, (clause, order, params), query, key, bool(where))
         )
-        page_params = {**params, "limit": query.limit, "offset": query.offset}
-        rows = self._read(lambda con: con.execute(stmt, page_params).fetchall())
-        matched = int(rows[0][0]) if rows else 0
-        return Page(self._features(spec, [r[1:] for r in rows if r[1] is not None]), matched)
+
+    def _version_on(self, con: psycopg.Connection[Any], collection: str) -> str | None:
+        stmt = sql.SQL("SELECT xmin::text FROM {} WHERE collection = %s").format(self._t(META))
+        row = con.execute(stmt, (collection,)).fetchone()
+        return None if row is None else f"{self.schema}:{row[0]}"
+
+    def _page(
+        self,
+        con: psycopg.Connection[Any],
+        spec: LayerSpec,
+        parts: tuple[sql.Composable, sql.Composable, dict[str, Any]],
+        query: Query,
+        key: str,
+        filtered: bool,
+        recount: bool = False,
+    ) -> Page:
+        """Count, data version and page in ONE statement (one round trip, one snapshot).
+
+        The count is the metadata row's ``row_count`` without a filter; with one, it is
+        the cached count when the cache holds one (``NULL`` is selected instead of
+        counting, and the version read beside the page says whether it still holds - if
+        not, the page is read again with a count).  The LEFT JOIN keeps the count and
+        version when the page is empty."""
+        clause, order, params = parts
+        cached = None if recount or not filtered else self._counts.candidate(key)
+        if not filtered:
+            count: sql.Composable = sql.SQL("m.row_count")
+        elif cached is not None:
+            count = sql.SQL("NULL::bigint")
+        else:
+            count = sql.SQL("(SELECT count(*) FROM {} t{})").format(self._t(spec.id), clause)
+        head = sql.SQL(
+            "SELECT {} AS n, m.xmin::text AS v FROM {} m WHERE m.collection = %(meta_c)s"
+        ).format(count, self._t(META))
+        args = {**params, "meta_c": spec.id}
+        if query.limit > 0:
+            stmt = sql.SQL("SELECT h.n, h.v, p.* FROM ({}) h LEFT JOIN LATERAL ({}) p ON true"
+                           ).format(head, self._select(spec) + clause + order
+                                    + sql.SQL(" LIMIT %(limit)s OFFSET %(offset)s"))
+            args.update(limit=query.limit, offset=query.offset)
+        else:
+            stmt = sql.SQL("SELECT h.n, h.v FROM ({}) h").format(head)
+        rows = con.execute(stmt, args).fetchall()
+        if not rows:
+            return Page([], 0)
+        version = f"{self.schema}:{rows[0][1]}"
+        if rows[0][0] is not None:
+            matched = int(rows[0][0])
+            if filtered:
+                self._counts.put(key, version, matched)
+        else:
+            known = self._counts.get(key, version)  # still the count of this snapshot?
+            if known is None:  # the data changed since: count in this page's snapshot
+                return self._page(con, spec, parts, query, key, filtered, recount=True)
+            matched = known
+        features = [] if query.limit <= 0 else [r[2:] for r in rows if r[2] is not None]
+        return Page(self._features(spec, features), matched)
 
     def _filtered(
         self,
@@ -671,8 +773,11 @@ class PostgisStore(Store):
         params: dict[str, Any],
         predicate: Any,
         query: Query,
+        known: int | None = None,
     ) -> Page:
-        """Evaluate the exact predicate row by row (fallback), counting all matches."""
+        """Evaluate the exact predicate row by row (fallback), counting all matches - or,
+        when the count is ``known`` for this snapshot's data version, stopping once the
+        page is full."""
         page: list[Feature] = []
         matched = 0
         end = query.offset + query.limit
@@ -686,7 +791,9 @@ class PostgisStore(Store):
                 if query.offset <= matched < end:
                     page.append(f)
                 matched += 1
-        return Page(page, matched)
+                if known is not None and matched >= end:
+                    break
+        return Page(page, matched if known is None else known)
 
     def tile(
         self, collection: str, z: int, x: int, y: int, properties: dict[str, Any] | None = None
@@ -733,6 +840,15 @@ class PostgisStore(Store):
                 _release_pool(self.read_url)
                 return
             _release_pool(self.url)
+
+
+#: The bounds of the row's previous geometry (alias ``o``) in a write's RETURNING clause.
+_BOUNDS_OF_OLD = sql.SQL("ST_XMin(o.geom), ST_YMin(o.geom), ST_XMax(o.geom), ST_YMax(o.geom)")
+
+
+def _box(row: tuple[Any, ...]) -> BBox | None:
+    """Four bounds from a RETURNING row (``None`` for a missing or empty geometry)."""
+    return None if row[0] is None else (row[0], row[1], row[2], row[3])
 
 
 def _tile_equalities(spec: LayerSpec, properties: dict[str, Any]) -> sql.Composable:
