@@ -44,8 +44,11 @@ def build_runtime(settings: Settings, store: Store) -> Runtime:
     provider.register_store(key, store)
     config = build_config(settings, specs, store, key)
     pg = Pygeoapi(config, generated.load_or_build(settings, config))  # shared by workers
+    from geoservice.reinfolib.source import ReinfolibSource
+
     return Runtime(settings, store, specs, pg, HtmlRenderer(settings.server.title),
-                   read_store=open_read_store(settings, store))
+                   read_store=open_read_store(settings, store),
+                   reinfolib=ReinfolibSource.open(settings, store, specs.values()))
 
 
 def _error(status: int, code: str, description: str) -> FastJSONResponse:
@@ -90,6 +93,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             yield
         finally:
             await run_shutdown_hooks(app.state.runtime)
+            if app.state.runtime.reinfolib is not None:
+                await app.state.runtime.reinfolib.aclose()
             reader = app.state.runtime.read_store
             if reader is not None and reader is not st:
                 reader.close()

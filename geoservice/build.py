@@ -185,12 +185,25 @@ def _load_all(
 ) -> None:
     """Create and bulk-load every layer into ``store`` (either backend)."""
     for lid, spec in specs.items():
+        if spec.source.kind == "reinfolib":  # fetched per tile later (geoservice.reinfolib)
+            _carry_over_reinfolib(store, settings, spec, report)
+            continue
         files, root, label, synthetic = resolve_sources(spec, settings, mir)
         store.create_collection(spec, source=label, synthetic=synthetic or spec.synthetic)
         n = store.bulk_load(lid, _counted(_features(spec, files, root), lid, progress))
         report.counts[lid] = n
         if progress is not None:
             progress(lid, n)
+
+
+def _carry_over_reinfolib(
+    store: Store, settings: Settings, spec: LayerSpec, report: BuildReport
+) -> None:
+    """An API layer's collection in the new store, with what the live store had fetched
+    (a rebuild must not throw away a prefetch that cost the operator's request budget)."""
+    from geoservice.reinfolib.cache import carry_over
+
+    report.counts[spec.id] = carry_over(settings, spec, store)
 
 
 def _build_postgis(

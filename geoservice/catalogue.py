@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PropertyType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
 
@@ -40,12 +40,31 @@ class PropertySpec(BaseModel):
 
 
 class SourceSpec(BaseModel):
-    """Where the layer's data comes from and which loader reads it."""
+    """Where the layer's data comes from and which loader reads it.
+
+    ``kind: file`` (the default) is loaded by ``geoservice build`` from ``paths`` with the
+    ``format`` loader.  ``kind: reinfolib`` is fetched per tile from MLIT's 不動産情報ライブラリ
+    API (``geoservice.reinfolib``): ``api`` at ``zoom`` with the fixed ``params``; the build
+    only creates its (empty) collection, prefetch and site queries fill it.
+    """
 
     model_config = ConfigDict(extra="forbid")
-    format: str = Field(..., description="Loader name, e.g. geojson, csv-points, plateau-urf")
+    kind: Literal["file", "reinfolib"] = "file"
+    format: str = Field(
+        "reinfolib", description="Loader name, e.g. geojson, csv-points, plateau-urf"
+    )
     paths: list[str] = Field(
-        ..., min_length=1, description="Source files, relative to the mirror directory"
+        default_factory=list, description="Source files, relative to the mirror directory"
+    )
+    api: str | None = Field(None, description="reinfolib: the API id, e.g. XKT002")
+    zoom: int | None = Field(None, description="reinfolib: the zoom tiles are fetched at")
+    params: dict[str, str | int] = Field(
+        default_factory=dict, description="reinfolib: fixed query parameters (year, from, to…)"
+    )
+    identity: list[str] = Field(
+        default_factory=list,
+        description="reinfolib: API properties that identify one feature across tiles "
+        "(empty: all of them, plus the coordinates of points)",
     )
     bundled: bool = Field(
         False, description="Files ship with the project (data/), not with a mirror"
@@ -53,6 +72,27 @@ class SourceSpec(BaseModel):
     url: str | None = Field(None, description="The official download URL")
     crs: str = "EPSG:4326"
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> SourceSpec:
+        if self.kind == "file":
+            if not self.paths or self.format == "reinfolib":
+                raise ValueError("a file source needs `format` and at least one of `paths`")
+            return self
+        from geoservice.reinfolib.apis import api  # lazy: the catalogue is imported first
+
+        if self.api is None or self.zoom is None:
+            raise ValueError("a reinfolib source needs `api` (e.g. XKT002) and `zoom`")
+        from geoservice.reinfolib.errors import ReinfolibError
+
+        try:
+            documented = api(self.api)
+            documented.check_zoom(self.zoom)
+            documented.check_params(dict(self.params))
+        except ReinfolibError as exc:
+            raise ValueError(exc.description) from None
+        self.format = "reinfolib"
+        return self
 
 
 class Coverage(BaseModel):

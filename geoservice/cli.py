@@ -157,6 +157,7 @@ def _add_subcommands() -> None:
     from geoservice.auth.cli import audit_app, tokens_app
     from geoservice.city3d.cli import city3d_app
     from geoservice.hazards.cli import incidents_app
+    from geoservice.reinfolib.cli import reinfolib_app
     from geoservice.sightings.cli import sightings_app
 
     app.add_typer(tokens_app, name="tokens")
@@ -164,6 +165,7 @@ def _add_subcommands() -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(sightings_app, name="sightings")
     app.add_typer(incidents_app, name="incidents")
+    app.add_typer(reinfolib_app, name="reinfolib")
 
 
 _add_subcommands()

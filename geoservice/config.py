@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from geoservice.reinfolib.settings import ReinfolibSettings
+
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -161,6 +163,7 @@ class Settings(BaseModel):
     alerts: AlertSettings = Field(default_factory=lambda: AlertSettings())
     feeds: list[FeedSettings] = Field(default_factory=list)
     limits: BodyLimits = Field(default_factory=lambda: BodyLimits())
+    reinfolib: ReinfolibSettings = Field(default_factory=lambda: ReinfolibSettings())
 
     @field_validator("feeds")
     @classmethod

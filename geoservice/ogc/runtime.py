@@ -14,6 +14,7 @@ from geoservice.ogc.pygeoapi_adapter import Pygeoapi
 from geoservice.store import Store
 
 if TYPE_CHECKING:
+    from geoservice.reinfolib.source import ReinfolibSource
     from geoservice.web.html import HtmlRenderer
 
 
@@ -30,6 +31,8 @@ class Runtime:
     services: dict[str, Any] = field(default_factory=dict)
     #: the store the public read paths use (a read-replica view of ``store``, or ``store``)
     read_store: Store | None = None
+    #: the 不動産情報ライブラリ API layers (site queries, prefetch); off without a key
+    reinfolib: ReinfolibSource | None = None
 
     @property
     def reader(self) -> Store:

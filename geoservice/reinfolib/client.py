@@ -1,0 +1,208 @@
+"""The HTTP client of the 不動産情報ライブラリ API: one tile per call, politely.
+
+Why each piece is here:
+
+* the key travels only in the ``Ocp-Apim-Subscription-Key`` header, so request URLs (which
+  we log, cache and show as provenance) never contain it;
+* answers are gzip-encoded JSON or Mapbox Vector Tiles; both become CRS84 features with the
+  API's own property names (mapping to a layer's schema is ``mapping.py``'s job);
+* the operator warns users who access excessively: a per-process cap on requests in flight,
+  a sliding per-minute budget, and back-off on 429 (``Retry-After`` honoured), 5xx and
+  timeouts;
+* every failure is a ``ReinfolibError`` whose description we wrote ourselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from pydantic import SecretStr
+
+from geoservice.features import Feature
+from geoservice.reinfolib.apis import api as documented
+from geoservice.reinfolib.errors import RETRYABLE, ReinfolibError, status_error
+from geoservice.reinfolib.settings import ReinfolibSettings
+from geoservice.reinfolib.tiles import Tile, decode_mvt, iter_geojson
+
+log = logging.getLogger("geoservice.reinfolib")
+KEY_HEADER = "Ocp-Apim-Subscription-Key"
+
+
+@dataclass(frozen=True, slots=True)
+class TileAnswer:
+    """One tile as the API gave it: features with the API's property names, in CRS84."""
+
+    api: str
+    tile: Tile
+    features: list[Feature]
+    url: str  # the request URL; the key is a header, never part of it
+    fetched_at: str  # ISO 8601, UTC
+
+
+@dataclass
+class RequestBudget:
+    """At most ``per_minute`` requests in any sliding minute, shared by every caller in the
+    process (threads and event loops alike)."""
+
+    per_minute: int
+    _sent: collections.deque[float] = field(default_factory=collections.deque)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _slot(self) -> float:
+        """Take a slot now (return 0) or say how long until one frees up."""
+        now = time.monotonic()
+        with self._lock:
+            while self._sent and now - self._sent[0] >= 60.0:
+                self._sent.popleft()
+            if len(self._sent) < self.per_minute:
+                self._sent.append(now)
+                return 0.0
+            return self._sent[0] + 60.0 - now
+
+    async def acquire(self, api: str, deadline: float | None) -> None:
+        """Wait for a slot; ``budget-exhausted`` when none frees up before ``deadline``."""
+        while (wait := self._slot()) > 0:
+            if deadline is not None and time.monotonic() + wait > deadline:
+                raise ReinfolibError(
+                    "budget-exhausted",
+                    f"{api}: the request budget ({self.per_minute} per minute) is used up "
+                    "for now; the answer could not wait for it",
+                    api=api,
+                )
+            await asyncio.sleep(min(wait, 1.0))
+
+
+class ReinfolibClient:
+    """Fetch tiles of the documented APIs.  One per process; safe across event loops."""
+
+    def __init__(self, settings: ReinfolibSettings, key: SecretStr | None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self._key = key
+        self._transport = transport
+        self.budget = RequestBudget(settings.requests_per_minute)
+        self._gates: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self.requests = 0  # requests sent (benchmarks report requests per site)
+
+    @property
+    def configured(self) -> bool:
+        """A key is set."""
+        return self._key is not None
+
+    def url(self, api: str, tile: Tile, params: dict[str, Any], fmt: str) -> str:
+        """The request URL of one tile (no key: that is a header)."""
+        query = {"response_format": fmt, "z": tile.z, "x": tile.x, "y": tile.y, **params}
+        return f"{self.settings.base_url.rstrip('/')}/{api}?{urlencode(query)}"
+
+    def _http(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        loop = asyncio.get_running_loop()
+        if loop not in self._clients:
+            self._clients[loop] = httpx.AsyncClient(transport=self._transport,
+                                                    follow_redirects=False)
+            self._gates[loop] = asyncio.Semaphore(self.settings.concurrency)
+        return self._clients[loop], self._gates[loop]
+
+    async def tile(self, api: str, tile: Tile, params: dict[str, Any] | None = None, *,
+                   fmt: str | None = None, deadline: float | None = None) -> TileAnswer:
+        """One tile of ``api``, retried on transient failures until ``deadline``.
+
+        Raises ``ReinfolibError`` (never an httpx or JSON error)."""
+        params = dict(params or {})
+        fmt = fmt or self.settings.response_format
+        spec = documented(api)
+        spec.check_zoom(tile.z)
+        spec.check_params(params)
+        if self._key is None:
+            raise ReinfolibError("not-configured", self.settings.not_configured, api=api)
+        url = self.url(api, tile, params, fmt)
+        delay = self.settings.backoff_s
+        for attempt in range(self.settings.retries + 1):
+            try:
+                return await self._once(api, tile, url, fmt, deadline)
+            except ReinfolibError as exc:
+                if exc.reason not in RETRYABLE or attempt == self.settings.retries:
+                    raise
+                wait = min(exc.retry_after if exc.retry_after is not None else delay,
+                           self.settings.backoff_max_s)
+                if deadline is not None and time.monotonic() + wait >= deadline:
+                    raise
+                log.info("reinfolib %s %s: %s; retry %d in %.1f s", api, tile, exc.reason,
+                         attempt + 1, wait)
+                await asyncio.sleep(wait)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(self, api: str, tile: Tile, url: str, fmt: str,
+                    deadline: float | None) -> TileAnswer:
+        client, gate = self._http()
+        await self.budget.acquire(api, deadline)
+        async with gate:
+            timeout = self.settings.timeout_s
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+                if timeout <= 0:
+                    raise ReinfolibError("timeout", f"{api}: no time left for tile {tile} "
+                                         "within the answer's budget", api=api)
+            assert self._key is not None
+            headers = {KEY_HEADER: self._key.get_secret_value(), "Accept-Encoding": "gzip"}
+            self.requests += 1
+            started = time.monotonic()
+            try:
+                r = await client.get(url, headers=headers, timeout=timeout)
+            except httpx.TimeoutException:
+                raise ReinfolibError("timeout", f"{api}: no answer for tile {tile} within "
+                                     f"{timeout:.1f} s", api=api) from None
+            except httpx.DecodingError:
+                raise ReinfolibError("bad-body", f"{api}: the compressed answer for tile {tile}"
+                                     " is corrupt or truncated", api=api) from None
+            except httpx.RemoteProtocolError:
+                raise ReinfolibError("bad-body", f"{api}: the answer for tile {tile} was cut "
+                                     "off (truncated body)", api=api) from None
+            except httpx.TransportError as exc:
+                raise ReinfolibError("unreachable", f"{api}: the API could not be reached "
+                                     f"({type(exc).__name__})", api=api) from None
+        log.info("reinfolib %s %s %s: HTTP %d in %.0f ms", api, tile, fmt, r.status_code,
+                 (time.monotonic() - started) * 1000)
+        if r.status_code != 200:
+            raise status_error(api, r.status_code, _retry_after(r))
+        fetched = datetime.now(UTC).isoformat(timespec="seconds")
+        return TileAnswer(api, tile, _features(r.content, api, tile, fmt), url, fetched)
+
+    async def aclose(self) -> None:
+        """Close the connections of the current event loop's client."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.pop(loop, None)
+        self._gates.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+
+def _features(content: bytes, api: str, tile: Tile, fmt: str) -> list[Feature]:
+    if fmt == "pbf":
+        return decode_mvt(content, tile, api) if content else []
+    try:
+        body = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        raise ReinfolibError("bad-body", f"{api}: the answer for tile {tile} is not JSON "
+                             "(truncated or an error page)", api=api) from None
+    return list(iter_geojson(body, api))
+
+
+def _retry_after(r: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (the delta form; an HTTP date counts as unknown)."""
+    value = r.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
