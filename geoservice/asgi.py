@@ -12,4 +12,7 @@ from pathlib import Path
 from geoservice.app import create_app
 from geoservice.config import load_settings
 
-app = create_app(load_settings(Path(os.environ.get("GEOSERVICE_CONFIG", "config.yml"))))
+settings = load_settings(Path(os.environ.get("GEOSERVICE_CONFIG", "config.yml")))
+if os.environ.get("GEOSERVICE_LISTEN"):  # set by `geoservice serve --host/--port`
+    settings = settings.listening_on(os.environ["GEOSERVICE_LISTEN"])
+app = create_app(settings)

@@ -10,6 +10,7 @@ mirror directory laid out like ``../shared/data`` (``--mirror``), from files bun
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,11 +23,12 @@ from geoservice.catalogue import LayerSpec, load_catalogue
 from geoservice.config import Settings
 from geoservice.errors import SourceError
 from geoservice.features import Feature
-from geoservice.loaders import get_loader
+from geoservice.loaders import codelists, get_loader
 from geoservice.store import database_url
 from geoservice.store.base import Store
 from geoservice.store.gpkg import GpkgStore
 
+log = logging.getLogger(__name__)
 Progress = Callable[[str, int], None]
 
 
@@ -37,6 +39,8 @@ class BuildReport:
     counts: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     store: Path | None = None
+    #: PLATEAU code lists absent from the sources: their coded attributes keep raw codes
+    raw_codelists: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -129,9 +133,15 @@ def build(
         specs = {k: v for k, v in specs.items() if k in layers}
     mir = Mirror.open(mirror) if mirror is not None else None
     swap_in = _build_postgis if settings.store.backend == "postgis" else _build_gpkg
+    codelists.take_absent()
     report = swap_in(settings, specs, mir, progress)
     post_build(settings)
     _city3d_tiles(settings, specs, mir, report)
+    report.raw_codelists = codelists.take_absent()
+    if report.raw_codelists:  # one line, not one warning per list
+        log.warning("%d PLATEAU code lists are not in the sources (%s): their coded"
+                    " attributes keep raw codes", len(report.raw_codelists),
+                    ", ".join(report.raw_codelists))
     return report
 
 

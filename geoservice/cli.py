@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -23,8 +23,26 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="config.yml to u
 
 
 def _settings(config: Path) -> Settings:
+    """The validated settings, or one line saying what is wrong with ``config`` (exit 2)."""
+    from pydantic import ValidationError
+    from yaml import YAMLError
+
     os.environ.setdefault("GEOSERVICE_CONFIG", str(config))
-    return load_settings(config)
+    try:
+        return load_settings(config)
+    except ValidationError as exc:
+        why = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                        for e in exc.errors())
+    except (OSError, ValueError, YAMLError) as exc:
+        why = " ".join(str(exc).split())
+    _fail(f"{config}: {why}")
+
+
+def _fail(line: str) -> NoReturn:
+    """One line on stderr and exit 2: start-up errors are not tracebacks."""
+    Console(stderr=True, width=10_000).print(f"geoservice: {line}", markup=False,
+                                              highlight=False)
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -74,8 +92,17 @@ def serve(
     """Serve the API with uvicorn."""
     import uvicorn
 
+    from geoservice.store import store_problem
+
     settings = _settings(config)
+    problem = store_problem(settings)
+    if problem:
+        _fail(f"cannot serve: {problem}")
     os.environ["GEOSERVICE_CONFIG"] = str(config.resolve())
+    # Links name the address actually served (unless server.url says otherwise).
+    host, port = host or settings.server.host, port or settings.server.port
+    os.environ["GEOSERVICE_LISTEN"] = f"{host}:{port}"
+    settings = settings.listening_on(f"{host}:{port}")
     logging.basicConfig(level=logging.INFO)
     if workers > 1:  # generate pygeoapi config + OpenAPI once, before the workers start
         from geoservice.ogc.generated import prepare
@@ -83,8 +110,8 @@ def serve(
         console.print(f"generated configuration written to {prepare(settings)}")
     uvicorn.run(
         "geoservice.asgi:app",
-        host=host or settings.server.host,
-        port=port or settings.server.port,
+        host=host,
+        port=port,
         workers=workers,
         log_level="info",
     )

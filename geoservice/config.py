@@ -37,8 +37,15 @@ class ServerSettings(BaseModel):
 
     @property
     def base_url(self) -> str:
-        """The public URL of the service root, without a trailing slash."""
-        return (self.url or f"http://{self.host}:{self.port}").rstrip("/")
+        """The public URL of the service root, without a trailing slash.
+
+        Without ``url``: the address served (a wildcard bind names loopback; set ``url``,
+        or ``trust_forwarded`` behind a proxy, for links other machines can follow).
+        """
+        if self.url:
+            return self.url.rstrip("/")
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
 
 class StoreSettings(BaseModel):
@@ -173,6 +180,16 @@ class Settings(BaseModel):
         if dup:
             raise ValueError(f"feed ids must be unique; repeated: {dup}")
         return feeds
+
+    def listening_on(self, address: str) -> Settings:
+        """A copy whose ``server.host``/``port`` are ``host:port`` actually served.
+
+        Links fall back to them when ``server.url`` is unset, so ``serve --port 18765``
+        writes links to port 18765, not to the config's port.
+        """
+        host, _, port = address.rpartition(":")
+        server = self.server.model_copy(update={"host": host.strip("[]"), "port": int(port)})
+        return self.model_copy(update={"server": server})
 
     def resolved(self, root: Path) -> Settings:
         """Return a copy whose relative paths are anchored at ``root``."""

@@ -10,7 +10,6 @@ its label is still the legal fact.
 
 from __future__ import annotations
 
-import logging
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
@@ -18,10 +17,17 @@ from lxml import etree
 
 from geoservice.errors import SourceError
 
-log = logging.getLogger(__name__)
-
 _GML_NS = ("http://www.opengis.net/gml", "http://www.opengis.net/gml/3.2")
-_WARNED: set[str] = set()  # absent lists already logged in this process
+#: Absent lists met since the last ``take_absent`` (a build reports them once, in one line,
+#: instead of one warning per list).
+_ABSENT: set[str] = set()
+
+
+def take_absent() -> list[str]:
+    """The code lists found absent since the last call (sorted), forgetting them."""
+    names = sorted(_ABSENT)
+    _ABSENT.clear()
+    return names
 
 
 @lru_cache(maxsize=128)
@@ -71,15 +77,13 @@ class CodeLists:
     def decode(self, code_space: str, code: str, gml_file: Path | None = None) -> str | None:
         """The label for ``code`` in the list named by ``code_space``; ``None`` if unknown.
 
-        ``None`` covers both an absent list and a code missing from a present list; the
-        first absent list is logged once so an operator can add it to the mirror.
+        ``None`` covers both an absent list and a code missing from a present list; absent
+        lists are collected for the build's one-line note (``take_absent``).
         """
         path = self.path_for(code_space, gml_file)
         if path is None:
             name = PurePosixPath(code_space).name
             self.missing.add(name)
-            if name not in _WARNED:
-                _WARNED.add(name)
-                log.warning("code list %s not found; keeping raw codes", name)
+            _ABSENT.add(name)
             return None
         return read_codelist(path).get(code.strip())

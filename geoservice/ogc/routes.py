@@ -76,9 +76,12 @@ def _accept(request: Request) -> str:
 
 
 @router.get("")
-async def ogc_root() -> RedirectResponse:
-    """Redirect to the landing page."""
-    return RedirectResponse("/ogc/")
+async def ogc_root(request: Request, rt: RuntimeDep) -> Response:
+    """The landing page as JSON (clients such as QGIS do not follow a redirect here);
+    browsers are redirected to ``/ogc/`` so that relative links in the page resolve."""
+    if params.parse_format(_qp(request), _accept(request)) == "html":
+        return RedirectResponse("/ogc/")
+    return await landing(request, rt)
 
 
 @router.get("/")

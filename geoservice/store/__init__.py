@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CollectionInfo", "Page", "Query", "Store", "database_url", "open_read_store", "open_store",
+    "store_problem",
 ]
 
 
@@ -35,6 +36,28 @@ def open_store(settings: Settings) -> Store:
     from geoservice.store.gpkg import GpkgStore
 
     return GpkgStore(settings.store.path)
+
+
+def store_problem(settings: Settings) -> str | None:
+    """Why the configured store cannot be served, in one line naming what to run; or None.
+
+    ``geoservice serve`` calls this before starting the server, so a missing build is one
+    clear line and a non-zero exit instead of a traceback from inside the server.
+    """
+    build = "run `geoservice build --mirror DIR` (or `make run` for the demo)"
+    if settings.store.backend == "gpkg" and not settings.store.path.exists():
+        return f"no store at {settings.store.path}: it has not been built; {build}"
+    try:
+        store = open_store(settings)
+    except Exception as exc:  # any driver error: the point is one line, not its type
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"cannot open the {settings.store.backend} store ({first}); check config.yml"
+    try:
+        if not store.collections():
+            return f"the {settings.store.backend} store holds no layers; {build}"
+    finally:
+        store.close()
+    return None
 
 
 def open_read_store(settings: Settings, store: Store) -> Store:
