@@ -64,6 +64,9 @@ CATALOGUE = {
     "district-plan-notice": "unverified",
     "parking-provision": "sourced",
     "welfare-town-notice": "partial",
+    "steep-slope-permit": "partial",
+    "landslide-prevention-permit": "partial",
+    "disaster-risk-area-building": "partial",
 }
 FOUNDATION_LAYERS = {
     "admin-boundaries", "sediment-special-zones", "sediment-warning-zones", "landslide-zones",
@@ -141,7 +144,8 @@ def test_not_required_says_why() -> None:
 def test_answer_serialises_to_the_fixed_vocabulary() -> None:
     answer = evaluate(site(), works("new-building", floor_area_m2=600), RULES)
     body = json.loads(answer.model_dump_json())
-    assert set(body) == {"site", "procedures", "timeline", "hazards", "disclaimer"}
+    assert set(body) == {"site", "procedures", "timeline", "hazards", "disclaimer", "sources",
+                         "real_estate", "credits"}
     assert set(body["site"]) == {"area_m2", "municipality", "layers"}
     assert body["site"]["municipality"] == {"code": "13122", "name": "葛飾区"}
     assert set(body["procedures"][0]) == {
@@ -658,6 +662,9 @@ def test_every_rule_layer_has_a_spec() -> None:
         if lid in FOUNDATION_LAYERS:
             continue
         layer = load_layer(layers_dir / f"{lid}.yml")
+        if layer.source.kind == "reinfolib":  # official API layer: fetched per site
+            assert not layer.synthetic and "不動産情報ライブラリ" in layer.attribution
+            continue
         assert layer.synthetic and layer.domain == "guide"
         assert layer.coverage.bbox is not None
         bbox = box(*layer.coverage.bbox)

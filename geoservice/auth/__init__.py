@@ -1,5 +1,4 @@
-"""Tokens, scoped write access and the audit journal (``auth.sqlite``, or on PostGIS the
-schema ``geoservice_auth``; see ``geoservice.state``).
+"""Tokens, scoped write access and the audit journal (stored in ``<work_dir>/auth.sqlite``).
 
 - ``tokens``: bearer tokens, shown once, stored as salted + peppered HMAC-SHA256 hashes;
 - ``audit``: the write journal (pending → committed / aborted; crash-detectable);

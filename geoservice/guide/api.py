@@ -15,7 +15,6 @@ Everything is built once in ``attach`` (the GuideService with its indexes, the j
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 from typing import Annotated, Any
 
@@ -26,7 +25,7 @@ from shapely.geometry import mapping
 from geoservice.edge.bodies import request_json
 from geoservice.errors import InvalidParameter, NotFound, ServiceError
 from geoservice.fastjson import FastJSONResponse
-from geoservice.guide.jobs import DDL, Job, JobStore
+from geoservice.guide.jobs import Job, JobStore
 from geoservice.guide.models import ACTIVITIES, STRUCTURES, USES, GuideRequest, parse_request
 from geoservice.guide.process import (
     CONFORMANCE,
@@ -38,7 +37,6 @@ from geoservice.guide.process import (
 from geoservice.guide.service import GuideService, guide_config
 from geoservice.guide.spatial import ParcelNotFound
 from geoservice.ogc.runtime import Runtime, RuntimeDep
-from geoservice.state import open_db
 
 router = APIRouter()
 SERVICE = "guide"
@@ -60,10 +58,17 @@ class ResultNotReady(NotFound):
 # --------------------------------------------------------------------------- start-up
 
 
-def _hazard_card(rt: Runtime, geom: Any) -> dict[str, Any] | None:
-    """The hazards room's card for a site (that room attaches after this one)."""
+def _hazard_card(rt: Runtime, geom: Any, results: Any) -> dict[str, Any] | None:
+    """The hazards room's card for a site (that room attaches after this one), given the
+    API layers already fetched for the guide."""
     hazards = rt.services.get("hazards")
-    return None if hazards is None else hazards.card(geom)
+    return None if hazards is None else hazards.card(geom, official=results)
+
+
+def _card_layers(rt: Runtime) -> list[str]:
+    """The API layers the hazards room's card shows (fetched with the guide's)."""
+    hazards = rt.services.get("hazards")
+    return [] if hazards is None else list(hazards.api_layers)
 
 
 def attach(rt: Runtime) -> None:
@@ -73,22 +78,20 @@ def attach(rt: Runtime) -> None:
     queued again here, so nothing acknowledged is lost.
     """
     conf = guide_config(rt.settings.extra.get("guide"))
-    service = GuideService(rt.store, rt.specs, parcel_layers=conf["parcel_layers"])
+    service = GuideService(rt.store, rt.specs, parcel_layers=conf["parcel_layers"], conf=conf)
     rt.services[SERVICE] = service
+    service.use_source(getattr(rt, "reinfolib", None))
     service.hazard_card = partial(_hazard_card, rt)
+    service.card_layers = partial(_card_layers, rt)
     register_service(service)
-    db = open_db(rt.settings, rt.store, "jobs", DDL, rt.settings.work_dir / str(conf["jobs_db"]))
     jobs = JobStore(
-        db,
+        rt.settings.work_dir / str(conf["jobs_db"]),
         run=lambda inputs: run_inputs(service, inputs),
         paused=bool(conf.get("pause_jobs", False)),
         error_doc=error_doc,
-        lease_s=float(conf.get("job_lease_s", 30.0)),
     )
     rt.services[JOBS] = jobs
     jobs.start()
-    # stopped before the store closes (a running job finishes first)
-    rt.services.setdefault("shutdown_hooks", []).append(lambda: asyncio.to_thread(jobs.stop))
     for uri in CONFORMANCE:
         if uri not in rt.extra_conformance:
             rt.extra_conformance.append(uri)
@@ -131,8 +134,13 @@ def check_inputs(service: GuideService, inputs: Any) -> GuideRequest:
 
 
 def run_inputs(service: GuideService, inputs: Any) -> dict[str, Any]:
-    """The answer to a body, as JSON (what the REST route and the process return)."""
+    """The answer to a body, as JSON (what an async job returns; runs in its thread)."""
     return service.answer(inputs).model_dump(mode="json")
+
+
+async def answer_inputs(service: GuideService, inputs: Any) -> dict[str, Any]:
+    """The answer to a body, as JSON (what the REST route and a sync execution return)."""
+    return (await service.answer_async(inputs)).model_dump(mode="json")
 
 
 # --------------------------------------------------------------------------- REST
@@ -143,7 +151,7 @@ async def guide(request: Request, rt: RuntimeDep) -> Response:
     """The procedure guide: every catalogue procedure's status for this land and works."""
     body = await request_json(request)
     try:
-        return FastJSONResponse(run_inputs(_service(rt), body))
+        return FastJSONResponse(await answer_inputs(_service(rt), body))
     except ParcelNotFound as exc:
         return _error(exc)
 
@@ -262,7 +270,7 @@ async def execute(request: Request, rt: RuntimeDep) -> Response:
     inputs = body["inputs"]
     try:
         if not _wants_async(request):
-            return FastJSONResponse(run_inputs(service, inputs))
+            return FastJSONResponse(await answer_inputs(service, inputs))
         check_inputs(service, inputs)  # bad input fails now, never as an accepted job
     except ParcelNotFound as exc:
         return _error(exc)

@@ -296,6 +296,62 @@ class TimelineEntry(_Strict):
     text: str
 
 
+SourceKind = Literal["official-api", "official-file", "synthetic", "unavailable"]
+
+
+class LayerSource(_Strict):
+    """Where one layer's facts for this site came from, or why the official API was not used.
+
+    ``reason`` is set whenever the 不動産情報ライブラリ API could not be used for the layer
+    (not configured, timeout, HTTP 5xx, …), also when a local file answered instead.
+    """
+
+    layer: str = Field(..., description="The layer the rules (or the panel) name")
+    used: str | None = Field(..., description="The collection whose features were used")
+    kind: SourceKind
+    label: str = Field(..., examples=["不動産情報ライブラリ API XKT002, fetched 2026-12-06"])
+    api: str | None = None
+    fetched_at: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+    credit: str | None = None
+    disagreement: str | None = Field(None, description="API and local official file differ")
+
+
+class LandPricePoint(_Strict):
+    """A 地価公示 / 地価調査 point near the site."""
+
+    id: str
+    price_type: str | None
+    year: str | None
+    price_per_m2: float | None
+    price_text: str | None
+    change_rate_pct: float | None
+    distance_m: float
+    place: str | None
+    use_category: str | None
+
+
+class TransactionSummary(_Strict):
+    """Transactions around the site: median price per m², count and quarter range."""
+
+    count: int
+    count_with_price_per_m2: int
+    median_price_per_m2: float | None
+    first_quarter: str | None
+    last_quarter: str | None
+    radius_m: float
+
+
+class RealEstate(_Strict):
+    """The land-price panel: nearest official land prices and a transaction summary."""
+
+    land_prices: list[LandPricePoint] | None
+    transactions: TransactionSummary | None
+    sources: list[LayerSource]
+    disclaimer: str
+
+
 class GuideAnswer(_Strict):
     """The guide's answer: every catalogue procedure with a status, a timeline, hazards."""
 
@@ -304,6 +360,9 @@ class GuideAnswer(_Strict):
     timeline: list[TimelineEntry]
     hazards: dict[str, Any]
     disclaimer: str
+    sources: list[LayerSource] = Field(default_factory=list)
+    real_estate: RealEstate | None = None
+    credits: list[str] = Field(default_factory=list, description="Credits the data's terms require")
 
     def procedure(self, pid: str) -> ProcedureOut:
         """The answer for procedure ``pid`` (``KeyError`` if absent)."""

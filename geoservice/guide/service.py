@@ -8,14 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from shapely.geometry.base import BaseGeometry
 
 from geoservice.catalogue import LayerSpec
 from geoservice.errors import ServiceError
 from geoservice.guide.authority import AuthorityTable, default_authorities
 from geoservice.guide.engine import HAZARD_LAYERS, evaluate
-from geoservice.guide.models import GuideAnswer, GuideRequest, SiteInput, parse_request
+from geoservice.guide.models import GuideAnswer, GuideRequest, parse_request
+from geoservice.guide.official import Resolver, api_layer_ids, official_layers, real_estate
 from geoservice.guide.rules import Rule, default_rules, required_layers
 from geoservice.guide.spatial import FeatureSource, SpatialIndex
+from geoservice.reinfolib.site import (
+    Results,
+    SiteSource,
+    fetch_site,
+    fetch_site_blocking,
+    is_api_layer,
+)
 
 GUIDE_CONFIG = Path(__file__).with_name("guide.yml")
 
@@ -37,13 +46,17 @@ class GuideService:
     Parameters
     ----------
     store : Store (any object with ``iter_features``)
-        Read once here (``iter_features`` per layer); never read again per request.
+        Read once here (``iter_features`` per local layer); never read again per request.
     catalogue_specs : mapping of layer id to LayerSpec
-        Gives each layer's coverage; a layer absent from the store covers nothing.
+        Gives each layer's coverage; a layer absent from the store covers nothing.  Layers
+        of ``source.kind: reinfolib`` are never indexed: they are fetched per site from the
+        不動産情報ライブラリ API (``source``), cached in the store by that source.
     rules, authorities : optional
         Defaults to the packaged rule catalogue and authority table.
     parcel_layers : optional
         Layers searched for 地番; defaults to ``parcel_layers`` of ``guide.yml``.
+    conf : optional
+        The guide configuration (``guide_config()``): ``official_layers``, ``real_estate``.
     """
 
     def __init__(
@@ -54,40 +67,94 @@ class GuideService:
         rules: list[Rule] | tuple[Rule, ...] | None = None,
         authorities: AuthorityTable | None = None,
         parcel_layers: Iterable[str] | None = None,
+        conf: Mapping[str, Any] | None = None,
     ) -> None:
+        conf = guide_config() if conf is None else conf
         self.rules = tuple(rules if rules is not None else default_rules())
         self.authorities = authorities or default_authorities()
-        self.layer_ids = required_layers(self.rules) + [
-            lid for lid in HAZARD_LAYERS if lid not in required_layers(self.rules)
+        self.specs = dict(catalogue_specs)
+        self.needed_layers = required_layers(self.rules)
+        self.layer_ids = self.needed_layers + [
+            lid for lid in HAZARD_LAYERS if lid not in self.needed_layers
         ]
         self.parcel_layers = list(
-            parcel_layers if parcel_layers is not None else guide_config()["parcel_layers"]
+            parcel_layers if parcel_layers is not None else conf["parcel_layers"]
         )
+        official = official_layers(conf.get("official_layers") or {}, self.specs)
+        self.resolver = Resolver(self.specs, official, configured=False)
+        self.real_estate_conf: dict[str, Any] = dict(conf.get("real_estate") or {})
+        estate = [str(self.real_estate_conf.get(k)) for k in ("land_prices", "transactions")]
+        self.api_layers = api_layer_ids(self.needed_layers, official, self.specs, estate)
+        local = [lid for lid in self.layer_ids if not is_api_layer(self.specs.get(lid))]
         self.index = SpatialIndex.build(
-            store, catalogue_specs, self.layer_ids, parcel_layers=self.parcel_layers
+            store, catalogue_specs, local, parcel_layers=self.parcel_layers
         )
+        #: The 不動産情報ライブラリ API (set at start-up when configured in the app).
+        self.source: SiteSource | None = None
         #: The hazards room's card (set at start-up when that room is present); the answer
-        #: embeds it so a builder sees hazards where they decide.
-        self.hazard_card: Callable[[Any], dict[str, Any] | None] | None = None
+        #: embeds it so a builder sees hazards where they decide.  It receives the API
+        #: results fetched for the guide, so one site query serves both.
+        self.hazard_card: Callable[[Any, Results], dict[str, Any] | None] | None = None
+        #: The API layers the hazard card needs (fetched together with the guide's).
+        self.card_layers: Callable[[], list[str]] = list
+
+    def use_source(self, source: SiteSource | None) -> None:
+        """Plug in the API source (start-up); without a key its layers say "not configured"."""
+        self.source = source
+        configured = source is not None and source.configured
+        self.resolver = Resolver(self.specs, self.resolver.official, configured=configured)
+
+    def wanted(self) -> list[str]:
+        """Every API layer one site query fetches (guide, land-price panel, hazard card)."""
+        extra = [lid for lid in self.card_layers() if is_api_layer(self.specs.get(lid))]
+        return list(dict.fromkeys([*self.api_layers, *extra]))
+
+    def _buffers(self) -> dict[str, float]:
+        radius = float(self.real_estate_conf.get("radius_m", 1000))
+        return {str(self.real_estate_conf.get(k)): radius for k in ("land_prices", "transactions")}
+
+    async def fetch(self, geom: BaseGeometry) -> Results:
+        """The API layers for a site, within the source's site budget, or why not."""
+        specs = [self.specs[lid] for lid in self.wanted()]
+        return await fetch_site(self.source, specs, geom, self._buffers())
+
+    def fetch_blocking(self, geom: BaseGeometry) -> Results:
+        """``fetch`` for synchronous callers (async jobs in their worker thread)."""
+        specs = [self.specs[lid] for lid in self.wanted()]
+        return fetch_site_blocking(self.source, specs, geom, self._buffers())
 
     def answer(self, request: GuideRequest | Mapping[str, Any]) -> GuideAnswer:
-        """Answer one request (a model or a JSON body; a bad body raises ``Unprocessable``)."""
+        """Answer one request synchronously (a model or a JSON body; bad input raises)."""
         req = request if isinstance(request, GuideRequest) else parse_request(request)
-        return self.answer_site(req.site, req)
+        geom, code = self.index.site_geometry(req.site)
+        return self.answer_geometry(geom, code, req, self.fetch_blocking(geom))
 
-    def answer_site(self, site: SiteInput, request: GuideRequest) -> GuideAnswer:
-        """Resolve the site geometry, build its facts and evaluate the rules."""
-        geom, code = self.index.site_geometry(site)
-        facts = self.index.facts(geom, code)
+    async def answer_async(self, request: GuideRequest | Mapping[str, Any]) -> GuideAnswer:
+        """Answer one request, fetching the API layers without blocking the event loop."""
+        req = request if isinstance(request, GuideRequest) else parse_request(request)
+        geom, code = self.index.site_geometry(req.site)
+        return self.answer_geometry(geom, code, req, await self.fetch(geom))
+
+    def answer_geometry(
+        self, geom: BaseGeometry, code: str | None, request: GuideRequest, results: Results
+    ) -> GuideAnswer:
+        """Build the site facts (local indexes + API layers) and evaluate the rules."""
+        local = self.index.facts(geom, code)
+        facts, sources = self.resolver.resolve(geom, local, self.needed_layers, results)
         answer = evaluate(facts, request.works, self.rules, authorities=self.authorities)
-        return self._with_card(answer, geom)
+        estate = real_estate(geom, results, self.specs, self.real_estate_conf)
+        used = sources + (estate.sources if estate else [])
+        credits = sorted({s.credit for s in used if s.kind == "official-api" and s.credit})
+        answer = answer.model_copy(
+            update={"sources": sources, "real_estate": estate, "credits": credits})
+        return self._with_card(answer, geom, results)
 
-    def _with_card(self, answer: GuideAnswer, geom: Any) -> GuideAnswer:
+    def _with_card(self, answer: GuideAnswer, geom: Any, results: Results) -> GuideAnswer:
         """Embed the hazard card; a site too large for a card keeps the guide's own summary."""
         if self.hazard_card is None:
             return answer
         try:
-            card = self.hazard_card(geom)
+            card = self.hazard_card(geom, results)
         except ServiceError as exc:
             card = {"card": None, "note": exc.description}
         if card is None:

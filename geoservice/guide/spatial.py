@@ -84,13 +84,18 @@ def area_m2(geom: BaseGeometry) -> float:
     >>> round(area_m2(box(139.30, 35.65, 139.301, 35.651)))
     10046
     """
+    return float(to_6677(geom).area)
+
+
+def to_6677(geom: BaseGeometry) -> BaseGeometry:
+    """A CRS84 geometry projected to EPSG:6677 (metres), for areas and distances."""
     t = _to_6677()
 
     def project(xy: np.ndarray) -> np.ndarray:
         x, y = t.transform(xy[:, 0], xy[:, 1])
         return np.column_stack([x, y])
 
-    return float(shapely.transform(geom, project).area)
+    return shapely.transform(geom, project)
 
 
 class LayerIndex:

@@ -35,6 +35,7 @@ from geoservice.fastjson import FastJSONResponse
 from geoservice.hazards import raster as rastermod
 from geoservice.hazards.service import HazardService, point
 from geoservice.ogc.runtime import Runtime, RuntimeDep
+from geoservice.reinfolib.site import fetch_site
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -101,17 +102,23 @@ async def card_at_point(
     lat: Annotated[float, Query(description="Latitude (CRS84 degrees)")],
 ) -> FastJSONResponse:
     """The hazard card of a point (not a legal hazard map; no data is not safe)."""
-    svc = hazard_service(rt)
-    site = point(lon, lat)
-    return FastJSONResponse(await run_in_threadpool(svc.card, site))
+    return await _card(rt, point(lon, lat))
 
 
 @router.post("/api/hazards", tags=["hazards"])
 async def card_of_geometry(request: Request, rt: RuntimeDep) -> FastJSONResponse:
     """The hazard card of a GeoJSON geometry (Point, Polygon, ...; CRS84)."""
-    svc = hazard_service(rt)
     doc = await request_json(request, MAX_BODY)
-    return FastJSONResponse(await run_in_threadpool(svc.card, doc))
+    return await _card(rt, doc)
+
+
+async def _card(rt: Runtime, geometry: Any) -> FastJSONResponse:
+    """The card, with its 不動産情報ライブラリ API layers fetched for the site first."""
+    svc = hazard_service(rt)
+    site = svc.checked_site(geometry)  # bad input fails before any request to the API
+    specs = list(svc.api_specs.values())
+    official = await fetch_site(getattr(rt, "reinfolib", None), specs, site)
+    return FastJSONResponse(await run_in_threadpool(svc.card, site, official))
 
 
 # --------------------------------------------------------------------------- tiles

@@ -45,6 +45,7 @@ from geoservice.features import Feature
 from geoservice.hazards.raster import COLLECTION as RASTER_ID
 from geoservice.hazards.raster import TITLE as RASTER_TITLE
 from geoservice.hazards.raster import FloodRaster, RasterError
+from geoservice.reinfolib.site import Results, is_api_layer, outcome
 from geoservice.store import Store
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,14 @@ FLOOD_LAYER = "flood-inundation"
 RISK_LAYER = "earthquake-risk"
 ROAD_LAYER = "emergency-transport-roads"
 SHELTER_LAYERS = ("hachioji-shelters", "shelters")
+#: Official hazard layers fetched per site from the 不動産情報ライブラリ API (card order).
+API_LAYERS = (
+    "reinfolib-liquefaction",        # 液状化の発生傾向: level and 微地形 (XKT025)
+    "reinfolib-large-fills",         # 大規模盛土造成地 (XKT020)
+    "reinfolib-steep-slope-areas",   # 急傾斜地崩壊危険区域 (XKT022)
+    "reinfolib-landslide-prevention",  # 地すべり防止区域 (XKT021)
+    "reinfolib-disaster-risk-areas",   # 災害危険区域 (XKT016)
+)
 ADMIN_LAYER = "admin-boundaries"
 #: Layers complete for all of Tokyo (their bbox is cut to Tokyo's municipalities).
 TOKYO_WIDE = frozenset({"sediment-special-zones", "landslide-zones", "shelters"})
@@ -313,6 +322,13 @@ class HazardService:
         self.raster = raster
         self.raster_error = raster_error
         self.hazard_maps = hazard_maps
+        #: The API layers of the card, as specs (empty when the catalogue has none).
+        self.api_specs: dict[str, LayerSpec] = {}
+
+    @property
+    def api_layers(self) -> list[str]:
+        """The ids of the API layers the card shows (fetched per site by the caller)."""
+        return list(self.api_specs)
 
     # -- construction --------------------------------------------------------------------
 
@@ -355,7 +371,9 @@ class HazardService:
                 raster_error = exc.description
                 log.warning("flood-depth raster unavailable: %s", exc.description)
         maps = yaml.safe_load(HAZARD_MAPS.read_text(encoding="utf-8"))
-        return cls(layers, shelters, munis, raster, raster_error, maps)
+        service = cls(layers, shelters, munis, raster, raster_error, maps)
+        service.api_specs = {lid: specs[lid] for lid in API_LAYERS if is_api_layer(specs.get(lid))}
+        return service
 
     @staticmethod
     def _coverage(
@@ -381,16 +399,29 @@ class HazardService:
 
     # -- the card -----------------------------------------------------------------------------
 
-    def card(self, geometry: BaseGeometry | Mapping[str, Any]) -> dict[str, Any]:
-        """The hazard card of a site (a CRS84 shapely geometry or GeoJSON geometry)."""
+    @staticmethod
+    def checked_site(geometry: BaseGeometry | Mapping[str, Any]) -> BaseGeometry:
+        """The site as a valid CRS84 geometry no larger than a card covers, or a 400."""
         site = parse_site(geometry)
-        projected = to_6677(site)
-        area = float(projected.area)
+        area = float(to_6677(site).area)
         if area > MAX_AREA_M2:
             raise InvalidSite(
                 f"the site covers {area:,.0f} m²; the card is limited to "
                 f"{MAX_AREA_M2:,.0f} m² (a site, not a district)"
             )
+        return site
+
+    def card(
+        self, geometry: BaseGeometry | Mapping[str, Any], official: Results | None = None
+    ) -> dict[str, Any]:
+        """The hazard card of a site (a CRS84 shapely geometry or GeoJSON geometry).
+
+        ``official`` holds the API layers fetched for the site (``api_layers``); a layer
+        missing from it is reported as not fetched, never as clear.
+        """
+        site = self.checked_site(geometry)
+        projected = to_6677(site)
+        area = float(projected.area)
         code = self.municipalities.code_at(site)
         layers: list[dict[str, Any]] = []
 
@@ -408,6 +439,8 @@ class HazardService:
         risk = self._risk(site, layers)
         roads = self._roads(site, layers)
         shelters = self._shelters(site, projected)
+        official_rows = [self._official(lid, site, (official or {}).get(lid), layers)
+                         for lid in self.api_specs]
 
         covered = [x for x in layers if x["coverage"] != "outside"]
         hit = [x for x in layers if x["status"] == "hit"]
@@ -457,6 +490,8 @@ class HazardService:
             "earthquake_risk": risk,
             "emergency_transport_roads": roads,
             "shelters": shelters,
+            "official": official_rows,
+            "credits": sorted({r["credit"] for r in official_rows if r["source"]}),
             "hazard_map": self._hazard_map(code),
             "disclaimer": DISCLAIMER,
         }
@@ -517,6 +552,40 @@ class HazardService:
             "zone_number": get("number"),
             "name": get("name"),
             "location": get("location"),
+        }
+
+    def _official(
+        self, lid: str, site: BaseGeometry, result: Any, layers: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """One API layer's section: its zones at the site with their source, or why none.
+
+        Coverage honesty as for the local layers: the API covers the site only when every
+        tile covering it arrived; otherwise the layer is ``no-data`` with the API's reason.
+        """
+        spec = self.api_specs[lid]
+        got, failure = outcome(result)
+        hits = [] if got is None else [f for f in got.features if f.geometry is not None
+                                       and f.geometry.intersects(site)]
+        coverage = "outside" if got is None else "inside"
+        why = failure.description if failure is not None else ""
+        row = {
+            "layer": lid, "title": spec.title, "coverage": coverage,
+            "coverage_description": spec.coverage.description if got is not None
+            else f"不動産情報ライブラリ API {spec.source.api}: {why}",
+            "status": layer_status(coverage, len(hits)), "hits": len(hits), "synthetic": False,
+            "attribution": spec.attribution,
+        }
+        layers.append(row)
+        prov = got.provenance if got is not None else None
+        return {
+            "layer": lid, "api": spec.source.api, "title": spec.title,
+            "status": row["status"],
+            "source": prov.label() if prov is not None else None,
+            "fetched_at": prov.fetched_at if prov is not None else None,
+            "reason_code": failure.reason if failure else None,
+            "reason": failure.description if failure else None,
+            "credit": spec.attribution,
+            "zones": [{"id": f.id, **f.properties} for f in hits],
         }
 
     def _flood(self, site: BaseGeometry, layers: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 from geoservice.catalogue import LayerSpec, PropertySpec
 from geoservice.errors import SourceError
 from geoservice.loaders.common import PropertyMapper
+from geoservice.reinfolib.values import PARSERS
 
 log = logging.getLogger("geoservice.reinfolib")
 _NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
@@ -38,9 +39,19 @@ class ApiPropertyMapper(PropertyMapper):
     def __init__(self, spec: LayerSpec) -> None:
         super().__init__(spec)
         self._numeric = {p.name for p in spec.properties if p.type in ("number", "integer")}
+        #: ``options.parse``: property → unit-aware parser ("yen": "3,300万円" → 33000000.0)
+        self._parsers = {name: PARSERS[kind]
+                         for name, kind in (spec.source.options.get("parse") or {}).items()}
 
     def _value(self, prop: PropertySpec, raw: Mapping[str, Any], where: str) -> Any:
         value = raw.get(prop.source_field)
+        parse = self._parsers.get(prop.name)
+        if parse is not None:
+            try:
+                return parse(value)
+            except ValueError as exc:
+                log.warning("%s: property %r: %s", where, prop.name, exc)
+                return None
         if (prop.name in self._numeric and isinstance(value, str)
                 and prop.name not in self.value_maps and prop.name not in self.constants):
             number = display_number(value)

@@ -1,0 +1,182 @@
+"""The guide and the hazard card answering from the 不動産情報ライブラリ API.
+
+Through the local contract server (tests/reinfolib_server.py, fixtures in
+tests/data/reinfolib/ around 大田区): official layers with their source stated, the same
+answers in geojson and pbf, every failure mode a per-layer reason and ``undetermined``
+(never a silent not-required), precedence and disagreement with the local official file.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from geoservice.app import create_app
+from geoservice.catalogue import load_catalogue
+from geoservice.config import Settings
+from geoservice.reinfolib.values import PARSERS
+from tests.conftest import ROOT, settings_for
+from tests.reinfolib_server import ReinfolibServer, use_server
+
+CREDIT = "このサービスは、国土交通省の不動産情報ライブラリのAPI機能を使用していますが"
+#: On the 急傾斜地崩壊危険区域 and 第一種低層住居専用地域 fixtures, 市街化区域 (大田区).
+SLOPE = {"type": "Polygon", "coordinates": [[[139.7045, 35.5775], [139.7065, 35.5775],
+                                             [139.7065, 35.5790], [139.7045, 35.5790],
+                                             [139.7045, 35.5775]]]}
+#: Inside the PLATEAU 第1種住居地域 polygon and the API's 商業地域 fixture.
+DISAGREE = [139.7205, 35.5595]
+WORKS = {"activities": ["new-building", "land-development"], "site_area_m2": 600,
+         "use": "apartment-for-sale-or-rent",
+         "floor_area_m2": 800, "building_height_m": 12, "storeys": 4}
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ReinfolibServer]:
+    """The contract server, with its key in the environment variable the config names."""
+    with ReinfolibServer() as srv:
+        monkeypatch.setenv("REINFOLIB_API_KEY", srv.key)
+        yield srv
+
+
+def _client(real_store: Path, tmp: Path, server: ReinfolibServer, **changes: Any) -> TestClient:
+    """An app over a private copy of the real store (the API cache writes into it)."""
+    shutil.copytree(real_store, tmp / "store", dirs_exist_ok=True)
+    settings: Settings = use_server(settings_for(tmp / "store", ROOT / "layers"), server,
+                                    **changes)
+    return TestClient(create_app(settings), raise_server_exceptions=False)
+
+
+def _guide(client: TestClient, site: dict[str, Any]) -> dict[str, Any]:
+    r = client.post("/api/guide", json={"site": site, "works": WORKS})
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def _proc(answer: dict[str, Any], pid: str) -> dict[str, Any]:
+    return next(p for p in answer["procedures"] if p["id"] == pid)
+
+
+def _source(answer: dict[str, Any], layer: str) -> dict[str, Any]:
+    return next(s for s in answer["sources"] if s["layer"] == layer)
+
+
+def _essence(answer: dict[str, Any]) -> dict[str, Any]:
+    """What must not depend on the response format (ids of merged features may, and
+    distances move by the MVT grid's quantisation, well under a metre at z14)."""
+    return {
+        "statuses": {p["id"]: p["status"] for p in answer["procedures"]},
+        "kinds": {s["layer"]: s["kind"] for s in answer["sources"]},
+        "prices": [p["price_per_m2"] for p in answer["real_estate"]["land_prices"]],
+        "deals": answer["real_estate"]["transactions"],
+    }
+
+
+def test_every_parse_option_names_a_parser() -> None:
+    specs = load_catalogue(ROOT / "layers")
+    api = [s for s in specs.values() if s.source.kind == "reinfolib"]
+    assert len(api) == 14
+    for spec in api:
+        assert CREDIT in spec.attribution and not spec.synthetic
+        for prop, parser in (spec.source.options.get("parse") or {}).items():
+            assert parser in PARSERS and spec.property(prop) is not None, (spec.id, prop)
+
+
+def test_guide_answers_from_official_layers_in_both_formats(
+    real_store: Path, tmp_path: Path, server: ReinfolibServer
+) -> None:
+    answers = {}
+    for fmt in ("geojson", "pbf"):
+        with _client(real_store, tmp_path / fmt, server, response_format=fmt) as c:
+            answers[fmt] = _guide(c, {"geometry": SLOPE})
+    a = answers["geojson"]
+    src = _source(a, "area-divisions")
+    assert src["kind"] == "official-api" and src["api"] == "XKT001"
+    assert "不動産情報ライブラリ API XKT001" in src["label"] and src["fetched_at"]
+    assert _source(a, "zoning-use-districts")["used"] == "reinfolib-use-districts"
+    dev = _proc(a, "development-permit")
+    assert dev["status"] == "required"  # 市街化区域 in a special ward, >= 500 m2
+    slope = _proc(a, "steep-slope-permit")
+    assert slope["status"] == "required"
+    assert any("田園調布" in r.get("detail", "") for r in slope["reasons"])
+    assert any(CREDIT in c for c in a["credits"])
+    prices = a["real_estate"]["land_prices"]
+    assert prices and prices[0]["distance_m"] < 100 and prices[0]["price_per_m2"] > 100_000
+    deals = a["real_estate"]["transactions"]
+    assert deals["count"] >= 1 and deals["median_price_per_m2"] > 10_000  # 万円 read as yen
+    assert _essence(answers["pbf"]) == _essence(a)
+    pbf = answers["pbf"]["real_estate"]["land_prices"]
+    assert all(abs(x["distance_m"] - y["distance_m"]) < 2 for x, y in zip(pbf, prices, strict=True))
+
+
+def test_hazard_card_official_sections(
+    real_store: Path, tmp_path: Path, server: ReinfolibServer
+) -> None:
+    with _client(real_store, tmp_path, server) as c:
+        card = c.get("/api/hazards", params={"lon": 139.735, "lat": 35.55}).json()
+        risk = c.get("/api/hazards", params={"lon": 139.7075, "lat": 35.587}).json()
+    rows = {r["layer"]: r for r in card["official"]}
+    liq = rows["reinfolib-liquefaction"]
+    assert liq["status"] == "hit" and liq["source"].startswith("不動産情報ライブラリ API XKT025")
+    assert liq["zones"][0]["landform"] == "干拓地" and str(liq["zones"][0]["tendency_level"]) == "5"
+    assert rows["reinfolib-steep-slope-areas"]["status"] == "clear"
+    assert any(CREDIT in x for x in card["credits"])
+    zones = {r["layer"]: r for r in risk["official"]}["reinfolib-disaster-risk-areas"]["zones"]
+    assert zones[0]["ordinance"] == "東京都建築安全条例"
+
+
+@pytest.mark.parametrize(("inject", "changes", "reason"), [
+    ("500", {"retries": 1, "backoff_s": 0.01}, "server-error"),
+    ("non-json", {"retries": 0}, "bad-body"),
+    ("hang", {"site_budget_s": 1.0, "timeout_s": 0.5, "retries": 0}, None),
+    ("bad-pbf", {"response_format": "pbf"}, "bad-pbf"),
+    ("wrong-key", {}, "unauthorized"),
+    ("no-key", {}, "not-configured"),
+])
+def test_failures_are_per_layer_reasons_never_not_required(
+    real_store: Path, tmp_path: Path, server: ReinfolibServer, monkeypatch: pytest.MonkeyPatch,
+    inject: str, changes: dict[str, Any], reason: str | None,
+) -> None:
+    if inject == "wrong-key":
+        monkeypatch.setenv("REINFOLIB_API_KEY", "not-the-key")
+    elif inject == "no-key":
+        monkeypatch.delenv("REINFOLIB_API_KEY")
+    elif inject == "bad-pbf":
+        server.inject(inject, count=10_000)
+    else:
+        server.inject(inject, count=10_000, seconds=5.0)
+    with _client(real_store, tmp_path, server, **changes) as c:
+        a = _guide(c, {"geometry": SLOPE})
+    slope = _proc(a, "steep-slope-permit")
+    assert slope["status"] == "undetermined"
+    src = _source(a, "reinfolib-steep-slope-areas")
+    assert src["kind"] == "unavailable" and src["reason"]
+    assert reason is None or src["reason_code"] == reason
+    assert any("XKT022" in r.get("detail", "") for r in slope["reasons"])
+    dev = _source(a, "area-divisions")
+    if inject == "no-key":  # the demo: the synthetic layer answers, and says so
+        assert dev["kind"] == "synthetic" and dev["reason_code"] == "not-configured"
+    else:  # a key is set: a synthetic polygon must not decide
+        assert dev["kind"] == "unavailable"
+        assert _proc(a, "development-permit")["status"] == "undetermined"
+    assert "not-the-key" not in str(a) and server.key not in str(a)
+
+
+def test_precedence_and_disagreement(
+    real_store: Path, tmp_path: Path, server: ReinfolibServer
+) -> None:
+    with _client(real_store, tmp_path / "ok", server) as c:
+        a = _guide(c, {"point": DISAGREE})
+    zoning = _source(a, "zoning-use-districts")
+    assert zoning["kind"] == "official-api"
+    assert "商業地域" in zoning["disagreement"] and "第1種住居地域" in zoning["disagreement"]
+    server.inject("500", count=10_000)
+    with _client(real_store, tmp_path / "down", server, retries=0) as c:
+        b = _guide(c, {"point": DISAGREE})
+    zoning = _source(b, "zoning-use-districts")  # the local official file answers
+    assert zoning["kind"] == "official-file" and zoning["reason_code"] == "server-error"
+    assert _source(b, "area-divisions")["kind"] == "unavailable"  # synthetic never used
