@@ -237,7 +237,32 @@ def _build_postgis(
         store.close()
         postgis.drop_schema(url, staging)
         raise
+    create_state(settings)
     return report
+
+
+def create_state(settings: Settings) -> list[str]:
+    """Create or migrate the schema of every state concern in the PostGIS database
+    (servers do the same at start-up; a build does it up front).  Returns the schemas.
+
+    The concerns' state survives rebuilds: tokens, audit, jobs and alerts are not layers."""
+    from geoservice.auth.db import DDL as AUTH
+    from geoservice.guide.jobs import DDL as JOBS
+    from geoservice.sightings.alerts import DDL as ALERTS
+    from geoservice.sightings.harvest import DDL as HARVEST
+    from geoservice.sightings.photos import open_photos
+    from geoservice.state import open_db, schema_of
+    from geoservice.store import open_store
+
+    store = open_store(settings)
+    try:
+        for concern, ddl in (("auth", AUTH), ("jobs", JOBS), ("alerts", ALERTS),
+                             ("harvest", HARVEST)):
+            open_db(settings, store, concern, ddl).close()
+        open_photos(settings, store)
+    finally:
+        store.close()
+    return [schema_of(c) for c in ("auth", "jobs", "alerts", "harvest", "photos")]
 
 
 def _remove(path: Path) -> None:

@@ -157,7 +157,7 @@ def harvest(
         console.print("no feeds configured (add `feeds:` to config.yml)")
         return
     store = open_store(settings)
-    bus = open_bus(settings)
+    bus = open_bus(settings, store)
     try:
         reports = run_harvest(settings, store, bus, feed or None)
     except (ServiceError, OSError) as exc:

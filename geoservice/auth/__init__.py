@@ -1,4 +1,5 @@
-"""Tokens, scoped write access and the audit journal (stored in ``<work_dir>/auth.sqlite``).
+"""Tokens, scoped write access and the audit journal (``auth.sqlite``, or on PostGIS the
+schema ``geoservice_auth``; see ``geoservice.state``).
 
 - ``tokens``: bearer tokens, shown once, stored as salted + peppered HMAC-SHA256 hashes;
 - ``audit``: the write journal (pending → committed / aborted; crash-detectable);

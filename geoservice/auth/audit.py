@@ -1,6 +1,9 @@
 """The audit journal: who changed what, when, with the feature before and after.
 
-Store and audit live in two files, so one transaction cannot cover both.  The order is:
+On PostGIS the journal is a table of the store's database and every step below runs in
+the feature write's own transaction (``Store.unit``): the entry and the feature commit
+together, and a failed write leaves neither.  On the embedded store, store and audit live
+in two files, so one transaction cannot cover both.  The order is:
 
 1. ``begin`` appends a ``pending`` row (who, what, before, the intended after) and commits;
 2. the store write runs (its own durable transaction);
@@ -23,10 +26,10 @@ from typing import Any
 
 from shapely.geometry import mapping
 
-from geoservice.auth.db import AuthDB
 from geoservice.auth.tokens import Principal, now_utc
 from geoservice.errors import NotFound
 from geoservice.features import Feature
+from geoservice.state import StateDB
 from geoservice.store import Store
 
 VISIBLE = ("committed", "recovered")
@@ -80,7 +83,7 @@ class AuditEntry:
 class AuditLog:
     """Append-only journal in the auth database."""
 
-    def __init__(self, db: AuthDB) -> None:
+    def __init__(self, db: StateDB) -> None:
         self.db = db
 
     def begin(
@@ -97,7 +100,8 @@ class AuditLog:
         with self.db.write() as con:
             cur = con.execute(
                 "INSERT INTO audit (at, state, actor, municipality, admin, action, collection,"
-                " feature, before, after, note) VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " feature, before, after, note) VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " RETURNING seq",
                 (
                     now_utc(),
                     who.name,
@@ -111,7 +115,9 @@ class AuditLog:
                     note,
                 ),
             )
-            return int(cur.lastrowid or 0)
+            row = cur.fetchone()
+            assert row is not None
+            return int(row[0])
 
     def commit(self, seq: int, after: Feature | None, feature: str | None = None) -> None:
         """The store write succeeded: record the stored after-image."""
@@ -145,16 +151,12 @@ class AuditLog:
         if feature:
             where.append("feature = ?")
             params.append(feature)
-        rows = (
-            self.db.con()
-            .execute(
-                "SELECT seq, at, state, actor, municipality, admin, action, collection, feature,"
-                f" before, after, note FROM audit WHERE {' AND '.join(where)}"
-                " ORDER BY seq DESC LIMIT ?",
-                [*params, limit],
-            )
-            .fetchall()
-        )
+        rows = self.db.execute(
+            "SELECT seq, at, state, actor, municipality, admin, action, collection, feature,"
+            f" before, after, note FROM audit WHERE {' AND '.join(where)}"
+            " ORDER BY seq DESC LIMIT ?",
+            [*params, limit],
+        ).fetchall()
         return [
             AuditEntry(
                 r[0],
@@ -221,16 +223,17 @@ def audited_upsert(
     (or abort) when ``audit`` is given.  For trusted batch writers (harvest, ingest) that
     skip ``GuardedWriter``'s scope and validation checks."""
     action = "create" if before is None else "replace"
-    seq = audit.begin(who, action, collection, after.id, before, after, note) if audit else 0
-    try:
-        if before is None:
-            stored = store.create(collection, after)
-        else:
-            stored = store.replace(collection, after.id, after)
-    except Exception as exc:
+    with store.unit():
+        seq = audit.begin(who, action, collection, after.id, before, after, note) if audit else 0
+        try:
+            if before is None:
+                stored = store.create(collection, after)
+            else:
+                stored = store.replace(collection, after.id, after)
+        except Exception as exc:
+            if audit:
+                audit.abort(seq, str(exc))
+            raise
         if audit:
-            audit.abort(seq, str(exc))
-        raise
-    if audit:
-        audit.commit(seq, stored, stored.id)
+            audit.commit(seq, stored, stored.id)
     return stored

@@ -12,9 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from geoservice.auth.audit import AuditLog
-from geoservice.auth.db import AuthDB, auth_db_path
+from geoservice.auth.db import open_auth_db
 from geoservice.auth.tokens import TokenStore
 from geoservice.config import Settings, load_settings
+from geoservice.state import StateDB
+from geoservice.store import open_store
 
 tokens_app = typer.Typer(
     help="Bearer tokens for writes (municipality-scoped or admin).", no_args_is_help=True
@@ -30,12 +32,14 @@ def settings_of(config: Path) -> Settings:
     return load_settings(config)
 
 
-def _db(config: Path) -> tuple[Settings, AuthDB]:
+def _db(config: Path) -> tuple[Settings, StateDB]:
+    """The auth database the servers use (PostGIS: in the store's database)."""
     settings = settings_of(config)
-    return settings, AuthDB(auth_db_path(settings.work_dir))
+    store = open_store(settings) if settings.store.backend == "postgis" else None
+    return settings, open_auth_db(settings, store)
 
 
-def _tokens(settings: Settings, db: AuthDB) -> TokenStore:
+def _tokens(settings: Settings, db: StateDB) -> TokenStore:
     cfg = settings.extra.get("auth", {}) if isinstance(settings.extra, dict) else {}
     return TokenStore(db, cfg.get("pepper") if isinstance(cfg, dict) else None)
 

@@ -1,18 +1,19 @@
-"""The auth database: a small SQLite file beside the store, independent of store rebuilds.
+"""The auth database: hashed tokens, the audit journal and the rate-limit log.
 
-It holds hashed tokens, the audit journal and the rate-limit log.  WAL lets readers run
-beside a writer; ``synchronous=FULL`` makes an acknowledged write survive a crash; every
-write runs in ``BEGIN IMMEDIATE`` so two server processes see one consistent state.
+Embedded: a small SQLite file beside the store, independent of store rebuilds (WAL,
+``synchronous=FULL``, ``BEGIN IMMEDIATE`` writes: one host, several processes).  On
+PostGIS: the schema ``geoservice_auth`` of the store's database (``geoservice.state``),
+shared by every host.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from geoservice.sqlite import PerThread, connect_durable, immediate
+from geoservice.config import Settings
+from geoservice.state import StateDB, open_db
+from geoservice.state.sqlite import SqliteDB
+from geoservice.store import Store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -50,29 +51,54 @@ CREATE INDEX IF NOT EXISTS idx_rate_hits ON rate_hits (key, at);
 """
 
 
-class AuthDB:
-    """One SQLite file; one connection per thread; safe to share between threads."""
+PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+  id text PRIMARY KEY,
+  name text NOT NULL,
+  municipality text,
+  admin integer NOT NULL DEFAULT 0,
+  salt text NOT NULL,
+  hash text NOT NULL,
+  created_at text NOT NULL,
+  revoked_at text
+);
+CREATE TABLE IF NOT EXISTS audit (
+  seq bigserial PRIMARY KEY,
+  at text NOT NULL,
+  state text NOT NULL CHECK (state IN ('pending', 'committed', 'aborted', 'recovered',
+                                       'unknown')),
+  actor text NOT NULL,
+  municipality text,
+  admin integer NOT NULL DEFAULT 0,
+  action text NOT NULL,
+  collection text NOT NULL,
+  feature text,
+  before text,
+  after text,
+  note text
+);
+CREATE INDEX IF NOT EXISTS idx_audit_feature ON audit (collection, feature);
+CREATE INDEX IF NOT EXISTS idx_audit_state ON audit (state);
+CREATE TABLE IF NOT EXISTS rate_hits (
+  key text NOT NULL,
+  at double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_rate_hits ON rate_hits (key, at);
+"""
+DDL = {"sqlite": SCHEMA, "postgresql": PG_SCHEMA}
+
+
+class AuthDB(SqliteDB):
+    """The embedded auth database: one SQLite file, one connection per thread."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._cons = PerThread(lambda: connect_durable(self.path))
-        con = self.con()
-        con.executescript(SCHEMA)
+        super().__init__(path, SCHEMA)
 
-    def con(self) -> sqlite3.Connection:
-        """This thread's connection (autocommit mode; use ``write()`` for transactions)."""
-        return self._cons.get()
 
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``), committed on success."""
-        with immediate(self.con()) as con:
-            yield con
-
-    def close(self) -> None:
-        """Close this thread's connection."""
-        self._cons.close()
+def open_auth_db(settings: Settings, store: Store | None) -> StateDB:
+    """The auth database of a deployment: ``auth.sqlite``, or schema ``geoservice_auth``
+    in the PostGIS store's database."""
+    return open_db(settings, store, "auth", DDL, auth_db_path(settings.work_dir))
 
 
 def auth_db_path(work_dir: Path) -> Path:

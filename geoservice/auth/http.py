@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from geoservice.auth.audit import AuditLog
-from geoservice.auth.db import AuthDB, auth_db_path
+from geoservice.auth.db import open_auth_db
 from geoservice.auth.errors import Unauthorized
 from geoservice.auth.scope import MunicipalityIndex
 from geoservice.auth.tokens import Principal, TokenStore, bearer
@@ -16,6 +16,7 @@ from geoservice.auth.writes import GuardedWriter
 from geoservice.catalogue import LayerSpec
 from geoservice.config import Settings
 from geoservice.ogc.runtime import Runtime
+from geoservice.state import StateDB
 from geoservice.store import Store
 
 KEY = "auth"
@@ -26,7 +27,7 @@ _lock = threading.Lock()
 class AuthServices:
     """Tokens, audit, the municipality index and the guarded writer of one app."""
 
-    db: AuthDB
+    db: StateDB
     tokens: TokenStore
     audit: AuditLog
     index: MunicipalityIndex
@@ -79,7 +80,7 @@ def build_auth_services(
     settings: Settings, store: Store, specs: dict[str, LayerSpec]
 ) -> AuthServices:
     """Open the auth database, index the municipalities, resolve interrupted writes."""
-    db = AuthDB(auth_db_path(settings.work_dir))
+    db = open_auth_db(settings, store)
     audit = AuditLog(db)
     index = MunicipalityIndex.from_store(store)
     cfg = settings.extra.get("auth", {}) if isinstance(settings.extra, dict) else {}

@@ -1,18 +1,19 @@
-"""A sliding-window rate limit kept in the auth database, so every server process agrees."""
+"""A sliding-window rate limit kept in the auth database, so every server process - and
+on PostGIS every host - counts against one log (one counter per key, not per process)."""
 
 from __future__ import annotations
 
 import math
 import time
 
-from geoservice.auth.db import AuthDB
 from geoservice.auth.errors import TooManyRequests
+from geoservice.state import StateDB
 
 
 class RateLimiter:
     """At most ``limit`` hits per ``window`` seconds per key."""
 
-    def __init__(self, db: AuthDB, limit: int, window: float = 60.0) -> None:
+    def __init__(self, db: StateDB, limit: int, window: float = 60.0) -> None:
         self.db = db
         self.limit = limit
         self.window = window
@@ -21,6 +22,7 @@ class RateLimiter:
         """Count one hit for ``key``, or raise ``TooManyRequests`` (with Retry-After)."""
         t = time.time() if now is None else now
         with self.db.write() as con:
+            self.db.lock(con, f"rate:{key}")  # PostgreSQL: hosts check-and-count one at a time
             con.execute("DELETE FROM rate_hits WHERE at <= ?", (t - self.window,))
             rows = con.execute(
                 "SELECT at FROM rate_hits WHERE key = ? ORDER BY at", (key,)

@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from geoservice.auth.db import AuthDB
+from geoservice.state import StateDB
 
 PEPPER_ENV = "GEOSERVICE_TOKEN_PEPPER"
 _TOKEN = re.compile(r"^gt_([0-9a-f]{12})_([A-Za-z0-9_\-]{20,})$")
@@ -69,7 +69,7 @@ def _digest(pepper: bytes, salt: bytes, secret: str) -> str:
 class TokenStore:
     """Create, verify, list and revoke tokens in the auth database."""
 
-    def __init__(self, db: AuthDB, pepper: str | None = None) -> None:
+    def __init__(self, db: StateDB, pepper: str | None = None) -> None:
         self.db = db
         self.pepper = (pepper if pepper is not None else os.environ.get(PEPPER_ENV, "")).encode()
 
@@ -113,14 +113,10 @@ class TokenStore:
         if m is None:
             return None
         tid, secret = m.groups()
-        row = (
-            self.db.con()
-            .execute(
-                "SELECT name, municipality, admin, salt, hash, revoked_at FROM tokens WHERE id = ?",
-                (tid,),
-            )
-            .fetchone()
-        )
+        row = self.db.execute(
+            "SELECT name, municipality, admin, salt, hash, revoked_at FROM tokens WHERE id = ?",
+            (tid,),
+        ).fetchone()
         if row is None:
             # Spend the same work as a real check so timing does not reveal known ids.
             hmac.compare_digest(_digest(self.pepper, b"", secret), "0" * 64)
@@ -133,14 +129,10 @@ class TokenStore:
 
     def list(self) -> list[TokenInfo]:
         """Every token (revoked ones included), oldest first."""
-        rows = (
-            self.db.con()
-            .execute(
-                "SELECT id, name, municipality, admin, created_at, revoked_at FROM tokens"
-                " ORDER BY created_at, id"
-            )
-            .fetchall()
-        )
+        rows = self.db.execute(
+            "SELECT id, name, municipality, admin, created_at, revoked_at FROM tokens"
+            " ORDER BY created_at, id"
+        ).fetchall()
         return [TokenInfo(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in rows]
 
     def revoke(self, id_or_name: str) -> int:

@@ -7,9 +7,10 @@ municipality on both the current and the new feature (403, nothing written), che
 ``If-Match`` against the ETag of the stored feature (412, nothing written), and journals
 every write in the audit log around the store write (see ``geoservice.auth.audit``).
 
-Check-then-write runs under one lock per process.  Two processes writing the same feature
-at the same instant could both pass an ``If-Match`` check (the store has no conditional
-write); the audit journal still records both.
+Check-then-write runs under one lock per process, and on PostGIS in the write's own
+transaction (``Store.unit``) with the feature, its audit entry and its event.  Two
+processes writing the same feature at the same instant could both pass an ``If-Match``
+check (the read takes no row lock); the audit journal still records both.
 """
 
 from __future__ import annotations
@@ -221,7 +222,26 @@ class GuardedWriter:
     # -- the write itself ----------------------------------------------------------------
 
     def apply(self, who: Principal, op: Op, note: str | None = None) -> Feature | None:
-        """Journal, write, commit the journal entry (or mark it aborted)."""
+        """Journal, write, commit the journal entry (or mark it aborted), tell listeners.
+
+        On a store with real units of work (PostGIS) all of it is one transaction: the
+        listeners' writes (the alert event and its outbox rows) commit with the feature
+        and its audit entry, and a listener that fails undoes the write (nothing is left
+        half-done).  On the embedded store a failing listener is logged, never raised."""
+        with self.store.unit():
+            result = self._journalled(who, op, note)
+            if result is not None:
+                for listener in self.listeners:
+                    if self.store.atomic:
+                        listener(op.collection, result)
+                        continue
+                    try:
+                        listener(op.collection, result)
+                    except Exception:  # never undo or fail an acknowledged write
+                        log.exception("write listener failed for %s/%s", op.collection, op.fid)
+        return result
+
+    def _journalled(self, who: Principal, op: Op, note: str | None) -> Feature | None:
         seq = self.audit.begin(who, op.action, op.collection, op.fid, op.before, op.after, note)
         try:
             result: Feature | None
@@ -241,12 +261,6 @@ class GuardedWriter:
             self.audit.abort(seq, f"{type(exc).__name__}: {exc}")
             raise
         self.audit.commit(seq, result, op.fid)
-        if result is not None:
-            for listener in self.listeners:
-                try:
-                    listener(op.collection, result)
-                except Exception:  # a listener must never undo or fail an acknowledged write
-                    log.exception("write listener failed for %s/%s", op.collection, op.fid)
         return result
 
     # -- the four Part 4 operations ------------------------------------------------------
@@ -321,7 +335,7 @@ class GuardedWriter:
         new_of: Callable[[Feature], Feature],
     ) -> Feature:
         """Replace an existing feature by ``new_of(current)``, checked and audited."""
-        with self.lock:
+        with self.lock, self.store.unit():
             self.editable(cid)
             before = self.store.get(cid, fid)
             self.check_current(who, before, if_match)
@@ -332,7 +346,7 @@ class GuardedWriter:
 
     def delete(self, who: Principal, cid: str, fid: str, if_match: str | None) -> None:
         """Delete a feature."""
-        with self.lock:
+        with self.lock, self.store.unit():
             self.editable(cid)
             before = self.store.get(cid, fid)
             self.check_current(who, before, if_match)

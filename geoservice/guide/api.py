@@ -15,6 +15,7 @@ Everything is built once in ``attach`` (the GuideService with its indexes, the j
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 from typing import Annotated, Any
 
@@ -25,7 +26,7 @@ from shapely.geometry import mapping
 from geoservice.edge.bodies import request_json
 from geoservice.errors import InvalidParameter, NotFound, ServiceError
 from geoservice.fastjson import FastJSONResponse
-from geoservice.guide.jobs import Job, JobStore
+from geoservice.guide.jobs import DDL, Job, JobStore
 from geoservice.guide.models import ACTIVITIES, STRUCTURES, USES, GuideRequest, parse_request
 from geoservice.guide.process import (
     CONFORMANCE,
@@ -37,6 +38,7 @@ from geoservice.guide.process import (
 from geoservice.guide.service import GuideService, guide_config
 from geoservice.guide.spatial import ParcelNotFound
 from geoservice.ogc.runtime import Runtime, RuntimeDep
+from geoservice.state import open_db
 
 router = APIRouter()
 SERVICE = "guide"
@@ -84,14 +86,18 @@ def attach(rt: Runtime) -> None:
     service.hazard_card = partial(_hazard_card, rt)
     service.card_layers = partial(_card_layers, rt)
     register_service(service)
+    db = open_db(rt.settings, rt.store, "jobs", DDL, rt.settings.work_dir / str(conf["jobs_db"]))
     jobs = JobStore(
-        rt.settings.work_dir / str(conf["jobs_db"]),
+        db,
         run=lambda inputs: run_inputs(service, inputs),
         paused=bool(conf.get("pause_jobs", False)),
         error_doc=error_doc,
+        lease_s=float(conf.get("job_lease_s", 30.0)),
     )
     rt.services[JOBS] = jobs
     jobs.start()
+    # stopped before the store closes (a running job finishes first)
+    rt.services.setdefault("shutdown_hooks", []).append(lambda: asyncio.to_thread(jobs.stop))
     for uri in CONFORMANCE:
         if uri not in rt.extra_conformance:
             rt.extra_conformance.append(uri)

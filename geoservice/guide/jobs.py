@@ -1,34 +1,37 @@
-"""A durable job table for the async OGC process: SQLite under ``settings.work_dir``.
+"""A durable job table for the async OGC process: SQLite under ``settings.work_dir``, or
+the ``geoservice_jobs`` schema of the PostGIS store's database (``geoservice.state``).
 
 A job is written (``accepted``) before the client is told about it, so nothing acknowledged
-is lost: a job left ``accepted`` or ``running`` by a stopped server is queued again by the
-next ``start()``.  One worker thread per store claims jobs atomically (``UPDATE … WHERE
-status = 'accepted'``), so several app processes over one file never run a job twice at
-the same time.  ``paused`` (a setting and a test hook) keeps the worker from claiming.
+is lost, and any host can read, list and dismiss it.  One worker thread per process claims
+jobs atomically (one ``UPDATE``; on PostgreSQL over ``FOR UPDATE SKIP LOCKED``) with a
+*lease*: the worker renews it (heartbeat) while the job runs, and a job whose lease ran
+out - its process or host died - is claimed again by any worker and finished there.  A
+worker that lost its lease cannot overwrite the result (its writes name itself as owner).
+On the embedded store a starting server also re-queues the jobs a stopped one left
+``running`` at once.  ``paused`` (a setting and a test hook) keeps the worker from claiming.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from geoservice.errors import ServiceError
-from geoservice.sqlite import connect_durable
+from geoservice.state import DB_ERRORS, StateDB
+from geoservice.state.sqlite import SqliteDB
 
 log = logging.getLogger("geoservice.guide.jobs")
 
 PENDING = ("accepted", "running")
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
+_COLUMNS = """
     id TEXT PRIMARY KEY,
     process_id TEXT NOT NULL,
     status TEXT NOT NULL,
@@ -40,10 +43,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     inputs TEXT NOT NULL,
     result TEXT,
     error TEXT,
-    error_status INTEGER
-);
+    error_status INTEGER,
+    owner TEXT,
+    lease_until DOUBLE PRECISION NOT NULL DEFAULT 0
+"""
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS jobs ({_COLUMNS});
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created);
 """
+DDL = {"sqlite": SCHEMA, "postgresql": SCHEMA}
+FIELDS = ("id", "process_id", "status", "message", "created", "started", "finished",
+          "updated", "inputs", "result", "error", "error_status")
+_SELECT = f"SELECT {', '.join(FIELDS)} FROM jobs"
 
 
 def _now() -> str:
@@ -68,14 +79,15 @@ class Job:
     error_status: int | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Job:
-        """A job from a table row (JSON columns decoded)."""
+    def from_row(cls, row: tuple[Any, ...]) -> Job:
+        """A job from a table row in ``FIELDS`` order (JSON columns decoded)."""
+        r = dict(zip(FIELDS, row, strict=True))
         return cls(
-            row["id"], row["process_id"], row["status"], row["message"], row["created"],
-            row["started"], row["finished"], row["updated"], json.loads(row["inputs"]),
-            None if row["result"] is None else json.loads(row["result"]),
-            None if row["error"] is None else json.loads(row["error"]),
-            row["error_status"],
+            r["id"], r["process_id"], r["status"], r["message"], r["created"],
+            r["started"], r["finished"], r["updated"], json.loads(r["inputs"]),
+            None if r["result"] is None else json.loads(r["result"]),
+            None if r["error"] is None else json.loads(r["error"]),
+            r["error_status"],
         )
 
 
@@ -87,27 +99,33 @@ class JobStore:
 
     Parameters
     ----------
-    path : Path
-        The SQLite file (created with its folder).
+    db : StateDB or Path
+        The jobs database (a path opens that SQLite file, created with its folder).
     run : callable
         ``run(inputs) -> JSON result``; a ``ServiceError`` fails the job with its document.
     paused : bool
         Start with the worker paused (jobs are accepted and stored, not run).
     error_doc : callable, optional
         Turns a ``ServiceError`` into the exception document stored with a failed job.
+    lease_s : float
+        How long a claimed job stays claimed without a heartbeat (renewed every third).
     """
 
     def __init__(
         self,
-        path: Path,
+        db: StateDB | Path,
         run: Runner,
         *,
         paused: bool = False,
         error_doc: Callable[[ServiceError], dict[str, Any]] | None = None,
+        lease_s: float = 30.0,
     ) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db: StateDB = SqliteDB(Path(db), SCHEMA) if isinstance(db, (str, Path)) else db
+        if self.db.dialect == "sqlite":
+            _add_lease_columns(self.db)
         self.run = run
+        self.lease_s = lease_s
+        self.owner = uuid.uuid4().hex[:12]
         self.error_doc = error_doc or (lambda e: {"code": e.code, "description": e.description})
         self._wake = threading.Event()
         self._resume = threading.Event()
@@ -115,32 +133,24 @@ class JobStore:
         if not paused:
             self._resume.set()
         self._thread: threading.Thread | None = None
-        with self._db() as db:
-            db.executescript(SCHEMA)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = connect_durable(self.path)
-        db.row_factory = sqlite3.Row
-        try:
-            yield db
-        finally:
-            db.close()
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> int:
-        """Requeue the jobs a stopped server left pending and start the worker.
+        """Start the worker; return the number of pending jobs found.
 
-        Returns the number of pending jobs found.
-        """
-        with self._db() as db:
-            db.execute("UPDATE jobs SET status = 'accepted', updated = ?, message = "
-                       "'requeued after a restart' WHERE status = 'running'", (_now(),))
-            pending = db.execute("SELECT count(*) FROM jobs WHERE status = 'accepted'")
-            count = int(pending.fetchone()[0])
+        On the embedded (one-host) store the jobs a stopped server left ``running`` are
+        queued again at once; on PostgreSQL another host may be running them, so they are
+        taken over only when their lease runs out."""
+        if self.db.dialect == "sqlite":
+            self.db.execute("UPDATE jobs SET status = 'accepted', updated = ?, owner = NULL,"
+                            " lease_until = 0, message = 'requeued after a restart'"
+                            " WHERE status = 'running'", (_now(),))
+        row = self.db.execute("SELECT count(*) FROM jobs WHERE status IN ('accepted', "
+                              "'running')").fetchone()
+        count = int(row[0]) if row else 0
         if count:
-            log.info("guide jobs: %d pending job(s) queued again", count)
+            log.info("guide jobs: %d pending job(s) found", count)
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="guide-jobs", daemon=True)
             self._thread.start()
@@ -171,12 +181,11 @@ class JobStore:
         """Store a new ``accepted`` job (durably, before returning) and wake the worker."""
         jid = uuid.uuid4().hex
         now = _now()
-        with self._db() as db:
-            db.execute(
-                "INSERT INTO jobs (id, process_id, status, created, updated, inputs) "
-                "VALUES (?, ?, 'accepted', ?, ?, ?)",
-                (jid, process_id, now, now, json.dumps(inputs, ensure_ascii=False)),
-            )
+        self.db.execute(
+            "INSERT INTO jobs (id, process_id, status, created, updated, inputs) "
+            "VALUES (?, ?, 'accepted', ?, ?, ?)",
+            (jid, process_id, now, now, json.dumps(inputs, ensure_ascii=False)),
+        )
         self._wake.set()
         job = self.get(jid)
         assert job is not None
@@ -184,16 +193,12 @@ class JobStore:
 
     def get(self, job_id: str) -> Job | None:
         """One job, or ``None``."""
-        with self._db() as db:
-            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self.db.execute(f"{_SELECT} WHERE id = ?", (job_id,)).fetchone()
         return None if row is None else Job.from_row(row)
 
     def list(self, limit: int = 100) -> list[Job]:
         """The most recent jobs first."""
-        with self._db() as db:
-            rows = db.execute(
-                "SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)
-            ).fetchall()
+        rows = self.db.execute(f"{_SELECT} ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
         return [Job.from_row(r) for r in rows]
 
     def dismiss(self, job_id: str) -> Job | None:
@@ -201,22 +206,18 @@ class JobStore:
         job = self.get(job_id)
         if job is None:
             return None
-        with self._db() as db:
-            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         now = _now()
         return Job(job.id, job.process_id, "dismissed", "dismissed by the client",
                    job.created, job.started, job.finished or now, now, None, None, None, None)
 
     def wait_idle(self, timeout: float = 10) -> bool:
         """Block until no job is pending (for tests and benchmarks)."""
-        import time
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self._db() as db:
-                n = db.execute("SELECT count(*) FROM jobs WHERE status IN ('accepted', "
-                               "'running')").fetchone()[0]
-            if not n:
+            row = self.db.execute("SELECT count(*) FROM jobs WHERE status IN ('accepted', "
+                                  "'running')").fetchone()
+            if not row or not row[0]:
                 return True
             time.sleep(0.02)
         return False
@@ -224,29 +225,43 @@ class JobStore:
     # ------------------------------------------------------------------ worker
 
     def _claim(self) -> tuple[str, Any] | None:
+        """Take the oldest job that is accepted, or running with an expired lease."""
         now = _now()
-        with self._db() as db:
-            row = db.execute(
-                "UPDATE jobs SET status = 'running', started = ?, updated = ?, "
-                "message = 'running' WHERE id = (SELECT id FROM jobs WHERE status = "
-                "'accepted' ORDER BY created LIMIT 1) AND status = 'accepted' "
-                "RETURNING id, inputs",
-                (now, now),
-            ).fetchone()
-        return None if row is None else (row["id"], json.loads(row["inputs"]))
+        t = time.time()
+        skip = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgresql" else ""
+        row = self.db.execute(
+            "UPDATE jobs SET status = 'running', started = COALESCE(started, ?), updated = ?,"
+            " message = 'running', owner = ?, lease_until = ? WHERE id = (SELECT id FROM jobs"
+            " WHERE status = 'accepted' OR (status = 'running' AND lease_until < ?)"
+            f" ORDER BY created LIMIT 1{skip}) AND (status = 'accepted' OR"
+            " (status = 'running' AND lease_until < ?)) RETURNING id, inputs",
+            (now, now, self.owner, t + self.lease_s, t, t),
+        ).fetchone()
+        return None if row is None else (row[0], json.loads(row[1]))
+
+    def _heartbeat(self, jid: str, done: threading.Event) -> None:
+        """Renew the lease of a running job every third of the lease until ``done``."""
+        while not done.wait(self.lease_s / 3):
+            try:
+                self.db.execute("UPDATE jobs SET lease_until = ? WHERE id = ? AND owner = ?"
+                                " AND status = 'running'",
+                                (time.time() + self.lease_s, jid, self.owner))
+            except DB_ERRORS:
+                log.exception("guide jobs: cannot renew the lease of %s", jid)
 
     def _finish(self, jid: str, status: str, message: str, result: Any = None,
                 error: dict[str, Any] | None = None, error_status: int | None = None) -> None:
         now = _now()
-        with self._db() as db:  # a job dismissed meanwhile is gone: nothing is written
-            db.execute(
-                "UPDATE jobs SET status = ?, message = ?, finished = ?, updated = ?, "
-                "result = ?, error = ?, error_status = ? WHERE id = ? AND status = 'running'",
-                (status, message, now, now,
-                 None if result is None else json.dumps(result, ensure_ascii=False),
-                 None if error is None else json.dumps(error, ensure_ascii=False),
-                 error_status, jid),
-            )
+        # a job dismissed meanwhile, or taken over after a lost lease: nothing is written
+        self.db.execute(
+            "UPDATE jobs SET status = ?, message = ?, finished = ?, updated = ?, "
+            "result = ?, error = ?, error_status = ?, owner = NULL, lease_until = 0"
+            " WHERE id = ? AND status = 'running' AND owner = ?",
+            (status, message, now, now,
+             None if result is None else json.dumps(result, ensure_ascii=False),
+             None if error is None else json.dumps(error, ensure_ascii=False),
+             error_status, jid, self.owner),
+        )
 
     def _work(self) -> None:
         while not self._stop.is_set():
@@ -255,7 +270,7 @@ class JobStore:
                 return
             try:
                 claimed = self._claim()
-            except sqlite3.Error:
+            except DB_ERRORS:
                 log.exception("guide jobs: cannot claim a job")
                 claimed = None
             if claimed is None:
@@ -263,14 +278,32 @@ class JobStore:
                 self._wake.clear()
                 continue
             jid, inputs = claimed
+            done = threading.Event()
+            beat = threading.Thread(target=self._heartbeat, args=(jid, done), daemon=True)
+            beat.start()
             try:
-                result = self.run(inputs)
-            except ServiceError as exc:
-                self._finish(jid, "failed", exc.description, error=self.error_doc(exc),
-                             error_status=exc.status)
-            except Exception:
-                log.exception("guide job %s failed", jid)
-                doc = {"code": "ServerError", "description": "internal error; it has been logged"}
-                self._finish(jid, "failed", doc["description"], error=doc, error_status=500)
-            else:
-                self._finish(jid, "successful", "done", result=result)
+                self._execute(jid, inputs)
+            finally:
+                done.set()
+                beat.join()
+
+    def _execute(self, jid: str, inputs: Any) -> None:
+        try:
+            result = self.run(inputs)
+        except ServiceError as exc:
+            self._finish(jid, "failed", exc.description, error=self.error_doc(exc),
+                         error_status=exc.status)
+        except Exception:
+            log.exception("guide job %s failed", jid)
+            doc = {"code": "ServerError", "description": "internal error; it has been logged"}
+            self._finish(jid, "failed", doc["description"], error=doc, error_status=500)
+        else:
+            self._finish(jid, "successful", "done", result=result)
+
+
+def _add_lease_columns(db: StateDB) -> None:
+    """Migrate a job file made before jobs had leases."""
+    cols = {r[1] for r in db.execute("PRAGMA table_info(jobs)").fetchall()}
+    if "owner" not in cols:
+        db.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
+        db.execute("ALTER TABLE jobs ADD COLUMN lease_until DOUBLE PRECISION NOT NULL DEFAULT 0")

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from geoservice.auth.audit import AuditLog
 from geoservice.auth.cli import settings_of
-from geoservice.auth.db import AuthDB, auth_db_path
+from geoservice.auth.db import open_auth_db
 from geoservice.errors import ServiceError
 from geoservice.hazards.incidents import Ingester
 from geoservice.store import open_store
@@ -53,7 +53,7 @@ def ingest(
     settings = settings_of(config)
     store = open_store(settings)
     try:
-        ingester = Ingester(store, AuditLog(AuthDB(auth_db_path(settings.work_dir))))
+        ingester = Ingester(store, AuditLog(open_auth_db(settings, store)))
         if csv_file is not None:
             report = ingester.ingest_csv(csv_file, source)
         elif geojson_file is not None:

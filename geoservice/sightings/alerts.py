@@ -29,11 +29,9 @@ import json
 import logging
 import random
 import secrets
-import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,13 +45,16 @@ from shapely.prepared import PreparedGeometry, prep
 
 from geoservice.config import AlertSettings
 from geoservice.crs import CRS84, SUPPORTED, transform
-from geoservice.sqlite import connect_durable, immediate
+from geoservice.state import DB_ERRORS, StateDB
+from geoservice.state.sqlite import SqliteDB
 
 log = logging.getLogger("geoservice.alerts")
 
 SIGNATURE_HEADER = "X-GeoTwin-Signature"
 TIMESTAMP_HEADER = "X-GeoTwin-Timestamp"
 EVENT_HEADER = "X-GeoTwin-Event-Id"
+#: One key per (event, subscription), the same on every attempt and host (dedupe on it).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 ATTEMPT_HEADER = "X-GeoTwin-Delivery-Attempt"
 METRIC = SUPPORTED["http://www.opengis.net/def/crs/EPSG/0/6677"]
 WGS = SUPPORTED[CRS84]
@@ -83,6 +84,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL,
     subscription_id TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'webhook',
     status TEXT NOT NULL DEFAULT 'pending'
         CHECK (status IN ('pending', 'delivered', 'dead', 'cancelled')),
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -98,6 +100,50 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_sub ON deliveries (subscription_id, status);
 """
+_PG_DDL = """
+CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value bigint NOT NULL);
+INSERT INTO meta (key, value) VALUES ('subs_version', 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id text PRIMARY KEY,
+    area text NOT NULL,
+    area_input text NOT NULL,
+    species text NOT NULL,
+    webhook text NOT NULL,
+    secret text NOT NULL,
+    token_hash text NOT NULL,
+    created_at text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq bigserial PRIMARY KEY,
+    event_id text NOT NULL UNIQUE,
+    collection text NOT NULL,
+    feature_id text NOT NULL,
+    feature text NOT NULL,
+    created_at double precision NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id bigserial PRIMARY KEY,
+    event_id text NOT NULL,
+    subscription_id text NOT NULL,
+    kind text NOT NULL DEFAULT 'webhook',
+    status text NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'delivered', 'dead', 'cancelled')),
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at double precision NOT NULL,
+    lease_owner text,
+    lease_until double precision NOT NULL DEFAULT 0,
+    last_status integer,
+    last_error text,
+    created_at double precision NOT NULL,
+    delivered_at double precision,
+    UNIQUE (event_id, subscription_id)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_sub ON deliveries (subscription_id, status);
+"""
+DDL = {"sqlite": _DDL, "postgresql": _PG_DDL}
+#: PostgreSQL channel that wakes every host's SSE streams and dispatcher on a new event
+CHANNEL = "geoservice_events"
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -143,45 +189,36 @@ class Claimed:
     event_id: str
     subscription_id: str
     attempts: int
+    kind: str
     webhook: str
     secret: str
     collection: str
     feature: str
 
+    @property
+    def idempotency_key(self) -> str:
+        """Equal for every attempt of one (event, subscription), on any host: a receiver
+        that keeps the keys it has seen processes each alert once."""
+        return f"{self.event_id}.{self.subscription_id}"
+
 
 class Outbox:
-    """The alerts database. One per process; safe to share between threads."""
+    """Subscriptions, the event log and the outbox; safe to share between threads.
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._local = threading.local()
-        self._lock = threading.Lock()
+    ``db`` is the alerts ``StateDB`` (``alerts.sqlite`` or the ``geoservice_alerts``
+    schema); a path opens that SQLite file."""
+
+    def __init__(self, db: StateDB | Path) -> None:
+        if isinstance(db, Path):
+            db = SqliteDB(db, _DDL)
+        self.db: StateDB = db
         self._subs: tuple[int, list[Subscription]] = (-1, [])
-        self._cons: list[sqlite3.Connection] = []
-        self._con().executescript(_DDL)
-
-    def _con(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = self._local.con = connect_durable(self.path)
-            with self._lock:
-                self._cons.append(con)
-        return con
-
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with immediate(self._con()) as con:
-            yield con
+        if db.dialect == "sqlite":
+            _add_kind_column(db)
 
     def close(self) -> None:
         """Close every connection this outbox opened."""
-        with self._lock:
-            for con in self._cons:
-                with contextlib.suppress(sqlite3.Error):
-                    con.close()
-            self._cons.clear()
-        self._local = threading.local()
+        self.db.close()
 
     # -- subscriptions ------------------------------------------------------------------
 
@@ -193,7 +230,7 @@ class Outbox:
         secret = "whsec_" + secrets.token_urlsafe(32)
         token = "mgmt_" + secrets.token_urlsafe(32)
         created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        with self._tx() as con:
+        with self.db.write() as con:
             con.execute(
                 "INSERT INTO subscriptions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -212,15 +249,14 @@ class Outbox:
 
     def subscription_row(self, sid: str) -> dict[str, Any] | None:
         """A subscription's stored row (with its secret and token hash), or None."""
-        cur = self._con().execute("SELECT * FROM subscriptions WHERE id = ?", (sid,))
-        row = cur.fetchone()
-        if row is None:
-            return None
-        return dict(zip([c[0] for c in cur.description], row, strict=True))
+        row = self.db.execute(
+            f"SELECT {', '.join(_SUB_COLUMNS)} FROM subscriptions WHERE id = ?", (sid,)
+        ).fetchone()
+        return None if row is None else dict(zip(_SUB_COLUMNS, row, strict=True))
 
     def delete_subscription(self, sid: str) -> bool:
         """Remove a subscription and cancel its pending deliveries."""
-        with self._tx() as con:
+        with self.db.write() as con:
             n = con.execute("DELETE FROM subscriptions WHERE id = ?", (sid,)).rowcount
             con.execute(
                 "UPDATE deliveries SET status = 'cancelled', lease_owner = NULL, lease_until = 0"
@@ -232,8 +268,10 @@ class Outbox:
 
     def subscriptions(self) -> list[Subscription]:
         """All subscriptions with prepared areas (reloaded only when they changed)."""
-        con = self._con()
-        (version,) = con.execute("SELECT value FROM meta WHERE key = 'subs_version'").fetchone()
+        con = self.db
+        row = con.execute("SELECT value FROM meta WHERE key = 'subs_version'").fetchone()
+        assert row is not None
+        version = int(row[0])
         cached_version, cached = self._subs
         if version == cached_version:
             return cached
@@ -249,30 +287,27 @@ class Outbox:
 
     def delivery_counts(self, sid: str) -> dict[str, int]:
         """How many deliveries of a subscription are in each state."""
-        rows = self._con().execute(
+        rows = self.db.execute(
             "SELECT status, COUNT(*) FROM deliveries WHERE subscription_id = ? GROUP BY status",
             (sid,),
         )
         counts = {"pending": 0, "delivered": 0, "dead": 0, "cancelled": 0}
-        counts.update(dict(rows.fetchall()))
+        counts.update({str(k): int(v) for k, v in rows.fetchall()})
         return counts
 
     def deliveries(self, sid: str, status: str | None, limit: int = 100) -> list[dict[str, Any]]:
         """A subscription's deliveries, newest first (dead letters: ``status='dead'``)."""
-        sql = (
-            "SELECT id, event_id, status, attempts, next_attempt_at, last_status, last_error,"
-            " created_at, delivered_at FROM deliveries WHERE subscription_id = ?"
-        )
+        names = ("id", "event_id", "kind", "status", "attempts", "next_attempt_at",
+                 "last_status", "last_error", "created_at", "delivered_at")
+        sql = f"SELECT {', '.join(names)} FROM deliveries WHERE subscription_id = ?"
         params: list[Any] = [sid]
         if status:
             sql += " AND status = ?"
             params.append(status)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
-        cur = self._con().execute(sql, params)
-        names = [c[0] for c in cur.description]
         out = []
-        for row in cur.fetchall():
+        for row in self.db.execute(sql, params).fetchall():
             d = dict(zip(names, row, strict=True))
             for k in ("next_attempt_at", "created_at", "delivered_at"):
                 if d[k] is not None:
@@ -290,35 +325,38 @@ class Outbox:
         """Durably record an event and its deliveries in one transaction; (event_id, seq)."""
         event_id = uuid.uuid4().hex
         now = time.time()
-        with self._tx() as con:
-            cur = con.execute(
+        with self.db.write() as con:
+            # Sequence numbers in commit order (readers tail by seq and must never skip a
+            # late-committing lower one): appends take turns until their commit.
+            self.db.lock(con, "alerts.events")
+            row = con.execute(
                 "INSERT INTO events (event_id, collection, feature_id, feature, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?) RETURNING seq",
                 (event_id, collection, feature_id, feature_json, now),
-            )
-            seq = int(cur.lastrowid or 0)
-            con.executemany(
-                "INSERT INTO deliveries (event_id, subscription_id, next_attempt_at, created_at)"
-                " VALUES (?, ?, ?, ?)",
-                [(event_id, sid, now, now) for sid in subscription_ids],
-            )
-        return event_id, seq
+            ).fetchone()
+            assert row is not None
+            for sid in subscription_ids:
+                con.execute(
+                    "INSERT INTO deliveries (event_id, subscription_id, kind, next_attempt_at,"
+                    " created_at) VALUES (?, ?, ?, ?, ?)",
+                    (event_id, sid, WEBHOOK, now, now),
+                )
+            self.db.notify(con, CHANNEL)  # PostgreSQL: delivered to listeners at commit
+        return event_id, int(row[0])
 
     def last_seq(self) -> int:
         """The newest event's sequence number (0 when there is none)."""
-        (seq,) = self._con().execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-        return int(seq)
+        row = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        return 0 if row is None else int(row[0])
 
     def seq_of(self, event_id: str) -> int | None:
         """The sequence number of an event id (None if unknown)."""
-        row = (
-            self._con().execute("SELECT seq FROM events WHERE event_id = ?", (event_id,)).fetchone()
-        )
+        row = self.db.execute("SELECT seq FROM events WHERE event_id = ?", (event_id,)).fetchone()
         return None if row is None else int(row[0])
 
     def events_after(self, seq: int, limit: int = 100) -> list[tuple[int, str, str]]:
         """(seq, event_id, feature JSON) of the events after ``seq``, oldest first."""
-        rows = self._con().execute(
+        rows = self.db.execute(
             "SELECT seq, event_id, feature FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
             (seq, limit),
         )
@@ -329,14 +367,16 @@ class Outbox:
     def claim(self, owner: str, limit: int, lease_s: float) -> list[Claimed]:
         """Atomically take up to ``limit`` due deliveries for ``owner`` (one statement)."""
         now = time.time()
-        con = self._con()
+        con = self.db
+        # PostgreSQL: rows another host is claiming right now are skipped, not waited for
+        skip = " FOR UPDATE SKIP LOCKED" if con.dialect == "postgresql" else ""
         rows = con.execute(
             "UPDATE deliveries SET lease_owner = ?, lease_until = ?, attempts = attempts + 1"
             " WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending'"
             "   AND next_attempt_at <= ? AND lease_until <= ?"
-            "   ORDER BY next_attempt_at, id LIMIT ?)"
+            f"   ORDER BY next_attempt_at, id LIMIT ?{skip})"
             " AND status = 'pending' AND lease_until <= ?"
-            " RETURNING id, event_id, subscription_id, attempts",
+            " RETURNING id, event_id, subscription_id, attempts, kind",
             (owner, now + lease_s, now, now, limit, now),
         ).fetchall()
         if not rows:
@@ -353,18 +393,18 @@ class Outbox:
             )
         }
         out = []
-        for did, eid, sid, attempts in rows:
+        for did, eid, sid, attempts, kind in rows:
             if did not in found:
                 self.finish(did, owner, "cancelled", None, "subscription or event gone")
                 continue
-            out.append(Claimed(did, eid, sid, attempts, *found[did]))
+            out.append(Claimed(did, eid, sid, attempts, kind, *found[did]))
         return out
 
     def finish(
         self, did: int, owner: str, status: str, http_status: int | None, error: str | None
     ) -> None:
         """Record a final outcome (delivered, dead, cancelled) of a claimed delivery."""
-        self._con().execute(
+        self.db.execute(
             "UPDATE deliveries SET status = ?, last_status = ?, last_error = ?,"
             " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END,"
             " lease_owner = NULL, lease_until = 0 WHERE id = ? AND lease_owner = ?",
@@ -375,7 +415,7 @@ class Outbox:
         self, did: int, owner: str, delay_s: float, http_status: int | None, error: str
     ) -> None:
         """Give a claimed delivery back, due again in ``delay_s``."""
-        self._con().execute(
+        self.db.execute(
             "UPDATE deliveries SET next_attempt_at = ?, last_status = ?, last_error = ?,"
             " lease_owner = NULL, lease_until = 0 WHERE id = ? AND lease_owner = ?",
             (time.time() + delay_s, http_status, error, did, owner),
@@ -383,16 +423,17 @@ class Outbox:
 
     def release(self, owner: str) -> None:
         """Give back every lease ``owner`` holds (on shutdown), without spending an attempt."""
-        self._con().execute(
+        self.db.execute(
             "UPDATE deliveries SET lease_owner = NULL, lease_until = 0,"
-            " attempts = MAX(attempts - 1, 0) WHERE lease_owner = ? AND status = 'pending'",
+            " attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"
+            " WHERE lease_owner = ? AND status = 'pending'",
             (owner,),
         )
 
     def prune(self, older_than_s: float) -> int:
         """Delete old events and finished deliveries (pending ones are kept)."""
         cutoff = time.time() - older_than_s
-        with self._tx() as con:
+        with self.db.write() as con:
             con.execute(
                 "DELETE FROM deliveries WHERE status != 'pending' AND created_at < ?", (cutoff,)
             )
@@ -405,15 +446,24 @@ class Outbox:
 
     def next_due(self) -> float | None:
         """When the earliest pending delivery becomes due (epoch seconds)."""
-        (t,) = (
-            self._con()
-            .execute(
-                "SELECT MIN(MAX(next_attempt_at, lease_until)) FROM deliveries"
-                " WHERE status = 'pending'"
-            )
-            .fetchone()
-        )
-        return None if t is None else float(t)
+        row = self.db.execute(
+            "SELECT MIN(CASE WHEN next_attempt_at > lease_until THEN next_attempt_at"
+            " ELSE lease_until END) FROM deliveries WHERE status = 'pending'"
+        ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+
+_SUB_COLUMNS = ("id", "area", "area_input", "species", "webhook", "secret", "token_hash",
+                "created_at")
+#: The delivery kind of a webhook POST (``Dispatcher.senders`` maps kinds to senders).
+WEBHOOK = "webhook"
+
+
+def _add_kind_column(db: StateDB) -> None:
+    """Migrate an ``alerts.sqlite`` made before deliveries had a ``kind``."""
+    cols = {r[1] for r in db.execute("PRAGMA table_info(deliveries)").fetchall()}
+    if "kind" not in cols:
+        db.execute("ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT 'webhook'")
 
 
 class Notifier:
@@ -484,6 +534,10 @@ def webhook_body(c: Claimed) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+#: Sends one claimed delivery: ``(HTTP status or None, error text or None)``.
+Sender = Callable[[httpx.AsyncClient, Claimed], Awaitable[tuple[int | None, str | None]]]
+
+
 class Dispatcher:
     """The background task that delivers the outbox (one per app process)."""
 
@@ -492,6 +546,8 @@ class Dispatcher:
         self.notifier = notifier
         self.settings = settings
         self.owner = f"{uuid.uuid4().hex[:12]}"
+        #: delivery kind -> sender; another kind (e.g. e-mail) registers its own here
+        self.senders: dict[str, Sender] = {WEBHOOK: post_webhook}
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -518,7 +574,7 @@ class Dispatcher:
             while not self._stopping:
                 if time.monotonic() - pruned_at > 3600:
                     pruned_at = time.monotonic()
-                    with contextlib.suppress(sqlite3.Error):
+                    with contextlib.suppress(*DB_ERRORS):
                         await asyncio.to_thread(
                             self.outbox.prune, self.settings.retention_days * 86400
                         )
@@ -530,7 +586,7 @@ class Dispatcher:
                         claimed = await asyncio.to_thread(
                             self.outbox.claim, self.owner, free, self.settings.lease_s
                         )
-                    except sqlite3.Error:
+                    except DB_ERRORS:
                         log.exception("could not claim deliveries")
                 for c in claimed:
                     task = asyncio.create_task(self._deliver(client, c))
@@ -539,7 +595,7 @@ class Dispatcher:
                 if claimed:
                     continue
                 wait = self.settings.poll_s
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*DB_ERRORS):
                     due = await asyncio.to_thread(self.outbox.next_due)
                     if due is not None:
                         wait = min(wait, max(due - time.time(), 0.01))
@@ -550,28 +606,37 @@ class Dispatcher:
         self.notifier.notify()
 
     async def _deliver(self, client: httpx.AsyncClient, c: Claimed) -> None:
-        body = webhook_body(c)
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "TokyoGeoTwin-Webhooks/1",
-            SIGNATURE_HEADER: sign(c.secret, body),
-            TIMESTAMP_HEADER: str(int(time.time())),
-            EVENT_HEADER: c.event_id,
-            ATTEMPT_HEADER: str(c.attempts),
-        }
+        sender = self.senders.get(c.kind)
         status: int | None = None
-        try:
-            resp = await client.post(c.webhook, content=body, headers=headers)
-            status = resp.status_code
-            error = None if 200 <= status < 300 else f"HTTP {status}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+        error: str | None = f"no sender for delivery kind {c.kind!r} on this host"
+        if sender is not None:
+            status, error = await sender(client, c)
         if error is None:
             await asyncio.to_thread(self.outbox.finish, c.id, self.owner, "delivered", status, None)
             return
         if c.attempts >= self.settings.max_attempts:
-            log.warning("delivery %s to %s dead after %s attempts", c.id, c.webhook, c.attempts)
+            log.warning("delivery %s (%s) dead after %s attempts", c.id, c.kind, c.attempts)
             await asyncio.to_thread(self.outbox.finish, c.id, self.owner, "dead", status, error)
             return
         delay = backoff(self.settings, c.attempts)
         await asyncio.to_thread(self.outbox.retry_later, c.id, self.owner, delay, status, error)
+
+
+async def post_webhook(client: httpx.AsyncClient, c: Claimed) -> tuple[int | None, str | None]:
+    """POST a signed alert to the subscription's webhook: (HTTP status, error or None)."""
+    body = webhook_body(c)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "TokyoGeoTwin-Webhooks/1",
+        SIGNATURE_HEADER: sign(c.secret, body),
+        TIMESTAMP_HEADER: str(int(time.time())),
+        EVENT_HEADER: c.event_id,
+        IDEMPOTENCY_HEADER: c.idempotency_key,
+        ATTEMPT_HEADER: str(c.attempts),
+    }
+    try:
+        resp = await client.post(c.webhook, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:500]
+    ok = 200 <= resp.status_code < 300
+    return resp.status_code, None if ok else f"HTTP {resp.status_code}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from geoservice import crs as crsmod
@@ -26,6 +26,7 @@ from geoservice.ogc.runtime import Runtime, RuntimeDep
 from geoservice.sightings import importer
 from geoservice.sightings.alerts_api import router as alerts_router
 from geoservice.sightings.events import attach_alerts
+from geoservice.sightings.photos import open_photos
 from geoservice.sightings.policy import COLLECTION, SightingsView
 from geoservice.sightings.service import SightingsService
 from geoservice.store import Store
@@ -39,7 +40,9 @@ MAX_CSV = 10 * 1024 * 1024
 def attach(rt: Runtime) -> None:
     """Build the room's services once at start-up."""
     auth = transactions.attach(rt)
-    svc = SightingsService(auth, rt.settings.work_dir, rt.settings.extra)
+    svc = SightingsService(
+        auth, rt.settings.work_dir, rt.settings.extra, open_photos(rt.settings, rt.store)
+    )
     rt.services[KEY] = svc
 
     def read_policy(request: Request, cid: str, base: Store) -> Store:
@@ -114,7 +117,7 @@ async def moderation_queue(
         docs = []
         for f in svc.queue(who, limit):
             doc = _feature_json(f)
-            if svc.photo_of(f.id) is not None:
+            if svc.photos.has(f.id):
                 doc["links"] = [{"rel": "enclosure", "href": f"/api/moderation/{f.id}/photo"}]
             docs.append(doc)
         return docs
@@ -133,10 +136,10 @@ async def moderation_photo(fid: str, request: Request, rt: RuntimeDep) -> Respon
     f = await run_in_threadpool(svc.store.get, COLLECTION, fid)
     if not who.may_access(f.properties.get("municipality_code")):
         raise Forbidden("this report lies outside the token's municipality")
-    found = svc.photo_of(fid)
+    found = await run_in_threadpool(svc.photos.get, fid)
     if found is None:
         raise NotFound(f"report {fid!r} has no photo")
-    return FileResponse(
+    return Response(
         found[0], media_type=found[1], headers={"X-Content-Type-Options": "nosniff"}
     )
 

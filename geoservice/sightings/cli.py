@@ -16,6 +16,7 @@ from geoservice.auth.http import build_auth_services
 from geoservice.errors import ServiceError
 from geoservice.sightings import importer
 from geoservice.sightings.events import open_bus
+from geoservice.sightings.photos import open_photos
 from geoservice.sightings.service import SightingsService
 from geoservice.store import open_store
 
@@ -42,8 +43,9 @@ def import_file(
     try:
         specs = {c: store.spec(c) for c in store.collections()}
         auth = build_auth_services(settings, store, specs)
-        svc = SightingsService(auth, settings.work_dir, settings.extra)
-        bus = open_bus(settings)  # the serving app delivers the alerts this import records
+        photos = open_photos(settings, store)
+        svc = SightingsService(auth, settings.work_dir, settings.extra, photos)
+        bus = open_bus(settings, store)  # the serving app delivers the alerts this import records
         svc.writer.listeners.append(bus.published)
         who = auth.tokens.verify(token)
         if who is None:

@@ -4,10 +4,13 @@
 
 is called after each successful write that leaves a sighting published (created as
 published, updated while published, approved by moderation, harvested).  It records the
-event and one outbox row per matching subscription in one durable SQLite transaction and
-returns (a few milliseconds; no network).  The app's dispatcher task posts the webhooks
-and the SSE stream tails the event table, so events published by another process (the
-``geoservice harvest`` CLI, a second app server) are delivered too.
+event and one outbox row per matching subscription in one transaction and returns (a few
+milliseconds; no network): on PostGIS in the feature write's own transaction (a
+transactional outbox: the feature, its audit entry, its event and its deliveries commit
+together), on the embedded store in one durable SQLite transaction after the write.  The
+app's dispatcher task posts the webhooks and the SSE stream tails the event table, so
+events published by another process (the ``geoservice harvest`` CLI, another app host)
+are delivered too; on PostGIS a ``LISTEN`` connection per process wakes both at once.
 
 ``attach_alerts(rt)`` builds the bus, the outbox and the dispatcher once at start-up; it
 registers its shutdown in ``rt.services["shutdown_hooks"]`` (run by the app lifespan).
@@ -25,8 +28,11 @@ from shapely.geometry import mapping
 
 from geoservice.config import Settings
 from geoservice.features import Feature
-from geoservice.sightings.alerts import Dispatcher, Notifier, Outbox
+from geoservice.sightings.alerts import CHANNEL, DDL, Dispatcher, Notifier, Outbox
 from geoservice.sightings.policy import SensitiveConfig
+from geoservice.state import open_db
+from geoservice.state.pg import Listener, PgDB
+from geoservice.store import Store
 
 log = logging.getLogger("geoservice.events")
 
@@ -35,8 +41,14 @@ SIGHTINGS = "wildlife-sightings"
 
 
 def outbox_path(settings: Settings) -> Path:
-    """Where the alerts database lives."""
+    """Where the embedded alerts database lives."""
     return settings.alerts.db or (settings.work_dir / "alerts.sqlite")
+
+
+def open_outbox(settings: Settings, store: Store | None) -> Outbox:
+    """The alerts database: ``alerts.sqlite``, or on PostGIS the ``geoservice_alerts``
+    schema of the store's database (every host's streams and dispatchers share it)."""
+    return Outbox(open_db(settings, store, "alerts", DDL, outbox_path(settings)))
 
 
 def public_geojson(feature: Feature, sensitive: SensitiveConfig | None = None) -> dict[str, Any]:
@@ -87,9 +99,11 @@ class EventBus:
         return event_id
 
 
-def open_bus(settings: Settings) -> EventBus:
-    """A bus without a dispatcher (for the CLI: the serving app delivers what it records)."""
-    return EventBus(Outbox(outbox_path(settings)), sensitive=SensitiveConfig.load(settings.extra))
+def open_bus(settings: Settings, store: Store | None = None) -> EventBus:
+    """A bus without a dispatcher (for the CLI: the serving app delivers what it records);
+    on PostGIS give the open ``store`` (the outbox lives in its database)."""
+    outbox = open_outbox(settings, store)
+    return EventBus(outbox, sensitive=SensitiveConfig.load(settings.extra))
 
 
 def attach_alerts(rt: Any) -> None:
@@ -101,7 +115,7 @@ def attach_alerts(rt: Any) -> None:
     if isinstance(rt.services.get("events"), EventBus):
         return  # already attached (idempotent)
     settings: Settings = rt.settings
-    outbox = Outbox(outbox_path(settings))
+    outbox = open_outbox(settings, rt.store)
     notifier = Notifier()
     bus = EventBus(outbox, notifier, SensitiveConfig.load(settings.extra))
     rt.services["events"] = bus
@@ -118,8 +132,14 @@ def attach_alerts(rt: Any) -> None:
     dispatcher = Dispatcher(outbox, notifier, settings.alerts)
     dispatcher.start()
     rt.services["alerts_dispatcher"] = dispatcher
+    listener = None
+    if isinstance(outbox.db, PgDB):  # events committed by other hosts wake this one
+        listener = Listener(outbox.db.store.url, CHANNEL, notifier.notify)
+        listener.start()
 
     async def shutdown() -> None:
+        if listener is not None:
+            await asyncio.to_thread(listener.stop)
         await dispatcher.stop()
         outbox.close()
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,13 +37,14 @@ from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
 from geoservice.auth.audit import AuditLog, audited_upsert
-from geoservice.auth.db import AuthDB, auth_db_path
+from geoservice.auth.db import open_auth_db
 from geoservice.auth.tokens import Principal
 from geoservice.catalogue import LayerSpec
 from geoservice.config import FeedSettings, Settings
 from geoservice.errors import InvalidParameter, NotFound, SourceError
 from geoservice.features import Feature
-from geoservice.sqlite import PerThread, connect_durable
+from geoservice.state import StateDB, open_db
+from geoservice.state.sqlite import SqliteDB
 from geoservice.store import Store, values
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (feed_id, remote_id)
 );
 """
+DDL = {"sqlite": _DDL, "postgresql": _DDL}  # portable as written
 
 
 @dataclass
@@ -92,40 +93,30 @@ class HarvestReport:
 
 
 class HarvestState:
-    """Per-feed high-water marks and per-record content hashes (``harvest.sqlite``)."""
+    """Per-feed high-water marks and per-record content hashes (``harvest.sqlite``, or the
+    ``geoservice_harvest`` schema on PostGIS, so a harvest may run from any host)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._cons = PerThread(lambda: connect_durable(self.path))
-        self._con().executescript(_DDL)
+    def __init__(self, db: StateDB | Path) -> None:
+        self.db: StateDB = SqliteDB(db, _DDL) if isinstance(db, Path) else db
 
-    def _con(self) -> sqlite3.Connection:
-        return self._cons.get()
 
     def high_water(self, feed: str) -> str | None:
         """The feed's high-water mark (ISO datetime) or None before the first run."""
-        row = (
-            self._con()
-            .execute("SELECT high_water FROM feeds WHERE feed_id = ?", (feed,))
-            .fetchone()
-        )
+        row = self.db.execute(
+            "SELECT high_water FROM feeds WHERE feed_id = ?", (feed,)
+        ).fetchone()
         return None if row is None else row[0]
 
     def item_hash(self, feed: str, remote_id: str) -> str | None:
         """The content hash last stored for a remote record."""
-        row = (
-            self._con()
-            .execute(
-                "SELECT hash FROM items WHERE feed_id = ? AND remote_id = ?", (feed, remote_id)
-            )
-            .fetchone()
-        )
+        row = self.db.execute(
+            "SELECT hash FROM items WHERE feed_id = ? AND remote_id = ?", (feed, remote_id)
+        ).fetchone()
         return None if row is None else row[0]
 
     def remember(self, feed: str, remote_id: str, local_id: str, digest: str) -> None:
         """Record a remote record's content hash (after the store write)."""
-        self._con().execute(
+        self.db.execute(
             "INSERT INTO items (feed_id, remote_id, local_id, hash, seen_at) VALUES (?,?,?,?,?)"
             " ON CONFLICT (feed_id, remote_id) DO UPDATE SET local_id = excluded.local_id,"
             " hash = excluded.hash, seen_at = excluded.seen_at",
@@ -134,7 +125,7 @@ class HarvestState:
 
     def finish(self, report: HarvestReport) -> None:
         """Store the run's high-water mark and report."""
-        self._con().execute(
+        self.db.execute(
             "INSERT INTO feeds (feed_id, high_water, last_run, last_report) VALUES (?,?,?,?)"
             " ON CONFLICT (feed_id) DO UPDATE SET"
             " high_water = COALESCE(excluded.high_water, feeds.high_water),"
@@ -143,8 +134,8 @@ class HarvestState:
         )
 
     def close(self) -> None:
-        """Close this thread's connection."""
-        self._cons.close()
+        """Release the database handle."""
+        self.db.close()
 
 
 def _now() -> str:
@@ -322,18 +313,20 @@ def harvest_feed(
                 state.remember(feed.id, rid, f.id, digest)
                 continue
             try:
-                stored = audited_upsert(store, audit, who, feed.target, before, f, "harvest")
+                # PostGIS: the record, its audit entry, its mark and its event commit together
+                with store.unit():
+                    stored = audited_upsert(store, audit, who, feed.target, before, f, "harvest")
+                    state.remember(feed.id, rid, f.id, digest)
+                    if bus is not None:  # the bus itself ignores records that are not published
+                        bus.published(feed.target, stored)
             except Exception as exc:  # one bad record must not stop the feed
                 report.skipped += 1
                 report.problems.append(f"{f.id}: {exc}")
                 continue
-            state.remember(feed.id, rid, f.id, digest)
             if before is None:
                 report.created += 1
             else:
                 report.updated += 1
-            if bus is not None:  # the bus itself ignores records that are not published
-                bus.published(feed.target, stored)
     if high is not None:
         report.high_water = values.format_datetime(high)
     state.finish(report)
@@ -355,10 +348,10 @@ def harvest(
         if unknown:
             raise SourceError(f"unknown feed(s) {unknown}; configured: {[f.id for f in feeds]}")
         feeds = [f for f in feeds if f.id in only]
-    state = HarvestState(settings.work_dir / "harvest.sqlite")
+    state = HarvestState(open_db(settings, store, "harvest", DDL))
     own = client is None
     http = client or httpx.Client(follow_redirects=True, timeout=60)
-    journal = AuditLog(AuthDB(auth_db_path(settings.work_dir))) if audit else None
+    journal = AuditLog(open_auth_db(settings, store)) if audit else None
     reports = []
     try:
         for feed in feeds:

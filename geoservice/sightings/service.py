@@ -16,6 +16,7 @@ from geoservice.auth.tokens import Principal
 from geoservice.auth.writes import parse_geometry
 from geoservice.errors import InvalidParameter, NotFound, PayloadTooLarge, Unprocessable
 from geoservice.features import Feature
+from geoservice.sightings.photos import PHOTO_TYPES, FilePhotos, PhotoStore
 from geoservice.sightings.policy import COLLECTION, PUBLISHED, SensitiveConfig
 from geoservice.store import Query
 from geoservice.store.values import parse_datetime
@@ -37,8 +38,6 @@ REPORT_FIELDS = {
     "photo",
     "photo_content_type",
 }
-#: Magic bytes of the accepted photo types.
-PHOTO_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 
 def sniff_image(data: bytes) -> str | None:
@@ -96,14 +95,20 @@ class Limits:
 class SightingsService:
     """Reports, moderation and imports of ``wildlife-sightings`` over the auth services."""
 
-    def __init__(self, auth: AuthServices, work_dir: Path, extra: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        auth: AuthServices,
+        work_dir: Path,
+        extra: dict[str, Any],
+        photos: PhotoStore | None = None,
+    ) -> None:
         self.auth = auth
         self.writer = auth.writer
         self.store = auth.writer.store
         self.limits = Limits.from_extra(extra)
         self.sensitive = SensitiveConfig.load(extra)
         self.limiter = RateLimiter(auth.db, self.limits.reports_per_minute, 60.0)
-        self.photos = work_dir / "photos"
+        self.photos = photos or FilePhotos(work_dir / "photos")
         self.writer.hooks[COLLECTION] = prepare_sighting
         self.writer.id_prefix[COLLECTION] = "ws-"
 
@@ -142,18 +147,17 @@ class SightingsService:
                 raise Unprocessable(
                     f"observed_at: not an ISO 8601 date-time: {props['observed_at']!r}"
                 ) from None
-        f = self.writer.create(
-            CITIZEN, COLLECTION, Feature("", props, geom), action="report.create", scoped=False
-        )
-        if photo is not None:
-            data, ext = photo
-            self.photos.mkdir(parents=True, exist_ok=True)
-            tmp = self.photos / f".{f.id}.{ext}.part"
-            tmp.write_bytes(data)
-            tmp.replace(self.photos / f"{f.id}.{ext}")
+        with self.store.unit():  # PostGIS: the report and its photo commit together
+            f = self.writer.create(
+                CITIZEN, COLLECTION, Feature("", props, geom), action="report.create",
+                scoped=False,
+            )
+            if photo is not None:
+                self.photos.put(f.id, *photo)
         return f
 
     def _photo(self, raw: Any, declared: Any) -> tuple[bytes, str] | None:
+        """(bytes, media type) of a report's photo, checked: size, base64, magic bytes."""
         if raw is None:
             return None
         if not isinstance(raw, str):
@@ -172,15 +176,7 @@ class SightingsService:
             raise Unprocessable(f"photo: not an image of an accepted type {sorted(PHOTO_TYPES)}")
         if declared is not None and declared != kind:
             raise Unprocessable(f"photo: declared {declared!r} but the bytes are {kind}")
-        return data, PHOTO_TYPES[kind]
-
-    def photo_of(self, fid: str) -> tuple[Path, str] | None:
-        """The stored photo of a report, if any."""
-        for kind, ext in PHOTO_TYPES.items():
-            p = self.photos / f"{fid}.{ext}"
-            if p.exists():
-                return p, kind
-        return None
+        return data, kind
 
     # -- moderation --------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -114,6 +115,16 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+    #: whether ``unit()`` really makes one transaction of the writes inside it
+    atomic = False
+
+    def unit(self) -> AbstractContextManager[None]:
+        """One transaction around a feature write and the state written with it (audit,
+        event, outbox).  This default makes none: the embedded store and its SQLite side
+        files are separate files, bridged by the audit journal's pending → committed
+        protocol; PostGIS overrides it (``PostgisStore.unit``)."""
+        return nullcontext()
 
     def data_version(self, collection: str) -> str | None:
         """A token that changes whenever ``collection``'s data may have changed, as seen

@@ -23,6 +23,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import psycopg
@@ -84,7 +86,8 @@ def _acquire_pool(url: str, *, wait: bool = True) -> ConnectionPool:
                 # a statement after 5 executions, and PostgreSQL's generic plan for it
                 # then ignores the bbox/filter values (and the better index they allow).
                 kwargs={"options": "-c TimeZone=UTC -c client_encoding=UTF8 -c jit=off"
-                                   " -c plan_cache_mode=force_custom_plan",
+                                   " -c plan_cache_mode=force_custom_plan"
+                                   f" -c search_path={_search_path()}",
                         "autocommit": True},
                 name="geoservice",
                 open=False,
@@ -93,6 +96,19 @@ def _acquire_pool(url: str, *, wait: bool = True) -> ConnectionPool:
             entry = (pool, 0)
         _POOLS[url] = (entry[0], entry[1] + 1)
         return entry[0]
+
+
+def _search_path() -> str:
+    """The state schemas first (``geoservice.state``), then ``public`` (PostGIS)."""
+    from geoservice.state import SEARCH_PATH
+
+    return SEARCH_PATH
+
+
+#: The connection of the unit of work open in this context, per database URL (see ``unit``).
+_UNIT: ContextVar[tuple[str, psycopg.Connection[Any]] | None] = ContextVar(
+    "geoservice_pg_unit", default=None
+)
 
 
 def _release_pool(url: str) -> None:
@@ -238,8 +254,41 @@ class PostgisStore(Store):
 
     def _primary(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Run a read on the primary (a write's read-back: read your write)."""
-        with self.pool.connection() as con:
+        with self.connection() as con:
             return work(con)
+
+    # -- units of work -------------------------------------------------------------------
+    atomic = True
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """The connection of the enclosing ``unit()``, else one from the pool.
+
+        Every write of this store and of the state databases (``geoservice.state.pg``)
+        takes its connection here, so inside a unit they share one transaction."""
+        unit = _UNIT.get()
+        if unit is not None and unit[0] == self.url:
+            yield unit[1]
+            return
+        with self.pool.connection() as con:
+            yield con
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        """One transaction for everything written inside (nested units join the outer).
+
+        Why: a feature write, its audit entry, its event and its outbox rows must commit
+        together or not at all - no feature without its audit entry or its alert."""
+        unit = _UNIT.get()
+        if unit is not None and unit[0] == self.url:
+            yield
+            return
+        with self.pool.connection() as con, con.transaction():
+            token = _UNIT.set((self.url, con))
+            try:
+                yield
+            finally:
+                _UNIT.reset(token)
 
     # -- plumbing ------------------------------------------------------------------------
     def _t(self, name: str) -> sql.Identifier:
@@ -491,7 +540,7 @@ class PostgisStore(Store):
         spec = self.spec(collection)
         if not feature.id:
             feature = Feature(uuid.uuid4().hex, feature.properties, feature.geometry)
-        with self.pool.connection() as con:
+        with self.connection() as con:
             try:
                 with con.transaction():
                     self._insert(con, spec, feature)
@@ -502,7 +551,7 @@ class PostgisStore(Store):
 
     def replace(self, collection: str, fid: str, feature: Feature) -> Feature:
         spec = self.spec(collection)
-        with self.pool.connection() as con, con.transaction():
+        with self.connection() as con, con.transaction():
             found, old = self._set(con, spec, fid, feature)
             if not found:
                 raise NotFound(f"{collection}: no feature with id {fid!r}")
@@ -517,7 +566,7 @@ class PostgisStore(Store):
         geometry: BaseGeometry | None = None,
     ) -> Feature:
         spec = self.spec(collection)
-        with self.pool.connection() as con, con.transaction():
+        with self.connection() as con, con.transaction():
             row = con.execute(
                 sql.SQL("{} WHERE t.id = %s FOR UPDATE").format(self._select(spec)), (fid,)
             ).fetchone()
@@ -530,7 +579,7 @@ class PostgisStore(Store):
 
     def delete(self, collection: str, fid: str) -> None:
         self.spec(collection)
-        with self.pool.connection() as con, con.transaction():
+        with self.connection() as con, con.transaction():
             row = con.execute(
                 sql.SQL("DELETE FROM {} o WHERE id = %s RETURNING {}").format(
                     self._t(collection), _BOUNDS_OF_OLD), (fid,)
