@@ -328,3 +328,14 @@ def pg_cql2_settings(
     settings = pg_settings_for(tmp, layers, pg_database("cql2"))
     build(settings, mirror=CQL2)
     return settings
+
+
+@pytest.fixture
+def reinfolib_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The local 不動産情報ライブラリ API contract server (tests/reinfolib_server.py), with
+    its key in ``REINFOLIB_API_KEY``; point settings at it with ``use_server``."""
+    from tests.reinfolib_server import ReinfolibServer
+
+    with ReinfolibServer() as srv:
+        monkeypatch.setenv("REINFOLIB_API_KEY", srv.key)
+        yield srv

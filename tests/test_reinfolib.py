@@ -11,7 +11,7 @@ import asyncio
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +51,9 @@ PRICES = [
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ReinfolibServer]:
+def server(reinfolib_server: ReinfolibServer) -> ReinfolibServer:
     """The contract server, with its key in the environment variable the config names."""
-    with ReinfolibServer() as srv:
-        monkeypatch.setenv("REINFOLIB_API_KEY", srv.key)
-        yield srv
+    return reinfolib_server
 
 
 def _layers(tmp: Path) -> Path:

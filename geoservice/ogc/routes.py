@@ -136,6 +136,8 @@ def _enrich(rt: Runtime, coll: dict[str, Any]) -> dict[str, Any]:
             "title": "Queryables",
         }
     )
+    if rt.reinfolib is not None and spec.id in rt.reinfolib.layers:
+        coll["source"] = rt.reinfolib.describe(spec)  # the API, fetch dates, on or off
     coll["links"] += tileset_links(rt.settings, spec.id)  # 3D Tiles, when built
     coll["links"].append(mvt.tilesets_link(rt.base, spec.id))  # OGC API Tiles (ogc/tiles.py)
     return coll

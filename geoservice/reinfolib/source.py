@@ -138,6 +138,21 @@ class ReinfolibSource:
             self._ledger = Ledger.of(self.store)
         return self._ledger
 
+    def describe(self, spec: LayerSpec) -> dict[str, object]:
+        """The ``source`` block of the collection's metadata: the API, the fetch dates and
+        whether the layer is on (the credit is the spec's ``attribution``)."""
+        tiles, first, last = self.ledger.summary(spec.id)
+        return {
+            "name": "不動産情報ライブラリ API (国土交通省)",
+            "api": spec.source.api,
+            "zoom": spec.source.zoom,
+            "url": f"{self.settings.base_url.rstrip('/')}/{spec.source.api}",
+            "tiles_cached": tiles,
+            "first_fetched": first,
+            "last_fetched": last,
+            "status": self.not_configured_reason or "configured",
+        }
+
     async def site_layers(self, specs: Iterable[LayerSpec], area: BaseGeometry, *,
                           budget_s: float | None = None,
                           buffer_m: dict[str, float] | None = None) -> dict[str, LayerResult]:
