@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck clean build-demo build-real setup
+.PHONY: run test bench lint typecheck clean build-demo build-real setup mutation
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,11 @@ lint: $(STAMP)
 
 test: $(STAMP) $(VENDOR) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Mutation check of the guide rules (CI runs it after the tests): every comparator flipped
+# and every threshold moved by one unit, one at a time, must make a guide test fail.
+mutation: $(STAMP)
+	$(BIN)/python tools/mutation.py
 
 # Every benchmark prints its own table; each compares against its named anchor in the same run.
 # wrk (Debian) drives bench/postgis.py; installed here when we may (root), else the

@@ -5,10 +5,14 @@ Rows (all in one run, same machine, same store):
 - ``http POST /api/guide`` — p50/p99 latency over HTTP: a uvicorn subprocess (one worker,
   ``geoservice.asgi:app``) and a keep-alive httpx client, sequential requests;
 - ``in-process GuideService.answer`` — sites/s, the service built once (indexes in memory),
-  with and without serialising the answer to JSON;
-- ``naive geopandas`` — the baseline: per request, read every layer the rules need from the
-  built GeoPackage with geopandas and ``gpd.sjoin`` the site with it, then the same rule
-  evaluation.
+  with the hazard card embedded as the HTTP answer embeds it, with and without serialising
+  the answer to JSON;
+- ``naive geopandas`` — the baseline: every layer the rules need read ONCE from the built
+  GeoPackage with geopandas (its load time is reported apart), then per request
+  ``gpd.sjoin`` of the site with each layer, the same rule evaluation and the same card.
+
+Answers are checked first: the in-process answer must equal the HTTP answer, and the
+naive answer must equal the in-process one; a speed-up is printed only when they agree.
 
 Usage (from the project root)::
 
@@ -41,6 +45,8 @@ from geoservice.config import Settings, load_settings  # noqa: E402
 from geoservice.guide import GuideService, evaluate, parse_request  # noqa: E402
 from geoservice.guide.engine import FeatureHit, LayerFacts, SiteFacts  # noqa: E402
 from geoservice.guide.spatial import area_m2  # noqa: E402
+from geoservice.hazards import raster as rastermod  # noqa: E402
+from geoservice.hazards.service import HazardService  # noqa: E402
 from geoservice.store import open_store  # noqa: E402
 
 SITE = {"type": "Polygon", "coordinates": [[[139.6885, 35.5700], [139.6895, 35.5700],
@@ -77,23 +83,24 @@ def settings_for(args: argparse.Namespace, tmp: Path) -> Settings:
     return settings
 
 
-def bench_http(settings: Settings, tmp: Path, n: int, warmup: int) -> dict[str, float]:
+def bench_http(settings: Settings, tmp: Path, n: int, warmup: int) -> dict[str, Any]:
     with (serving(settings, tmp, "/api/guide/rules") as base,
           httpx.Client(timeout=30, headers={"Accept-Encoding": "identity"}) as client):
         url = f"{base}/api/guide"
+        first = client.post(url, json=BODY)
+        first.raise_for_status()
         for _ in range(warmup):
             client.post(url, json=BODY).raise_for_status()
         times: list[float] = []
-        size = 0
         for _ in range(n):
             t0 = time.perf_counter()
             r = client.post(url, json=BODY)
             times.append((time.perf_counter() - t0) * 1000)
             if r.status_code != 200:
                 raise RuntimeError(f"HTTP {r.status_code}: {r.text[:300]}")
-            size = len(r.content)
     return {"p50_ms": pct(times, 0.5), "p99_ms": pct(times, 0.99),
-            "req_s": 1000 * len(times) / sum(times), "bytes": size}
+            "req_s": 1000 * len(times) / sum(times), "bytes": len(first.content),
+            "answer": first.json()}
 
 
 def bench_inprocess(service: GuideService, seconds: float) -> dict[str, float]:
@@ -114,40 +121,84 @@ def bench_inprocess(service: GuideService, seconds: float) -> dict[str, float]:
     return out
 
 
-def naive_answer(gpkg: Path, service: GuideService) -> Any:
-    """The baseline: read every layer with geopandas and sjoin the site, per request."""
-    req = parse_request(BODY)
-    site = gpd.GeoDataFrame(geometry=[shape(SITE)], crs="OGC:CRS84")
-    layers: dict[str, LayerFacts] = {}
-    muni = None
-    for lid in ["admin-boundaries", *service.layer_ids]:
-        try:
-            df = gpd.read_file(gpkg, layer=lid, engine="pyogrio")
-        except Exception:
-            layers[lid] = LayerFacts("none")
-            continue
-        if df.crs is None:
-            df = df.set_crs("OGC:CRS84")
+def _plain(value: Any) -> Any:
+    """A geopandas cell as the store gives it: numpy scalars as Python values."""
+    return value.item() if hasattr(value, "item") else value
+
+
+class Naive:
+    """The baseline: every layer read once with geopandas, the site ``sjoin``-ed per request."""
+
+    def __init__(self, gpkg: Path, service: GuideService) -> None:
+        self.service = service
+        self.frames: dict[str, gpd.GeoDataFrame | None] = {}
+        for lid in ["admin-boundaries", *service.layer_ids]:
+            try:
+                df = gpd.read_file(gpkg, layer=lid, engine="pyogrio")
+            except Exception:
+                self.frames[lid] = None
+                continue
+            self.frames[lid] = df if df.crs is not None else df.set_crs("OGC:CRS84")
+
+    def _hits(self, lid: str, site: gpd.GeoDataFrame) -> tuple[FeatureHit, ...] | None:
+        df = self.frames[lid]
+        if df is None:
+            return None
         hits = gpd.sjoin(df, site.to_crs(df.crs), predicate="intersects", how="inner")
         props = hits.drop(columns=["geometry", "index_right"], errors="ignore")
-        found = tuple(FeatureHit(str(r.get("id", i)), r.to_dict()) for i, r in props.iterrows())
-        if lid == "admin-boundaries":
-            muni = found[0].properties if found else None
-            continue
-        layers[lid] = LayerFacts(service.index.layers[lid].coverage_of(shape(SITE)), found)
-    code = None if muni is None else str(muni.get("municipality_code"))
-    facts = SiteFacts(area_m2(shape(SITE)), code, None, layers)
-    return evaluate(facts, req.works, service.rules, authorities=service.authorities)
+        return tuple(
+            FeatureHit(str(r.get("id", i)), {k: _plain(v) for k, v in r.items()
+                                             if k != "id" and not _missing(v)})
+            for i, r in props.iterrows()
+        )
+
+    def answer(self) -> Any:
+        req = parse_request(BODY)
+        geom = shape(SITE)
+        site = gpd.GeoDataFrame(geometry=[geom], crs="OGC:CRS84")
+        admin = self._hits("admin-boundaries", site) or ()
+        code = str(admin[0].properties["municipality_code"]) if admin else None
+        layers: dict[str, LayerFacts] = {}
+        for lid in self.service.layer_ids:
+            found = self._hits(lid, site)
+            cov = self.service.index.layers[lid].coverage_of(geom)
+            layers[lid] = LayerFacts("none") if found is None or cov == "none" else \
+                LayerFacts(cov, found)
+        facts = SiteFacts(area_m2(geom), code, None, layers)
+        answer = evaluate(facts, req.works, self.service.rules,
+                          authorities=self.service.authorities)
+        return self.service._with_card(answer, geom)
 
 
-def bench_naive(gpkg: Path, service: GuideService, n: int) -> dict[str, float]:
+def _missing(value: Any) -> bool:
+    try:
+        return bool(value != value)  # NaN (a property absent from this feature)
+    except (TypeError, ValueError):
+        return False
+
+
+def bench_naive(naive: Naive, n: int) -> dict[str, float]:
     times = []
     for _ in range(n):
         t0 = time.perf_counter()
-        naive_answer(gpkg, service)
+        naive.answer()
         times.append((time.perf_counter() - t0) * 1000)
     return {"p50_ms": pct(times, 0.5), "p99_ms": pct(times, 0.99),
             "sites_s": 1000 * len(times) / sum(times)}
+
+
+def _as_json(answer: Any) -> Any:
+    return json.loads(json.dumps(answer.model_dump(mode="json"), ensure_ascii=False,
+                                 default=str))
+
+
+def differences(a: Any, b: Any) -> list[str]:
+    """Which parts of two answers (JSON) differ: procedure ids, or a top-level key."""
+    out = [k for k in ("site", "timeline", "hazards", "disclaimer") if a.get(k) != b.get(k)]
+    pa = {p["id"]: p for p in a.get("procedures", [])}
+    pb = {p["id"]: p for p in b.get("procedures", [])}
+    out += [pid for pid in sorted(set(pa) | set(pb)) if pa.get(pid) != pb.get(pid)]
+    return out
 
 
 def main() -> None:
@@ -168,27 +219,35 @@ def main() -> None:
         specs = {c: store.spec(c) for c in store.collections()}
         t0 = time.perf_counter()
         service = GuideService(store, specs)
+        if rastermod.serves_hazards(specs) and not rastermod.raster_path(settings).exists():
+            rastermod.write_flood_cog(settings)  # as the server does at start-up
+        hazards = HazardService.build(store, specs, rastermod.raster_path(settings))
+        service.hazard_card = hazards.card  # the HTTP answer embeds the card: so does this
         build_s = time.perf_counter() - t0
-        ans = service.answer(BODY)
-        naive = naive_answer(Path(settings.store.path), service)
-        same = [p.status for p in ans.procedures] == [p.status for p in naive.procedures]
+        t0 = time.perf_counter()
+        naive = Naive(Path(settings.store.path), service)
+        naive_load_s = time.perf_counter() - t0
+        ours = _as_json(service.answer(BODY))
+        naive_diff = differences(ours, _as_json(naive.answer()))
         inproc = bench_inprocess(service, args.seconds)
-        base = bench_naive(Path(settings.store.path), service, args.naive)
+        base = bench_naive(naive, args.naive)
         store.close()
         http = bench_http(settings, tmp, args.requests, args.warmup)
+    http_diff = differences(ours, http.pop("answer"))
     layers = len(service.layer_ids) + 1
     print(f"\nguide benchmark — one {area_m2(shape(SITE)):.0f} m2 site, {len(service.rules)} "
-          f"rules, {layers} layers; index build {build_s * 1000:.0f} ms; store "
-          f"{settings.store.path}")
-    print(f"naive answer statuses equal the service's: {same}\n")
+          f"rules, {layers} layers; index build {build_s * 1000:.0f} ms (naive layer load "
+          f"{naive_load_s * 1000:.0f} ms, once); store {settings.store.path}")
+    print(f"in-process answer equals the HTTP answer: {not http_diff} {http_diff or ''}")
+    print(f"naive answer equals the in-process answer: {not naive_diff} {naive_diff or ''}\n")
     rows = [
         ("http POST /api/guide (uvicorn, 1 worker)", http["p50_ms"], http["p99_ms"],
-         http["req_s"], "p50 <= 20 ms", http["p50_ms"] <= 20),
-        ("in-process GuideService.answer", inproc["answer_p50_ms"], inproc["answer_p99_ms"],
-         inproc["answer"], ">= 500 sites/s", inproc["answer"] >= 500),
+         http["req_s"], "p50 <= 20 ms", http["p50_ms"] <= 20 and not http_diff),
+        ("in-process GuideService.answer (+ card)", inproc["answer_p50_ms"],
+         inproc["answer_p99_ms"], inproc["answer"], ">= 500 sites/s", inproc["answer"] >= 500),
         ("in-process answer + JSON", inproc["answer+json_p50_ms"],
          inproc["answer+json_p99_ms"], inproc["answer+json"], "", None),
-        ("naive: gpd.read_file + sjoin per request", base["p50_ms"], base["p99_ms"],
+        ("naive: layers read once, sjoin per request", base["p50_ms"], base["p99_ms"],
          base["sites_s"], "baseline", None),
     ]
     head = (f"{'row':<44} {'p50 ms':>8} {'p99 ms':>8} {'sites/s':>9} {'1/p50':>7}  target")
@@ -200,12 +259,16 @@ def main() -> None:
               f"{target}{mark}")
     print("sites/s = requests / total time (mean); 1/p50 = the median rate. On a loaded "
           "machine\n(load average above the CPU count) the mean and p99 carry the preemptions.")
-    print(f"\nspeed-up over the naive baseline (in-process): "
-          f"{inproc['answer'] / base['sites_s']:.0f}x; HTTP response {http['bytes']} bytes")
+    if naive_diff or http_diff:
+        print("\nno speed-up printed: the answers differ (see above)")
+    else:
+        print(f"\nspeed-up over the naive baseline (in-process, same answer): "
+              f"{inproc['answer'] / base['sites_s']:.1f}x; HTTP response {http['bytes']} bytes")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"http": http, "in_process": inproc, "naive": base,
-                                         "index_build_s": build_s, "naive_equal": same},
+                                         "index_build_s": build_s, "naive_load_s": naive_load_s,
+                                         "naive_differs": naive_diff, "http_differs": http_diff},
                                         indent=2), "utf-8")
 
 

@@ -48,6 +48,17 @@ def need(available: bool, what: str) -> None:
     pytest.skip(f"{what} not available (set GEOSERVICE_REQUIRE_ALL=1 to make this an error)")
 
 
+def need_data(path: Path) -> None:
+    """Skip (developer machine) or fail (CI) when shared reference data is missing."""
+    need(path.exists(), f"shared data at {path}")
+
+
+@pytest.fixture
+def shared_data() -> None:
+    """Tests reading the real extracts in ../shared/data (``need`` semantics)."""
+    need_data(DATA)
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:

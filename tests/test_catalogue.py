@@ -30,7 +30,7 @@ EXPECTED_IDS = {
     "parcels",
 }
 
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not at {DATA}")
+needs_data = pytest.mark.usefixtures("shared_data")  # fails in CI when the data is missing
 
 
 @cache

@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import cql2
 import pytest
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
@@ -88,7 +89,6 @@ def test_text(index: int) -> None:
 
 @pytest.mark.parametrize("index", INDICES, ids=case_id)
 def test_json_from_oracle(index: int) -> None:
-    cql2 = pytest.importorskip("cql2")
     case = CASES[index]
     document = cql2.parse_text(case["filter"]).to_json()
     assert count(parse_json(document), case["collection"]) == expected(index)

@@ -27,7 +27,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 DATA = PROJECT.parent / "shared" / "data"
 PLATEAU = DATA / "plateau"
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not at {DATA}")
+pytestmark = pytest.mark.usefixtures("shared_data")  # fails in CI when the data is missing
 
 TOKYO_MAINLAND = (138.9, 35.4, 140.0, 35.9)  # lon/lat box for the Tama + 23-ward files
 TOKYO_ALL = (136.0, 20.0, 154.0, 35.95)  # including the Izu and Ogasawara islands

@@ -10,6 +10,9 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import ipykernel  # noqa: F401  (the kernel the notebooks run in; a test dependency)
+import nbclient
+import nbformat
 import pytest
 
 from tests.conftest import ROOT
@@ -20,9 +23,6 @@ OUT = ROOT / "data" / "build" / "notebooks"
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path: Path, real_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
     monkeypatch.setenv("GEOSERVICE_STORE", str(real_store / "store.gpkg"))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(path, as_version=4)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from geoservice.catalogue import LayerSpec
 from geoservice.errors import Conflict, InvalidParameter, NotFound
 from geoservice.features import Feature
+from geoservice.store import postgis  # a product module: an import error fails, never skips
 from geoservice.store.base import Query
 from geoservice.store.gpkg import GpkgStore
 from tests.test_store import (
@@ -36,7 +37,6 @@ from tests.test_store import (
 )
 
 pytestmark = pytest.mark.postgis
-postgis = pytest.importorskip("geoservice.store.postgis")
 
 TYPED = LayerSpec.model_validate(
     {
