@@ -20,7 +20,8 @@ from geoservice.app import create_app
 from geoservice.catalogue import load_catalogue
 from geoservice.config import Settings
 from geoservice.reinfolib.values import PARSERS
-from tests.conftest import ROOT, settings_for
+from tests.browser import assert_local_only, browser_page, record_requests, screenshot
+from tests.conftest import ROOT, LiveServer, free_port, settings_for
 from tests.reinfolib_server import ReinfolibServer, use_server
 
 CREDIT = "このサービスは、国土交通省の不動産情報ライブラリのAPI機能を使用していますが"
@@ -108,6 +109,15 @@ def test_guide_answers_from_official_layers_in_both_formats(
     assert prices and prices[0]["distance_m"] < 100 and prices[0]["price_per_m2"] > 100_000
     deals = a["real_estate"]["transactions"]
     assert deals["count"] >= 1 and deals["median_price_per_m2"] > 10_000  # 万円 read as yen
+    fire = _source(a, "fire-prevention-districts")  # shown, though no rule decides on it
+    assert fire["kind"] == "official-api" and fire["api"] == "XKT014"
+    layers = {lay["layer"]: lay["features"] for lay in a["site"]["layers"]}
+    assert {f["properties"]["function"] for f in layers["fire-prevention-districts"]} == {
+        "準防火地域"}
+    zoning = layers["zoning-use-districts"][0]["properties"]
+    assert zoning["function"] == "第1種低層住居専用地域" and zoning["function_code"] == "1"
+    assert (zoning["floor_area_ratio"], zoning["floor_area_ratio_text"]) == (100.0, "100%")
+    assert zoning["building_coverage_ratio"] == 50.0
     assert _essence(answers["pbf"]) == _essence(a)
     pbf = answers["pbf"]["real_estate"]["land_prices"]
     assert all(abs(x["distance_m"] - y["distance_m"]) < 2 for x, y in zip(pbf, prices, strict=True))
@@ -127,6 +137,19 @@ def test_hazard_card_official_sections(
     assert any(CREDIT in x for x in card["credits"])
     zones = {r["layer"]: r for r in risk["official"]}["reinfolib-disaster-risk-areas"]["zones"]
     assert zones[0]["ordinance"] == "東京都建築安全条例"
+
+
+def test_no_area_division_polygon_means_outside_every_city_planning_area(
+    real_store: Path, tmp_path: Path, server: ReinfolibServer
+) -> None:
+    """The API layer is complete nationally: no 区域区分 at a site is 都市計画区域外."""
+    with _client(real_store, tmp_path, server) as c:
+        r = c.post("/api/guide", json={"site": {"point": [139.05, 35.80]}, "works": {
+            "activities": ["land-development"], "site_area_m2": 12_000}})
+    assert r.status_code == 200, r.text
+    dev = _proc(r.json(), "development-permit")
+    assert dev["status"] == "required"
+    assert any("都市計画区域外" in str(x) for x in dev["reasons"])
 
 
 @pytest.mark.parametrize(("inject", "changes", "reason"), [
@@ -180,3 +203,37 @@ def test_precedence_and_disagreement(
     zoning = _source(b, "zoning-use-districts")  # the local official file answers
     assert zoning["kind"] == "official-file" and zoning["reason_code"] == "server-error"
     assert _source(b, "area-divisions")["kind"] == "unavailable"  # synthetic never used
+
+
+@pytest.mark.browser
+def test_guide_page_shows_sources_land_prices_and_the_credit(
+    real_store: Path, tmp_path: Path, server: ReinfolibServer
+) -> None:
+    shutil.copytree(real_store, tmp_path / "store")
+    settings = use_server(settings_for(tmp_path / "store", ROOT / "layers", free_port()), server)
+    with LiveServer(settings) as live, browser_page(viewport=(1400, 1000)) as page:
+        requests = record_requests(page)
+        page.goto(live.url + "/guide/")
+        page.wait_for_selector("body[data-guide-ready='true']", timeout=30000)
+        page.check("input[name=site-mode][value='point']")
+        page.evaluate("() => window.guide.setPoint(139.7055, 35.5782)")
+        page.fill("input[name=site_area_m2]", "600")
+        page.check("input[name=activities][value='new-building']")
+        page.click("#guide-submit")
+        page.wait_for_selector("#report-sources tr[data-layer='area-divisions']", timeout=30000)
+        row = page.locator("#report-sources tr[data-layer='area-divisions']")
+        assert row.get_attribute("data-kind") == "official-api"
+        label = row.locator(".source-label").inner_text()
+        assert "不動産情報ライブラリ API XKT001, fetched" in label
+        unavailable = page.locator("#report-sources tr[data-kind='unavailable']")
+        assert unavailable.count() == 0
+        assert CREDIT in page.locator("#api-credit").inner_text()
+        assert page.locator("#land-prices tbody tr").count() >= 1
+        assert "円/㎡" in page.locator("#land-prices").inner_text()
+        assert "中央値" in page.locator("#transactions").inner_text()
+        steep = page.locator("article[data-procedure='steep-slope-permit']")
+        assert steep.get_attribute("data-status") == "required"
+        assert "田園調布" in steep.inner_text()
+        assert page.errors == []  # type: ignore[attr-defined]
+        screenshot(page, "guide-official-api")
+        assert_local_only(requests)

@@ -73,7 +73,9 @@ class GuideService:
         self.rules = tuple(rules if rules is not None else default_rules())
         self.authorities = authorities or default_authorities()
         self.specs = dict(catalogue_specs)
-        self.needed_layers = required_layers(self.rules)
+        #: The rules' layers, then the layers shown as site facts only (``shown_layers``).
+        self.needed_layers = list(dict.fromkeys(
+            required_layers(self.rules) + list(conf.get("shown_layers") or [])))
         self.layer_ids = self.needed_layers + [
             lid for lid in HAZARD_LAYERS if lid not in self.needed_layers
         ]

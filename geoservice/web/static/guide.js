@@ -630,11 +630,15 @@
           var name = pr.name || pr.genshoname || pr["function"] || pr.kubun || "";
           return el("li", { "data-layer": l.layer, "data-feature-id": f.id, className: isSynthetic(l.layer) ? "is-synthetic" : null },
             collectionTitle(l.layer), " ", syntheticBadge(l.layer), ": ",
-            el("a", { href: "/ogc/collections/" + encodeURIComponent(l.layer) + "/items/" + encodeURIComponent(f.id) + "?f=html", text: f.id }),
-            name ? " — " + name : "", pr.koujinum ? " (告示 " + pr.koujinum + ")" : "");
+            el("a", { href: "/ogc/collections/" + encodeURIComponent(usedCollection(a, l.layer)) + "/items/" + encodeURIComponent(f.id) + "?f=html", text: f.id }),
+            name ? " — " + name : "", pr.koujinum ? " (告示 " + pr.koujinum + ")" : "",
+            pr.floor_area_ratio_text ? " " + pick(["容積率 ", "floor-area ratio "]) + pr.floor_area_ratio_text : "",
+            pr.building_coverage_ratio_text ? " / " + pick(["建蔽率 ", "coverage "]) + pr.building_coverage_ratio_text : "");
         });
       })));
     }
+    renderSources(a);
+    renderEstate(a.real_estate);
     // hazards: the hazards room's card (layers with coverage; "no data" is not "safe")
     var hz = clear($("#report-hazards"));
     var card = a.hazards || {};
@@ -659,6 +663,13 @@
       }
       var hm = card.hazard_map && card.hazard_map.municipal;
       if (hm && hm.url) hz.appendChild(el("p", null, el("a", { href: hm.url, text: (en ? "Municipal hazard map: " : "市区町村のハザードマップ: ") + hm.name })));
+      (card.official || []).forEach(function (o) {
+        hz.appendChild(el("p", { className: "official-hazard", "data-layer": o.layer, "data-status": o.status },
+          el("strong", { text: o.title }), ": ", bi(label("hazard", o.status)),
+          (o.zones || []).length ? " — " + o.zones.map(zoneSummary).join("; ") : "",
+          " (", o.source || (pick(["利用できません: ", "not available: "]) + (o.reason || "")), ")"));
+      });
+      if ((card.credits || []).length) hz.appendChild(el("p", { className: "api-credit", text: card.credits.join(" / ") }));
       if (card.disclaimer) hz.appendChild(el("p", { className: "hint", text: en ? card.disclaimer.en : card.disclaimer.ja }));
       if (card.note) hz.appendChild(el("p", { className: "hint", text: card.note }));
     }
@@ -713,6 +724,67 @@
     $("#print-button").disabled = false;
   }
 
+  // ------------------------------------------------------------------ sources, land prices
+  var KIND = {
+    "official-api": ["公式 (API)", "official (API)"], "official-file": ["公式 (ファイル)", "official (file)"],
+    "synthetic": ["デモ (架空)", "demo (synthetic)"], "unavailable": ["利用できません", "not available"]
+  };
+  function zoneSummary(z) {
+    var parts = [z.name || z["function"] || z.landform || z.embankment_class || ""];
+    if (z.tendency_level !== undefined && z.tendency_level !== null) parts.push(pick(["液状化の発生傾向 ", "liquefaction tendency "]) + z.tendency_level);
+    if (z.ordinance) parts.push(z.ordinance);
+    return parts.filter(Boolean).join(", ");
+  }
+  function usedCollection(a, layer) {
+    var s = (a.sources || []).filter(function (x) { return x.layer === layer; })[0];
+    return s && s.used ? s.used : layer;
+  }
+  function yen(v) { return v === null || v === undefined ? "—" : Math.round(v).toLocaleString("ja-JP") + " 円/㎡"; }
+  function renderSources(a) {
+    var box = clear($("#report-sources"));
+    var rows = a.sources || [];
+    if (!rows.length) return;
+    box.appendChild(el("h3", null, bi("データの出所（レイヤーごと）", "Where each layer's facts came from")));
+    box.appendChild(el("table", { className: "sources" },
+      el("thead", null, el("tr", null, el("th", null, bi("レイヤー", "Layer")), el("th", null, bi("種類", "Kind")),
+        el("th", null, bi("出所・取得日", "Source, fetched")), el("th", null, bi("備考", "Notes")))),
+      el("tbody", null, rows.map(function (s) {
+        var notes = [s.reason ? pick(["API を使えなかった理由: ", "API not used: "]) + s.reason : "", s.disagreement ? pick(["不一致: ", "disagreement: "]) + s.disagreement : ""].filter(Boolean).join(" / ");
+        return el("tr", { "data-layer": s.layer, "data-kind": s.kind, "data-reason": s.reason_code || "" },
+          el("td", { text: collectionTitle(s.layer) }), el("td", null, bi(KIND[s.kind] || [s.kind, s.kind])),
+          el("td", { className: "source-label", text: s.label }), el("td", { className: "source-notes", text: notes }));
+      }))));
+    if ((a.credits || []).length) box.appendChild(el("p", { className: "api-credit", id: "api-credit", text: a.credits.join(" / ") }));
+  }
+  function renderEstate(re) {
+    var box = clear($("#report-estate"));
+    if (!re) return;
+    box.appendChild(el("h3", null, bi("地価・取引価格（参考）", "Land prices and transactions (for reference)")));
+    (re.sources || []).forEach(function (s) {
+      box.appendChild(el("p", { className: "estate-source", "data-kind": s.kind }, s.label, s.reason ? " — " + s.reason : ""));
+    });
+    if (re.land_prices && re.land_prices.length) {
+      box.appendChild(el("table", { className: "land-prices", id: "land-prices" },
+        el("thead", null, el("tr", null, el("th", null, bi("地点", "Point")), el("th", null, bi("価格", "Price")),
+          el("th", null, bi("年", "Year")), el("th", null, bi("対前年", "Change")), el("th", null, bi("距離", "Distance")))),
+        el("tbody", null, re.land_prices.map(function (p) {
+          return el("tr", { "data-point": p.id },
+            el("td", { text: [p.price_type, p.place, p.use_category].filter(Boolean).join(" ") }),
+            el("td", { className: "price", text: yen(p.price_per_m2) }), el("td", { text: p.year || "" }),
+            el("td", { text: p.change_rate_pct === null ? "—" : p.change_rate_pct + " %" }),
+            el("td", { text: Math.round(p.distance_m) + " m" }));
+        }))));
+    }
+    var t = re.transactions;
+    if (t) {
+      box.appendChild(el("p", { className: "transactions", id: "transactions" },
+        bi("周辺 " + t.radius_m + " m の取引: ", "Transactions within " + t.radius_m + " m: "), String(t.count),
+        bi(" 件、㎡単価の中央値 ", ", median per m² "), yen(t.median_price_per_m2),
+        t.first_quarter ? " (" + t.first_quarter + " – " + t.last_quarter + ")" : ""));
+    }
+    box.appendChild(el("p", { className: "hint", text: re.disclaimer }));
+  }
+
   // zones of the answer on the map (fetched by id when the answer carries no geometry)
   function drawHits(answer) {
     var wanted = [];
@@ -724,7 +796,7 @@
       wanted.push({ layer: layer, id: id, geometry: geometry || null, properties: props || {} });
     }
     ((answer.site && answer.site.layers) || []).forEach(function (l) {
-      (l.features || []).forEach(function (f) { want(l.layer, f.id, f.geometry, f.properties); });
+      (l.features || []).forEach(function (f) { want(usedCollection(answer, l.layer), f.id, f.geometry, f.properties); });
     });
     (answer.procedures || []).forEach(function (p) {
       if (p.status === "not-required") return;
