@@ -45,7 +45,7 @@ BUFFER = 0.02  # share of a tile's width added on each side, like real vector ti
 class Injection:
     """A failure served instead of the normal answer (``count`` times)."""
 
-    kind: str  # "429" "500" "503" "truncated" "non-json" "bad-pbf" "hang"
+    kind: str  # "429" "500" "502" "503" "truncated" "cut" "non-json" "bad-pbf" "hang"
     count: int = 1
     retry_after: float | None = None
     seconds: float = 30.0
@@ -196,6 +196,8 @@ async def _injected(inj: Injection, body: bytes) -> Response | None:
     if inj.kind == "hang":
         await asyncio.sleep(inj.seconds)
         return None
+    if inj.kind == "cut":  # the connection drops mid-body (Content-Length not reached)
+        return _Cut(gzip.compress(body))
     if inj.kind == "truncated":
         return Response(gzip.compress(body[: max(1, len(body) // 2)]), 200,
                         media_type="application/json", headers={"Content-Encoding": "gzip"})
@@ -206,6 +208,20 @@ async def _injected(inj: Injection, body: bytes) -> Response | None:
         return Response(b"\x1a\xff\xff\xff\x0fnot a vector tile", 200,
                         media_type="application/vnd.mapbox-vector-tile")
     raise ValueError(f"unknown injection {inj.kind!r}")
+
+
+class _Cut(Response):
+    """Announces the whole gzip body, sends half of it, and ends the response."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(body, 200, media_type="application/json",
+                         headers={"Content-Encoding": "gzip"})
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2],
+                    "more_body": False})
 
 
 class ReinfolibServer:

@@ -170,6 +170,8 @@ def test_every_failure_has_its_reason(server: ReinfolibServer, tmp_path: Path,
     assert _reason(s) == "server-error"
     server.inject("truncated")
     assert _reason(s) == "bad-body"
+    server.inject("cut")
+    assert _reason(s) == "bad-body"
     server.inject("non-json")
     assert _reason(s) == "bad-body"
     server.inject("bad-pbf")

@@ -220,3 +220,23 @@ def test_key_never_leaks(built: Settings, reinfolib_server: ReinfolibServer, tmp
                 "SELECT string_agg(m::text, ' ') FROM geoservice.geoservice_layers m").fetchone()
         assert dump and dump[0] and key not in dump[0]
         assert meta and meta[0] and key not in meta[0]
+
+
+def test_prefetch_refuses_bad_input_clearly(built: Settings, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from geoservice.cli import app
+
+    cfg = str(_config(built, tmp_path / "config.yml"))
+    runner = CliRunner()
+    base = ["reinfolib", "prefetch", "-c", cfg]
+    res = runner.invoke(app, [*base, "--municipality", "99999"])
+    assert res.exit_code == 2 and "no municipality '99999'" in res.output
+    res = runner.invoke(app, [*base, "--municipality", MUNICIPALITY, "--layers", "parcels"])
+    assert res.exit_code == 2 and "not API layers of this store" in res.output
+    res = runner.invoke(app, ["reinfolib", "status", "-c", cfg])
+    assert res.exit_code == 0 and "rf-use" in res.output and "configured" in res.output
+    monkeypatch.delenv("REINFOLIB_API_KEY")
+    res = runner.invoke(app, [*base, "--municipality", MUNICIPALITY])
+    assert res.exit_code == 2 and "REINFOLIB_API_KEY" in res.output

@@ -109,6 +109,9 @@ class ReinfolibSource:
         self.layers = layers
         self.client = client
         self._ledger: Ledger | None = None
+        #: fresh ledger records seen by this process: a fresh tile stays fresh (a refetch
+        #: only renews it) until its TTL ends, so the warm path needs no ledger query
+        self._fresh: dict[tuple[str, Tile], TileRecord] = {}
 
     @classmethod
     def open(cls, settings: Settings, store: Store,
@@ -173,10 +176,12 @@ class ReinfolibSource:
                 "not-configured", self.settings.not_configured, api=spec.source.api))
         region = _widen(area, buffer_m)
         tiles = covering(region, spec.source.zoom or 15)
-        records = await in_thread(self.ledger.records, spec.id, tiles)
+        records = await self._records(spec.id, tiles)
         fresh = {t: r for t, r in records.items() if r.fresh(self.settings.cache_ttl_days)}
         todo = [t for t in tiles if t not in fresh]
         answers, errors = await self._fetch(spec, todo, deadline)
+        self._fresh.update(((spec.id, a.tile), TileRecord(a.tile, a.fetched_at, a.url))
+                           for a in answers)
         stale = {t: records[t] for t, _ in errors if t in records}
         failed = [e for t, e in errors if t not in records]
         used = [*fresh.values(), *stale.values(),
@@ -185,6 +190,16 @@ class ReinfolibSource:
                                Query(bbox=region.bounds, limit=MAX_FEATURES))
         provenance = _provenance(spec, used, from_cache=not todo, stale=bool(stale))
         return LayerResult(spec.id, page.features, provenance, failed[0] if failed else None)
+
+    async def _records(self, layer: str, tiles: list[Tile]) -> dict[Tile, TileRecord]:
+        """Ledger records of ``tiles``: from this process's memo when all are fresh there."""
+        ttl = self.settings.cache_ttl_days
+        known = {t: self._fresh.get((layer, t)) for t in tiles}
+        if all(r is not None and r.fresh(ttl) for r in known.values()):
+            return {t: r for t, r in known.items() if r is not None}
+        records = await in_thread(self.ledger.records, layer, tiles)
+        self._fresh.update(((layer, t), r) for t, r in records.items() if r.fresh(ttl))
+        return records
 
     async def _fetch(self, spec: LayerSpec, tiles: list[Tile], deadline: float | None
                      ) -> tuple[list[TileAnswer], list[tuple[Tile, ReinfolibError]]]:
