@@ -199,3 +199,28 @@ def test_guide_jobs_submitted_on_one_host_are_read_and_dismissed_on_the_other(
     finally:
         for c in two:
             c.app.state.runtime.services["guide-jobs"].resume()  # type: ignore[attr-defined]
+
+
+def test_a_dropped_database_connection_answers_503_and_recovers(
+    two: tuple[TestClient, TestClient], admin: str, pg_state: Settings
+) -> None:
+    """The primary restarting (every connection cut): a clear 503 with Retry-After, never
+    a 500, and the pool reconnects by itself."""
+    a, _ = two
+    r = a.post(ITEMS, content=json.dumps(_sighting()), headers=_auth(admin))
+    fid = r.json()["id"]
+    url = pg_state.store.database_url
+    assert url is not None
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    codes = []
+    for _ in range(30):
+        r = a.get(f"{ITEMS}/{fid}", headers=_auth(admin))
+        codes.append(r.status_code)
+        if r.status_code == 503:
+            assert r.headers["Retry-After"] == "2"
+            assert r.json()["code"] == "ServiceUnavailable"
+        if r.status_code == 200:
+            break
+    assert 500 not in codes and codes[-1] == 200 and 503 in codes, codes

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from geoservice.errors import ServiceError
-from geoservice.state import DB_ERRORS, StateDB
+from geoservice.state import DB_ERRORS, StateDB, worker_id
 from geoservice.state.sqlite import SqliteDB
 
 log = logging.getLogger("geoservice.guide.jobs")
@@ -125,7 +125,7 @@ class JobStore:
             _add_lease_columns(self.db)
         self.run = run
         self.lease_s = lease_s
-        self.owner = uuid.uuid4().hex[:12]
+        self.owner = worker_id()
         self.error_doc = error_doc or (lambda e: {"code": e.code, "description": e.description})
         self._wake = threading.Event()
         self._resume = threading.Event()
@@ -252,10 +252,11 @@ class JobStore:
     def _finish(self, jid: str, status: str, message: str, result: Any = None,
                 error: dict[str, Any] | None = None, error_status: int | None = None) -> None:
         now = _now()
-        # a job dismissed meanwhile, or taken over after a lost lease: nothing is written
+        # a job dismissed meanwhile, or taken over after a lost lease: nothing is written;
+        # ``owner`` stays, naming the process that finished it
         self.db.execute(
             "UPDATE jobs SET status = ?, message = ?, finished = ?, updated = ?, "
-            "result = ?, error = ?, error_status = ?, owner = NULL, lease_until = 0"
+            "result = ?, error = ?, error_status = ?, lease_until = 0"
             " WHERE id = ? AND status = 'running' AND owner = ?",
             (status, message, now, now,
              None if result is None else json.dumps(result, ensure_ascii=False),

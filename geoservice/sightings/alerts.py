@@ -1,22 +1,31 @@
-"""Alert subscriptions and the durable webhook outbox.
+"""Alert subscriptions, the event log and the durable outbox of deliveries.
 
-One SQLite database (``<work_dir>/alerts.sqlite`` unless ``alerts.db`` says otherwise, WAL,
-``synchronous=FULL``) holds four tables:
+One database - ``<work_dir>/alerts.sqlite`` on the embedded store (unless ``alerts.db``
+says otherwise; WAL, ``synchronous=FULL``), the ``geoservice_alerts`` schema of the
+PostGIS store's database otherwise (``geoservice.state``) - holds four tables:
 
 - ``subscriptions``: area (GeoJSON, CRS84; a point + radius is stored as the metric buffer
   it stands for), species filter, webhook URL, signing secret, hashed management token;
 - ``events``: every published sighting, in order (``seq``), with a globally unique
-  ``event_id``; the SSE stream tails it and replays from it (``Last-Event-ID``);
-- ``deliveries``: the outbox, one row per (event, matching subscription), written in the
-  same transaction as the event, before ``EventBus.published`` returns;
+  ``event_id``; the SSE stream tails it and replays from it (``Last-Event-ID``).  Appends
+  take turns until their commit (an advisory lock on PostgreSQL, the write lock on
+  SQLite), so ``seq`` order is commit order and a reader tailing by ``seq`` never skips;
+- ``deliveries``: the outbox, one row per (event, matching subscription) with its ``kind``
+  (``webhook``; the dispatcher maps kinds to senders, so other channels add a sender),
+  written in the same transaction as the event - on PostGIS the feature write's own;
 - ``meta``: ``subs_version``, bumped on every subscription change so each process reloads
   its prepared geometries only when they changed.
 
 Delivery is claimed with one atomic ``UPDATE … WHERE status='pending' AND next_attempt_at
-<= now AND lease_until <= now … RETURNING``: a row belongs to one process until its lease
-expires (a process that dies mid-delivery loses it after ``lease_s``; the row is then
-retried by anyone), so two app processes never deliver the same row concurrently.  A
-delivery is at-least-once only in that crash window; receivers can dedupe on ``event_id``.
+<= now AND lease_until <= now … RETURNING`` (on PostgreSQL over ``FOR UPDATE SKIP
+LOCKED``, so hosts claiming at once take different rows without waiting): a row belongs to
+one process until its lease expires (a process or host that dies mid-delivery loses it
+after ``lease_s``; the row is then retried by anyone), and only the lease holder can record
+the outcome, so each (event, subscription) is recorded delivered once.  A receiver may see
+a delivery twice only in that crash window - sent, then the host died before recording
+it; every attempt carries the same ``Idempotency-Key`` (``<event_id>.<subscription_id>``)
+to de-duplicate on.  Lease times are epoch seconds of the hosts' clocks: keep them in NTP
+sync (a skew of a second shortens or lengthens a lease by that much).
 """
 
 from __future__ import annotations
@@ -45,7 +54,7 @@ from shapely.prepared import PreparedGeometry, prep
 
 from geoservice.config import AlertSettings
 from geoservice.crs import CRS84, SUPPORTED, transform
-from geoservice.state import DB_ERRORS, StateDB
+from geoservice.state import DB_ERRORS, StateDB, worker_id
 from geoservice.state.sqlite import SqliteDB
 
 log = logging.getLogger("geoservice.alerts")
@@ -545,7 +554,7 @@ class Dispatcher:
         self.outbox = outbox
         self.notifier = notifier
         self.settings = settings
-        self.owner = f"{uuid.uuid4().hex[:12]}"
+        self.owner = worker_id()
         #: delivery kind -> sender; another kind (e.g. e-mail) registers its own here
         self.senders: dict[str, Sender] = {WEBHOOK: post_webhook}
         self._task: asyncio.Task[None] | None = None

@@ -19,7 +19,10 @@ feature, its audit entry, its event and its outbox rows commit together.
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -99,6 +102,12 @@ FILES = {
     "jobs": "guide-jobs.sqlite",
     "harvest": "harvest.sqlite",
 }
+
+
+def worker_id() -> str:
+    """``host/pid/random``: names the owner of a lease (a delivery, a job), so an operator
+    - or a test that kills a host - can tell which process holds it."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
 
 
 def schema_of(concern: str) -> str:

@@ -1,0 +1,232 @@
+"""App hosts as separate processes, a webhook receiver and SSE clients, for the multi-host
+proof (tests/test_multihost.py) and its benchmark (bench/multihost.py).
+
+A ``Host`` is ``geoservice serve`` in its own process group with its own config file and
+``work_dir`` (read-only when asked: on PostGIS a host needs no writable state); ``kill()``
+is ``kill -9``.  The ``Receiver`` is a local webhook endpoint that counts deliveries by
+their ``Idempotency-Key`` header, as a real receiver de-duplicates.  An ``SseClient``
+follows ``/api/sightings/stream`` in a thread and reconnects - to another host - with
+``Last-Event-ID``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-c", "from geoservice.cli import main; main()"]
+PEPPER = "multihost-test-pepper"
+
+
+def host_config(
+    folder: Path, port: int, store: dict[str, Any], layers: list[str], extra: dict[str, Any],
+    alerts: dict[str, Any],
+) -> Path:
+    """Write ``<folder>/config.yml`` for one host (its work_dir is ``<folder>/work``)."""
+    work = folder / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = folder / "config.yml"
+    cfg.write_text(yaml.safe_dump({
+        "server": {"host": "127.0.0.1", "port": port},
+        "store": store,
+        "layers_dir": str(ROOT / "layers"),
+        "enabled_layers": layers,
+        "work_dir": str(work),
+        "tiles_dir": str(folder / "tiles"),
+        "alerts": alerts,
+        "extra": extra,
+    }), "utf-8")
+    return cfg
+
+
+class Host:
+    """One ``geoservice serve`` process (its output in ``<folder>/serve.log``)."""
+
+    def __init__(self, name: str, config: Path, port: int) -> None:
+        self.name, self.config, self.port = name, config, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = config.parent / "serve.log"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout: float = 120) -> Host:
+        """Start and wait until ``/ogc/conformance`` answers."""
+        env = {**os.environ, "GEOSERVICE_TOKEN_PEPPER": PEPPER}
+        with self.log.open("ab") as fh:
+            self.proc = subprocess.Popen(
+                [*CLI, "serve", "-c", str(self.config)], cwd=self.config.parent, env=env,
+                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.url}/ogc/conformance", timeout=5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if not self.alive or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log.read_text("utf-8", "replace")[-3000:]
+                raise RuntimeError(f"host {self.name} did not start:\n{tail}")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """``kill -9`` the host (its whole process group): no shutdown hook runs."""
+        if self.alive:
+            os.killpg(self.pid, signal.SIGKILL)
+            assert self.proc is not None
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        """A clean stop (SIGTERM, then SIGKILL after 20 s)."""
+        if not self.alive:
+            return
+        assert self.proc is not None
+        os.killpg(self.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def cli(self, *args: str) -> str:
+        """Run a ``geoservice`` command with this host's config; its stdout."""
+        env = {**os.environ, "GEOSERVICE_TOKEN_PEPPER": PEPPER}
+        out = subprocess.run([*CLI, *args, "-c", str(self.config)], env=env, check=True,
+                             capture_output=True, text=True, timeout=120)
+        return out.stdout
+
+
+def new_token(host: Host, name: str, *scope: str) -> str:
+    """A token made by ``geoservice tokens create`` on ``host`` (printed once)."""
+    out = host.cli("tokens", "create", "--name", name, *scope)
+    return next(w for w in out.split() if w.startswith("gt_"))
+
+
+class Receiver:
+    """A webhook endpoint on 127.0.0.1 that answers 200 after ``delay_s`` and counts what
+    it got by ``Idempotency-Key`` (and when, for latency)."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.hits: Counter[str] = Counter()
+        self.first_at: dict[str, float] = {}
+        self.events: dict[str, str] = {}
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                time.sleep(outer.delay_s)
+                key = self.headers.get("Idempotency-Key", "")
+                doc = json.loads(body)
+                with outer.lock:
+                    outer.hits[key] += 1
+                    outer.first_at.setdefault(key, time.time())
+                    outer.events[key] = doc["feature"]["id"]
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def keys(self) -> set[str]:
+        with self.lock:
+            return set(self.hits)
+
+
+class SseClient:
+    """Follows the sighting stream of one host in a thread; on a broken connection it
+    reconnects to ``fallback()`` (another host) with ``Last-Event-ID``."""
+
+    def __init__(self, url: str, fallback: Callable[[], str] | None = None) -> None:
+        self.url = url
+        self.fallback = fallback
+        self.ids: list[str] = []
+        self.features: list[str] = []
+        self.resets = 0
+        self.reconnects = 0
+        self.connected = threading.Event()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> SseClient:
+        self.thread.start()
+        assert self.connected.wait(30), f"SSE {self.url} did not connect"
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        url = self.url
+        while not self._stop.is_set():
+            headers = {"Last-Event-ID": self.ids[-1]} if self.ids else {}
+            try:
+                with httpx.stream("GET", f"{url}/api/sightings/stream", headers=headers,
+                                  timeout=httpx.Timeout(10, read=5)) as r:
+                    self._read(r)
+            except httpx.HTTPError:
+                pass
+            if self._stop.is_set() or self.fallback is None:
+                return
+            url = self.fallback()
+            self.reconnects += 1
+            time.sleep(0.2)
+
+    def _read(self, r: httpx.Response) -> None:
+        event = ident = data = None
+        for line in r.iter_lines():
+            if self._stop.is_set():
+                return
+            if line.startswith(": connected"):
+                self.connected.set()
+            elif line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("id: "):
+                ident = line[4:]
+            elif line.startswith("data: "):
+                data = line[6:]
+            elif line == "":
+                if event == "sighting" and ident and data:
+                    self.ids.append(ident)
+                    self.features.append(json.loads(data)["id"])
+                elif event == "reset":
+                    self.resets += 1
+                event = ident = data = None
