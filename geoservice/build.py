@@ -142,7 +142,26 @@ def build(
         log.warning("%d PLATEAU code lists are not in the sources (%s): their coded"
                     " attributes keep raw codes", len(report.raw_codelists),
                     ", ".join(report.raw_codelists))
+    if settings.store.backend != "postgis":
+        prebuild_tiles(settings.store.path, specs, report)
     return report
+
+
+def prebuild_tiles(path: Path, specs: dict[str, LayerSpec], report: BuildReport) -> None:
+    """After the swap: the vector tile pyramids of layers with ``tiles.prebuild``
+    (``store.pyramid``).  Until a pyramid is done its tiles are made on demand, so a
+    failure is recorded in ``report.skipped`` and the new store stays in place;
+    ``geoservice prebuild-tiles`` resumes it."""
+    from geoservice.store import pyramid
+
+    for lid, spec in specs.items():
+        if not spec.tiles.prebuild or lid not in report.counts:
+            continue
+        try:
+            pyramid.prebuild(path, lid)
+        except Exception as exc:  # the store is fine without: tiles are made on demand
+            log.exception("prebuilt tiles of %s failed; they are made on demand", lid)
+            report.skipped[f"{lid}-tiles"] = str(exc)
 
 
 def _build_gpkg(

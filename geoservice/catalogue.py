@@ -107,6 +107,37 @@ class Coverage(BaseModel):
     )
 
 
+class TileSpec(BaseModel):
+    """How the layer's vector tiles are made (``geoservice.store.tiling``).
+
+    Below ``maxzoom`` geometries are simplified to the tile's resolution and polygons
+    smaller than a pixel are coalesced; every tile is kept under ``max_bytes`` by the
+    documented strategy (coarser coalescing, drop-densest for points, attribute
+    thinning), never by cutting at a feature count.  Outside ``minzoom..maxzoom`` a tile
+    is empty (204)."""
+
+    model_config = ConfigDict(extra="forbid")
+    minzoom: int = Field(0, ge=0, le=22)
+    maxzoom: int = Field(22, ge=0, le=22, description="Full detail here; empty above")
+    max_bytes: int = Field(500_000, ge=4096, description="Per-tile byte budget")
+    detail_zoom: int = Field(
+        0, ge=0, le=22, description="Below this zoom only `low_zoom_properties` are kept"
+    )
+    low_zoom_properties: list[str] = Field(
+        default_factory=list, description="Properties kept when attributes are thinned"
+    )
+    prebuild: bool = Field(
+        False, description="Make every tile up to maxzoom at build time (GeoPackage store; "
+        "layers that only a build changes)"
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> TileSpec:
+        if self.minzoom > self.maxzoom:
+            raise ValueError(f"tiles: minzoom {self.minzoom} > maxzoom {self.maxzoom}")
+        return self
+
+
 class LayerSpec(BaseModel):
     """A layer as declared in ``layers/<id>.yml``."""
 
@@ -129,6 +160,7 @@ class LayerSpec(BaseModel):
     temporal_property: str | None = None
     editable: bool = False
     style: dict[str, Any] = Field(default_factory=dict)
+    tiles: TileSpec = Field(default_factory=TileSpec)
 
     @field_validator("id")
     @classmethod
@@ -136,6 +168,15 @@ class LayerSpec(BaseModel):
         if not v.replace("-", "").replace("_", "").isalnum() or not v.isascii():
             raise ValueError("layer id must be ASCII letters, digits, '-' or '_'")
         return v
+
+    @model_validator(mode="after")
+    def _tile_properties(self) -> LayerSpec:
+        unknown = [n for n in self.tiles.low_zoom_properties if self.property(n) is None]
+        if unknown:
+            raise ValueError(f"tiles.low_zoom_properties: unknown properties {unknown}")
+        if self.editable and self.tiles.prebuild:
+            raise ValueError("tiles.prebuild: an editable layer's tiles are made on demand")
+        return self
 
     def property(self, name: str) -> PropertySpec | None:
         """Return the declared property called ``name``, if any."""

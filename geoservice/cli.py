@@ -82,6 +82,38 @@ def build(
     )
 
 
+@app.command("prebuild-tiles")
+def prebuild_tiles(
+    config: ConfigOpt = Path("config.yml"),
+    layer: Annotated[list[str] | None, typer.Option(help="Only these layer ids")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes rendering tiles")] = 2,
+) -> None:
+    """Make (or resume) the vector tile pyramids of the GeoPackage store's static layers
+    (``tiles.prebuild: true``), z0 up to each layer's maxzoom."""
+    from geoservice.store import pyramid
+    from geoservice.store.gpkg import GpkgStore
+
+    settings = _settings(config)
+    if settings.store.backend == "postgis":
+        console.print("[red]prebuilt tiles are for the GeoPackage store[/red]")
+        raise typer.Exit(1)
+    store = GpkgStore(settings.store.path)
+    try:
+        ids = [c for c in store.collections() if store.spec(c).tiles.prebuild]
+    finally:
+        store.close()
+    for lid in layer or ids:
+        if lid not in ids:
+            console.print(f"[red]{lid}: not a built layer with tiles.prebuild[/red]")
+            raise typer.Exit(1)
+        def shown(z: int, n: int, k: int, lid: str = lid) -> None:
+            console.print(f"{lid} z{z}: {n} tiles made, {k} non-empty")
+
+        rep = pyramid.prebuild(settings.store.path, lid, workers=workers, progress=shown)
+        console.print(f"{lid}: {rep.tiles} tiles ({rep.bytes / 1e6:.1f} MB), {rep.empty} empty,"
+                      f" {rep.skipped} kept from before, in {rep.seconds:.1f} s")
+
+
 @app.command()
 def serve(
     config: ConfigOpt = Path("config.yml"),

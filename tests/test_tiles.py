@@ -17,6 +17,7 @@ from pathlib import Path
 import mapbox_vector_tile
 import pyogrio
 import pytest
+import shapely.geometry
 from fastapi.testclient import TestClient
 
 from tests.conftest import DATA, LiveServer
@@ -293,3 +294,29 @@ def test_own_mvt_writer_decodes_like_mapbox_vector_tile() -> None:
                 area = sum(ring[i - 1][0] * ring[i][1] - ring[i][0] * ring[i - 1][1]
                            for i in range(len(ring)))
                 assert area > 0, ring
+
+
+def test_a_tile_outside_the_layers_zoom_range_is_empty_and_cacheable(
+    client: TestClient,
+) -> None:
+    """buildings.yml says tiles: maxzoom 16: the metadata says so, and z17 is an empty
+    tile (204) with the caching headers of any public tile - not an error, not detail."""
+    meta = client.get(f"{TILES.format('buildings')}/WebMercatorQuad").json()
+    assert (meta["layers"][0]["minTileMatrix"], meta["layers"][0]["maxTileMatrix"]) == ("0", "16")
+    first = client.get("/ogc/collections/buildings/items", params={"limit": 1}).json()
+    geom = shapely.geometry.shape(first["features"][0]["geometry"])
+    lon, lat = geom.representative_point().coords[0]
+    x, y = _tile_of(lon, lat, 16)
+    inside = client.get(f"{TILES.format('buildings')}/WebMercatorQuad/16/{y}/{x}")
+    assert inside.status_code == 200 and _decode(inside.content)["buildings"]["features"]
+    beyond = client.get(f"{TILES.format('buildings')}/WebMercatorQuad/17/{2 * y}/{2 * x}")
+    assert beyond.status_code == 204 and not beyond.content
+    assert beyond.headers["Cache-Control"] == "public, no-cache" and beyond.headers["ETag"]
+    again = client.get(f"{TILES.format('buildings')}/WebMercatorQuad/17/{2 * y}/{2 * x}",
+                       headers={"If-None-Match": beyond.headers["ETag"]})
+    assert again.status_code == 304
+    store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    if hasattr(store, "_con"):  # the GeoPackage store: `geoservice build` made the pyramid
+        (done,) = store._con().execute("SELECT done_zoom FROM geoservice_tile_builds"
+                                       " WHERE collection = 'buildings'").fetchone()
+        assert done == 16

@@ -1,8 +1,8 @@
 """Mapbox Vector Tiles in the WebMercatorQuad tile matrix set: tile maths and a Python encoder.
 
-Shared by both backends: PostGIS encodes tiles in SQL (``ST_AsMVT``) with the same extent,
-buffer and feature cap; the embedded store (and any ``Store`` view, such as the sightings
-read policy) encodes here, from an R-tree bbox query of the buffered tile envelope.
+Shared by both backends: ``geoservice.store.tiling`` makes every tile for its zoom
+(generalisation, byte budget) from the rows a store reads and encodes it with these
+functions and ``mvtpb``.
 
 Geometries are projected to EPSG:3857 (spherical formulas), moved to tile space (extent
 4096, y down), clipped to the tile plus a 64-unit buffer, snapped to the integer grid and
@@ -31,8 +31,6 @@ TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
 EXTENT = 4096
 BUFFER = 64
 MAX_ZOOM = 22
-#: At most this many features per tile (in id order), on both backends.
-MAX_FEATURES = 20_000
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 
 _R = 6378137.0
@@ -95,32 +93,48 @@ def _to_tile_space(geoms: np.ndarray, z: int, x: int, y: int) -> np.ndarray:
     return shapely.transform(shapely.force_2d(geoms), project)
 
 
-def tile_geometries(
-    geoms: list[BaseGeometry | None], z: int, x: int, y: int
-) -> list[BaseGeometry | None]:
-    """CRS84 geometries in tile space: clipped to the buffered tile, on the integer grid."""
+def to_tile_space(geoms: list[BaseGeometry | None], z: int, x: int, y: int) -> np.ndarray:
+    """CRS84 geometries in tile space (unclipped, not snapped); ``None`` where missing."""
     arr = np.array(
         [g if g is not None and not g.is_empty else None for g in geoms], dtype=object
     )
     present = ~shapely.is_missing(arr)
-    out: list[BaseGeometry | None] = [None] * len(geoms)
+    if present.any():
+        arr[present] = _to_tile_space(arr[present], z, x, y)
+    return arr
+
+
+def finish(tiled: np.ndarray, tolerance: float = 0.0) -> list[BaseGeometry | None]:
+    """Tile-space geometries simplified by ``tolerance`` (tile units, 0 = none), clipped to
+    the buffered tile and snapped to the integer grid; ``None`` where nothing is left."""
+    out: list[BaseGeometry | None] = [None] * len(tiled)
+    present = ~shapely.is_missing(tiled)
     if not present.any():
         return out
     idx = np.flatnonzero(present)
-    tiled = _to_tile_space(arr[idx], z, x, y)
+    parts = tiled[idx]
+    if tolerance > 0:
+        parts = shapely.simplify(parts, tolerance, preserve_topology=True)
     lo, hi = -BUFFER, EXTENT + BUFFER
-    clipped = shapely.clip_by_rect(tiled, lo, lo, hi, hi)  # points outside become empty
+    clipped = shapely.clip_by_rect(parts, lo, lo, hi, hi)  # points outside become empty
     snapped = shapely.set_precision(clipped, 1.0)  # snap to the grid, keeping polygons valid
     for i, g in zip(idx, snapped, strict=True):
         if g is None or g.is_empty:
             continue
         if g.geom_type == "GeometryCollection":  # clipping may mix dimensions: keep the top
-            parts = list(getattr(g, "geoms", []))
-            top = max(shapely.get_dimensions(p) for p in parts)
-            keep = [p for p in parts if shapely.get_dimensions(p) == top]
+            parts_ = list(getattr(g, "geoms", []))
+            top = max(shapely.get_dimensions(p) for p in parts_)
+            keep = [p for p in parts_ if shapely.get_dimensions(p) == top]
             g = shapely.union_all(keep) if len(keep) > 1 else keep[0]
         out[i] = g
     return out
+
+
+def tile_geometries(
+    geoms: list[BaseGeometry | None], z: int, x: int, y: int
+) -> list[BaseGeometry | None]:
+    """CRS84 geometries in tile space: clipped to the buffered tile, on the integer grid."""
+    return finish(to_tile_space(geoms, z, x, y))
 
 
 def tile_geometry(geom: BaseGeometry | None, z: int, x: int, y: int) -> BaseGeometry | None:
@@ -131,7 +145,8 @@ def tile_geometry(geom: BaseGeometry | None, z: int, x: int, y: int) -> BaseGeom
 _SCALARS = frozenset({bool, int, float, str})
 
 
-def _value(v: Any) -> Any:
+def tile_value(v: Any) -> Any:
+    """A property value as an MVT value: scalars as they are, anything else JSON text."""
     if type(v) in _SCALARS:
         return v
     if isinstance(v, bool | int | float | str):  # subclasses (e.g. enums)
@@ -148,7 +163,7 @@ def encode(layer: str, features: Iterable[Feature], z: int, x: int, y: int) -> b
     for f, g in zip(feats, tile_geometries([f.geometry for f in feats], z, x, y), strict=True):
         if g is None:
             continue
-        props = {k: v if type(v) in _SCALARS else _value(v)
+        props = {k: v if type(v) in _SCALARS else tile_value(v)
                  for k, v in f.properties.items() if v is not None}
         props["id"] = f.id
         out.append((g, props))

@@ -1,7 +1,7 @@
 """An in-process cache of public vector tiles, keyed by the store's data version.
 
 Why: a map view asks for the same tiles again and again, and encoding one costs a
-PostgreSQL ``ST_AsMVT`` (~1.4 ms of database CPU) or, on the embedded store, a bbox query
+PostgreSQL query plus the encoder (``store.tiling``) or, on the embedded store, a bbox query
 plus the Python MVT encoder (~15 ms).  The key carries ``Store.data_version`` - which
 changes with every committed write, in this process or another worker - so a cached tile
 is never served after the data under it changed.  Only public requests (no

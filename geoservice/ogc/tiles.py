@@ -2,12 +2,15 @@
 
 ``/ogc/collections/{cid}/tiles`` lists the one tileset, ``.../tiles/WebMercatorQuad`` is its
 metadata, ``.../tiles/WebMercatorQuad/{z}/{y}/{x}`` a Mapbox Vector Tile encoded by the store
-(``Store.tile``: ``ST_AsMVT`` on PostGIS, ``geoservice.ogc.mvt`` on the GeoPackage store).
+(``Store.tile``, made for its zoom by ``geoservice.store.tiling`` on both stores).
 Reads go through the same read policy as the Features API (the sightings room hides
 unpublished records and generalises sensitive ones in tiles too).
 
-An empty tile is ``204 No Content``; non-integer indices are a 400, indices outside the tile
-matrix (or zoom > ``mvt.MAX_ZOOM``) a 404, both as OGC exception JSON.
+An empty tile is ``204 No Content`` - also a tile outside the layer's zoom range
+(``tiles.minzoom``/``maxzoom`` of its spec), with the same ETag and caching headers as any
+tile; non-integer indices are a 400, indices outside the tile matrix (or zoom >
+``mvt.MAX_ZOOM``) a 404, both as OGC exception JSON.  Tiles are made for their zoom and
+kept under a byte budget (``geoservice.store.tiling``).
 """
 
 from __future__ import annotations
@@ -109,8 +112,9 @@ async def tileset(cid: str, tms: str, request: Request, rt: RuntimeDep) -> Respo
         "title": spec.title,
         "dataType": "vector",
         "geometryType": spec.geometry_type,
-        "minTileMatrix": "0",
-        "maxTileMatrix": str(mvt.MAX_ZOOM),
+        # the layer's zoom range (layer spec ``tiles``): outside it tiles are empty
+        "minTileMatrix": str(spec.tiles.minzoom),
+        "maxTileMatrix": str(spec.tiles.maxzoom),
         "propertiesSchema": {
             "type": "object",
             "properties": {"id": {"type": "string"}}

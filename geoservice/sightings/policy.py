@@ -213,7 +213,7 @@ class SightingsView(Store):
     def tile(
         self, collection: str, z: int, x: int, y: int, properties: dict[str, Any] | None = None
     ) -> bytes:
-        """The backend's own tile (``ST_AsMVT`` on PostGIS) when the policy reduces to property
+        """The backend's own tile (its SQL pre-aggregation) when the policy reduces to property
         equality and no generalised record is near; otherwise the policy-aware default path."""
         from geoservice.ogc import mvt
 

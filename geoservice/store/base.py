@@ -137,17 +137,21 @@ class Store(ABC):
     def tile(
         self, collection: str, z: int, x: int, y: int, properties: dict[str, Any] | None = None
     ) -> bytes:
-        """One Mapbox Vector Tile (WebMercatorQuad ``z/x/y``) of a collection; ``b""`` if empty.
+        """One Mapbox Vector Tile (WebMercatorQuad ``z/x/y``) of a collection, made for its
+        zoom (``geoservice.store.tiling``); ``b""`` if empty or outside the layer's zooms.
 
-        This default (the GeoPackage store, and store views such as read policies, so tiles
-        show exactly what the Features API shows) runs a bbox query of the buffered tile
-        envelope (R-tree) and encodes in Python (``geoservice.ogc.mvt``); PostGIS overrides
-        it with one ``ST_AsMVT`` statement.  ``properties`` restricts the tile to features
-        with those property values (read policies use it, e.g. ``status: published``).
+        This default (store views such as read policies, so tiles show exactly what the
+        Features API shows) runs a bbox query of the buffered tile envelope; both stores
+        override it with queries that aggregate sub-pixel polygons before fetching rows.
+        ``properties`` restricts the tile to features with those property values (read
+        policies use it, e.g. ``status: published``).
         """
         from geoservice.ogc import mvt
+        from geoservice.store import tiling
 
+        spec = self.spec(collection)
+        if not tiling.in_range(spec, z):
+            return b""
         bbox = mvt.lonlat_bounds(z, x, y, mvt.BUFFER)
-        query = Query(bbox=bbox, limit=mvt.MAX_FEATURES, properties=dict(properties or {}))
-        page = self.query(collection, query)
-        return mvt.encode(collection, page.features, z, x, y)
+        query = Query(bbox=bbox, limit=2**62, properties=dict(properties or {}))
+        return tiling.render(spec, z, x, y, self.query(collection, query).features)

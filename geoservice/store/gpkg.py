@@ -12,6 +12,7 @@ acknowledged write survives a crash.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import uuid
@@ -21,13 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from shapely.geometry.base import BaseGeometry
 
 from geoservice.catalogue import LayerSpec
 from geoservice.errors import Conflict, InvalidParameter, NotFound
 from geoservice.features import Feature
 from geoservice.sqlite import PerThread, connect_durable, immediate
-from geoservice.store import cql2_sqlite, extent, gpkg_geom, values
+from geoservice.store import cql2_sqlite, extent, gpkg_geom, pyramid, values
 from geoservice.store.base import BBox, CollectionInfo, Page, Query, Store
 from geoservice.store.counts import CountCache, query_key
 from geoservice.store.filtering import Plan, compile_query
@@ -181,7 +183,7 @@ class GpkgStore(Store):
         self._counts = CountCache()
         self.pushed_down = 0  # queries whose CQL2 filter ran entirely as SQL
         self.fallbacks = 0  # queries whose CQL2 filter was evaluated in Python
-        self._con().executescript(_BASE_DDL)
+        self._con().executescript(_BASE_DDL + pyramid.DDL)
         self._migrate()
         self._load_specs()
 
@@ -559,6 +561,50 @@ class GpkgStore(Store):
             parts.append(f"t.{qi(name)} {'ASC' if asc else 'DESC'}")
         parts.append("t.id ASC")
         return " ORDER BY " + ", ".join(parts)
+
+    def tile(
+        self,
+        collection: str,
+        z: int,
+        x: int,
+        y: int,
+        properties: dict[str, Any] | None = None,
+        *,
+        prebuilt: bool = True,
+    ) -> bytes:
+        """A tile made at build time (``pyramid``, layers with ``tiles.prebuild``), else
+        made for its zoom now (``tiling``): the R-tree gives every candidate's box,
+        sub-pixel polygons are aggregated from those boxes alone, and only the other rows
+        are read and decoded - a z11 tile of a city reads no building geometry."""
+        from geoservice.ogc import mvt
+        from geoservice.store import tiling
+
+        spec = self.spec(collection)
+        if properties or not tiling.in_range(spec, z):
+            return super().tile(collection, z, x, y, properties)
+        w, s, e, n = mvt.lonlat_bounds(z, x, y, mvt.BUFFER)
+        con = self._con()
+        with _snapshot(con):
+            if prebuilt and spec.tiles.prebuild:
+                made = pyramid.lookup(con, collection, self._state(con, collection)[0], z, x, y)
+                if made is not None:
+                    return made
+            boxes = np.array(con.execute(
+                f"SELECT id, minx, miny, maxx, maxy FROM {qi(f'rtree_{collection}_geom')}"
+                " WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?", (w, e, s, n)
+            ).fetchall(), dtype=float).reshape(-1, 5)
+            cells = None
+            if tiling.presorts(spec, z):
+                cx, cy, bw, bh = tiling.units(boxes[:, 1:], tiling.Scale.of(z, x, y))
+                tiny = np.maximum(bw, bh) < tiling.PIXEL
+                cells = tiling.Cells.of(tiling.PIXEL, cx[tiny], cy[tiny], (bw * bh)[tiny])
+                boxes = boxes[~tiny]
+            fids = json.dumps(boxes[:, 0].astype(np.int64).tolist())
+            rows = con.execute(
+                f"{self._select(spec)} WHERE t.fid IN (SELECT value FROM json_each(?))"
+                " ORDER BY t.id", (fids,)
+            ).fetchall()
+        return tiling.render(spec, z, x, y, self._features(spec, rows), cells)
 
     def checkpoint(self) -> None:
         """Fold the WAL into the main file (after a build, before the file is moved)."""

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+import numpy as np
 import psycopg
 import shapely
 from psycopg import sql
@@ -847,40 +848,52 @@ class PostgisStore(Store):
     def tile(
         self, collection: str, z: int, x: int, y: int, properties: dict[str, Any] | None = None
     ) -> bytes:
-        """One MVT in one statement: ``ST_TileEnvelope`` + ``ST_AsMVTGeom`` + ``ST_AsMVT``.
-
-        Same contract as the Python encoder (``geoservice.ogc.mvt``): extent 4096, buffer
-        64, at most ``MAX_FEATURES`` features in id order, ``id`` plus the properties, dates
-        and timestamps as the Features API writes them; ``b""`` when the tile is empty.
-        """
+        """A tile made for its zoom (``store.tiling``), read in one snapshot: sub-pixel
+        polygons are aggregated into pixel cells by SQL from their bounding boxes
+        (``GROUP BY``), and only the other rows are fetched - a z11 tile of a city moves a
+        few thousand cells, not 190,000 buildings.  Encoded by the same code as the
+        GeoPackage store's tiles, so both stores draw the same map."""
         from geoservice.ogc import mvt
+        from geoservice.store import tiling
 
         spec = self.spec(collection)
-        cols: list[sql.Composable] = [sql.SQL("t.id AS id")]
-        for p in spec.properties:
-            c = _as_text(p, sql.SQL("t.{}").format(sql.Identifier(p.name)))
-            cols.append(sql.SQL("{} AS {}").format(c, sql.Identifier(p.name)))
-        stmt = sql.SQL(
-            "WITH b AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS env,"
-            " ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326)"
-            " AS search),"
-            " f AS (SELECT ST_AsMVTGeom(ST_Transform(ST_Force2D(t.geom), 3857), b.env,"
-            " %(extent)s, %(buffer)s, true) AS mvt_geom, {cols}"
-            " FROM {t} t, b WHERE t.geom && b.search{where}"
-            ' ORDER BY t.id COLLATE "C" LIMIT %(limit)s)'
-            " SELECT ST_AsMVT(f.*, %(layer)s, %(extent)s, 'mvt_geom')"
-            " FROM f WHERE f.mvt_geom IS NOT NULL"
-        ).format(
-            cols=sql.SQL(", ").join(cols), t=self._t(collection),
-            where=_tile_equalities(spec, properties or {}),
-        )
-        args = {
-            "z": z, "x": x, "y": y, "margin": mvt.BUFFER / mvt.EXTENT, "extent": mvt.EXTENT,
-            "buffer": mvt.BUFFER, "limit": mvt.MAX_FEATURES, "layer": collection,
+        if not tiling.in_range(spec, z):
+            return b""
+        sc = tiling.Scale.of(z, x, y)
+        w, s, e, n = mvt.lonlat_bounds(z, x, y, mvt.BUFFER)
+        eq = _tile_equalities(spec, properties or {})
+        args: dict[str, Any] = {
+            "w": w, "s": s, "e": e, "n": n, "lon0": sc.lon0, "kx": sc.kx, "mtop": sc.mtop,
+            "km": sc.km, "px": tiling.PIXEL,
             **{f"eq{i}": v for i, v in enumerate(_tile_values(spec, properties or {}))},
         }
-        row = self._read(lambda con: con.execute(stmt, args).fetchone())
-        return bytes(row[0]) if row and row[0] is not None else b""
+        where = sql.SQL("t.geom && ST_MakeEnvelope(%(w)s, %(s)s, %(e)s, %(n)s, 4326)") + eq
+        presort = tiling.presorts(spec, z)
+        rows_sql = self._select(spec) + sql.SQL(" WHERE ") + where
+        if presort:
+            rows_sql += sql.SQL(" AND greatest({}, {}) >= %(px)s").format(_TILE_W, _TILE_H)
+        rows_sql += sql.SQL(' ORDER BY t.id COLLATE "C"')
+        cells_sql = sql.SQL(
+            "SELECT floor(u.cx / %(px)s)::bigint, floor(u.cy / %(px)s)::bigint, count(*),"
+            " sum(u.w * u.h), sum(u.cx), sum(u.cy) FROM (SELECT {cx} AS cx, {cy} AS cy,"
+            " {w} AS w, {h} AS h FROM {t} t WHERE {where}) u"
+            " WHERE greatest(u.w, u.h) < %(px)s GROUP BY 1, 2"
+        ).format(cx=_TILE_CX, cy=_TILE_CY, w=_TILE_W, h=_TILE_H, t=self._t(collection),
+                 where=where)
+
+        def work(con: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
+            with con.transaction():
+                con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                cells = con.execute(cells_sql, args).fetchall() if presort else []
+                return cells, con.execute(rows_sql, args).fetchall()
+
+        cell_rows, rows = self._read(work)
+        cells = None
+        if presort:
+            c = np.array(cell_rows, dtype=float).reshape(-1, 6)
+            cells = tiling.Cells(tiling.PIXEL, c[:, 0].astype(np.int64), c[:, 1].astype(np.int64),
+                                 c[:, 2].astype(np.int64), c[:, 3], c[:, 4], c[:, 5])
+        return tiling.render(spec, z, x, y, self._features(spec, rows), cells)
 
     def close(self) -> None:
         if not self._closed:
@@ -890,6 +903,20 @@ class PostgisStore(Store):
                 return
             _release_pool(self.url)
 
+
+def _merc(v: str) -> str:
+    """Spherical Mercator y (radians) of a latitude expression, as ``tiling._merc``."""
+    return f"ln(tan(pi() / 4 + radians(least(greatest({v}, -85.0511287798066),"  \
+        " 85.0511287798066)) / 2))"
+
+
+#: A row's bounding box in tile units, as ``tiling.units`` computes it (parameters of
+#: ``tiling.Scale``: lon0, kx, mtop, km).
+_TILE_CX = sql.SQL("((ST_XMin(t.geom) + ST_XMax(t.geom)) / 2 - %(lon0)s) * %(kx)s")
+_TILE_CY = sql.SQL(f"(%(mtop)s - {_merc('(ST_YMin(t.geom) + ST_YMax(t.geom)) / 2')})"
+                   " * %(km)s")
+_TILE_W = sql.SQL("(ST_XMax(t.geom) - ST_XMin(t.geom)) * %(kx)s")
+_TILE_H = sql.SQL(f"({_merc('ST_YMax(t.geom)')} - {_merc('ST_YMin(t.geom)')}) * %(km)s")
 
 #: The bounds of the row's previous geometry (alias ``o``) in a write's RETURNING clause.
 _BOUNDS_OF_OLD = sql.SQL("ST_XMin(o.geom), ST_YMin(o.geom), ST_XMax(o.geom), ST_YMax(o.geom)")

@@ -1,0 +1,284 @@
+"""Tiles made for their zoom, on both stores: a synthetic city of small buildings.
+
+Checked by decoding the tiles (mapbox_vector_tile and GDAL's MVT driver), against the
+generated city (independent of the store): a low-zoom tile shows the whole city, not a
+strip; every building is drawn or counted in a coalesced square; the byte budget holds;
+full detail at the layer's maxzoom; features crossing a tile edge reach both tiles.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import mapbox_vector_tile
+import pyogrio
+import pytest
+import shapely
+
+from geoservice.catalogue import LayerSpec
+from geoservice.features import Feature
+from geoservice.ogc import mvt
+from geoservice.store.base import Store
+from geoservice.store.gpkg import GpkgStore
+
+Z_LOW, SIDE, STEP_M, SIZE_M = 12, 90, 24.0, 10.0
+CENTRE = (139.7600, 35.6800)
+
+
+def city_spec(max_bytes: int = 500_000, geometry: str = "Polygon") -> LayerSpec:
+    return LayerSpec.model_validate({
+        "id": "city", "title": "Synthetic city", "synthetic": True,
+        "licence": {"name": "CC BY 4.0", "url": "https://x"}, "attribution": "test",
+        "source": {"format": "geojson", "paths": ["x"]}, "coverage": {"description": "t"},
+        "geometry_type": geometry,
+        "properties": [{"name": "usage"}, {"name": "height", "type": "number"}],
+        "tiles": {"maxzoom": 16, "max_bytes": max_bytes, "low_zoom_properties": ["usage"]},
+    })
+
+
+def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    """Slippy-map tile of a point (the standard formula, not the service's code)."""
+    n = 2**z
+    x = int((lon + 180) / 360 * n)
+    return x, int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+
+
+def _low_tile() -> tuple[int, int]:
+    return _tile_of(*CENTRE, Z_LOW)
+
+
+def city(kind: str = "polygon") -> list[Feature]:
+    """SIDE x SIDE buildings of 10 m every 24 m, centred in the z12 tile of CENTRE."""
+    x, y = _low_tile()
+    w, s, e, n = mvt.lonlat_bounds(Z_LOW, x, y)
+    lon0, lat0 = (w + e) / 2, (s + n) / 2
+    dlat = 1 / 110_950
+    dlon = dlat / 0.8124
+    out = []
+    for i in range(SIDE):
+        for j in range(SIDE):
+            cx = lon0 + (i - SIDE / 2) * STEP_M * dlon
+            cy = lat0 + (j - SIDE / 2) * STEP_M * dlat
+            geom = (shapely.box(cx, cy, cx + SIZE_M * dlon, cy + SIZE_M * dlat)
+                    if kind == "polygon" else shapely.Point(cx, cy))
+            out.append(Feature(f"b{i:03d}{j:03d}", {"usage": "住宅", "height": 9.5}, geom))
+    return out
+
+
+@pytest.fixture(scope="module")
+def pg_url(pg_database: Callable[[str], str]) -> str:
+    return pg_database("tiling")
+
+
+@pytest.fixture(params=["gpkg", "postgis"])
+def make_store(request: pytest.FixtureRequest,
+               tmp_path: Path) -> Iterator[Callable[[LayerSpec, list[Feature]], Store]]:
+    made: list[Store] = []
+
+    def make(spec: LayerSpec, feats: list[Feature]) -> Store:
+        if request.param == "gpkg":
+            s: Store = GpkgStore(tmp_path / f"{uuid.uuid4().hex}.gpkg", create=True)
+        else:
+            from geoservice.store import postgis
+
+            url = request.getfixturevalue("pg_url")
+            s = postgis.PostgisStore(url, schema=f"t_{uuid.uuid4().hex[:12]}", create=True)
+        s.create_collection(spec, source="test", synthetic=True)
+        s.bulk_load(spec.id, feats)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
+
+
+def _decode(data: bytes) -> list[dict]:
+    return mapbox_vector_tile.decode(data, default_options={"y_coord_down": True})["city"][
+        "features"]
+
+
+def _coords(geom: dict) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+
+    def walk(c: object) -> None:
+        if isinstance(c, list) and c and isinstance(c[0], int | float):
+            out.append((float(c[0]), float(c[1])))  # type: ignore[arg-type]
+        elif isinstance(c, list):
+            for part in c:
+                walk(part)
+
+    walk(geom["coordinates"])
+    return out
+
+
+def _city_box_units() -> tuple[float, float, float, float]:
+    """The generated city's extent in the low tile's units (independent formula)."""
+    x, y = _low_tile()
+    n = 2**Z_LOW
+    b = shapely.MultiPolygon([f.geometry for f in city()]).bounds
+
+    def ux(lon: float) -> float:
+        return ((lon + 180) / 360 * n - x) * 4096
+
+    def uy(lat: float) -> float:
+        return ((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n - y) * 4096
+
+    return ux(b[0]), uy(b[3]), ux(b[2]), uy(b[1])
+
+
+def _check_covers_city(feats: list[dict]) -> None:
+    pts = [p for f in feats for p in _coords(f["geometry"])]
+    x0, y0, x1, y1 = _city_box_units()
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    # the whole city, within two pixels at each side - not a strip of it
+    assert min(xs) <= x0 + 32 and max(xs) >= x1 - 32, (min(xs), max(xs), x0, x1)
+    assert min(ys) <= y0 + 32 and max(ys) >= y1 - 32, (min(ys), max(ys), y0, y1)
+
+
+def test_low_zoom_tile_coalesces_subpixel_buildings_and_shows_the_whole_city(
+    make_store: Callable[[LayerSpec, list[Feature]], Store], tmp_path: Path
+) -> None:
+    spec = city_spec()
+    store = make_store(spec, city())
+    x, y = _low_tile()
+    data = store.tile("city", Z_LOW, x, y)
+    assert 0 < len(data) <= spec.tiles.max_bytes
+    feats = _decode(data)
+    _check_covers_city(feats)
+    # every building is drawn or counted once (a 10 m building is ~1/6 px at z12)
+    assert sum(f["properties"].get("coalesced", 1) for f in feats) == SIDE * SIDE
+    assert all("coalesced" in f["properties"] for f in feats)
+    # GDAL's MVT driver reads it and sees the same features
+    path = tmp_path / "t.pbf"
+    path.write_bytes(data)
+    df = pyogrio.read_dataframe(path, layer="city", X=str(x), Y=str(y), Z=str(Z_LOW),
+                               CLIP="NO")
+    assert len(df) == len(feats)
+
+
+def test_budget_is_kept_by_coarser_cells_and_thinner_attributes(
+    make_store: Callable[[LayerSpec, list[Feature]], Store],
+) -> None:
+    spec = city_spec(max_bytes=8192)
+    store = make_store(spec, city())
+    x, y = _low_tile()
+    feats_full = _decode(store.tile("city", 14, x * 4 + 1, y * 4 + 1))
+    data = store.tile("city", Z_LOW, x, y)
+    assert 0 < len(data) <= 8192
+    feats = _decode(data)
+    _check_covers_city(feats)
+    assert sum(f["properties"].get("coalesced", 1) for f in feats) == SIDE * SIDE
+    assert feats_full  # z14 under the same budget still draws its part of the city
+
+
+def test_full_detail_at_maxzoom_and_nothing_beyond(
+    make_store: Callable[[LayerSpec, list[Feature]], Store],
+) -> None:
+    spec = city_spec()
+    buildings = city()
+    store = make_store(spec, buildings)
+    lon, lat = buildings[SIDE * SIDE // 2].geometry.centroid.coords[0]
+    x, y = _tile_of(lon, lat, 16)
+    feats = _decode(store.tile("city", 16, x, y))
+    w, s, e, nn = mvt.lonlat_bounds(16, x, y)
+    inside = {f.id for f in buildings if f.geometry.intersects(shapely.box(w, s, e, nn))}
+    ids = {f["properties"]["id"] for f in feats}
+    assert inside <= ids and not any("coalesced" in f["properties"] for f in feats)
+    assert {"usage", "height", "id"} <= set(feats[0]["properties"])
+    assert store.tile("city", 17, x * 2, y * 2) == b""
+
+
+def test_a_building_across_a_tile_edge_reaches_both_tiles(
+    make_store: Callable[[LayerSpec, list[Feature]], Store],
+) -> None:
+    z = 16
+    x, y = 58_213, 25_806
+    w, s, e, n = mvt.lonlat_bounds(z, x, y)
+    dx = (e - w) / 50
+    edge = Feature("edge", {"usage": "x"}, shapely.box(e - dx, s + 10 * dx, e + dx, s + 12 * dx))
+    store = make_store(city_spec(), [edge])
+    for tx in (x, x + 1):
+        (f,) = _decode(store.tile("city", z, tx, y))
+        assert f["properties"]["id"] == "edge"
+        xs = [p[0] for p in _coords(f["geometry"])]
+        assert min(xs) >= -64 and max(xs) <= 4096 + 64
+
+
+def test_points_over_the_budget_are_thinned_drop_densest(
+    make_store: Callable[[LayerSpec, list[Feature]], Store],
+) -> None:
+    spec = city_spec(max_bytes=4096, geometry="Point")
+    store = make_store(spec, city("point"))
+    x, y = _low_tile()
+    data = store.tile("city", Z_LOW, x, y)
+    assert 0 < len(data) <= 4096
+    feats = _decode(data)
+    assert sum(f["properties"].get("point_count", 1) for f in feats) == SIDE * SIDE
+    assert len(feats) < SIDE * SIDE
+    _check_covers_city(feats)
+
+
+def test_both_stores_draw_the_same_low_zoom_tile(pg_url: str, tmp_path: Path) -> None:
+    from geoservice.store import postgis
+
+    spec, buildings = city_spec(), city()
+    g = GpkgStore(tmp_path / "a.gpkg", create=True)
+    p = postgis.PostgisStore(pg_url, schema=f"t_{uuid.uuid4().hex[:12]}", create=True)
+    try:
+        for s in (g, p):
+            s.create_collection(spec, source="t", synthetic=True)
+            s.bulk_load("city", buildings)
+        x, y = _low_tile()
+        a, b = _decode(g.tile("city", Z_LOW, x, y)), _decode(p.tile("city", Z_LOW, x, y))
+        assert len(a) == len(b)
+        assert sorted(f["properties"]["coalesced"] for f in a) == sorted(
+            f["properties"]["coalesced"] for f in b)
+    finally:
+        g.close()
+        p.close()
+
+
+def test_prebuilt_pyramid_is_read_not_made_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from geoservice.store import pyramid, tiling
+
+    spec = LayerSpec.model_validate({**city_spec().model_dump(),
+                                     "tiles": {**city_spec().tiles.model_dump(),
+                                               "maxzoom": 14, "prebuild": True}})
+    path = tmp_path / "p.gpkg"
+    store = GpkgStore(path, create=True)
+    store.create_collection(spec, source="t", synthetic=True)
+    store.bulk_load("city", city())
+    report = pyramid.prebuild(path, "city", workers=2)
+    # z0..z12 one tile each, then the 2.2 km city spans a few tiles per level
+    assert report.tiles >= 15 and report.maxzoom == 14 and report.skipped == 0
+    x, y = _low_tile()
+    addresses = [(z, x >> (Z_LOW - z), y >> (Z_LOW - z)) for z in range(0, Z_LOW + 1)]
+    addresses += [(14, 4 * x + 1, 4 * y + 2), (14, 4 * x + 2, 4 * y + 1), (13, 0, 0)]
+    made = {a: store.tile("city", *a, prebuilt=False) for a in addresses}
+    assert made[(13, 0, 0)] == b"" and all(made[a] for a in addresses[:-1])
+
+    def no_rendering(*args: object, **kw: object) -> bytes:
+        raise AssertionError("a prebuilt tile was made again")
+
+    monkeypatch.setattr(tiling, "render", no_rendering)
+    assert {a: store.tile("city", *a) for a in addresses} == made  # reads, same bytes
+    monkeypatch.undo()
+    # interrupted at z13: half of z13 and all of z14 missing -> the next run makes only those
+    con = store._con()
+    with con:
+        con.execute("UPDATE geoservice_tile_builds SET done_zoom = 12")
+        con.execute("DELETE FROM geoservice_tiles WHERE z = 14 OR (z = 13 AND x % 2 = 0)")
+    again = pyramid.prebuild(path, "city", workers=1)
+    assert again.skipped > 0 and 0 < again.tiles + again.empty < report.tiles + report.empty
+    assert store.tile("city", 14, 4 * x + 1, 4 * y + 2) == made[(14, 4 * x + 1, 4 * y + 2)]
+    # a write makes a new data version: the pyramid is no longer used, tiles are made
+    w, s, _, _ = mvt.lonlat_bounds(14, 4 * x + 1, 4 * y + 2)
+    store.create("city", Feature("new", {"usage": "x"}, shapely.box(w, s, w + 1e-4, s + 1e-4)))
+    assert store.tile("city", 14, 4 * x + 1, 4 * y + 2) != made[(14, 4 * x + 1, 4 * y + 2)]
+    store.close()
