@@ -62,6 +62,7 @@ bench: $(STAMP) $(VENDOR)
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || true
 	$(BIN)/python bench/run.py        # OGC API Features vs pygeoapi's GeoJSON provider
 	$(BIN)/python bench/guide.py      # procedure guide vs a naive geopandas overlay
+	$(BIN)/python bench/reinfolib.py  # guide from the 不動産情報ライブラリ API: cold (50 ms/request) vs warm cache
 	$(BIN)/python bench/hazards.py    # hazard card over HTTP (point, 1,000 m² polygon)
 	$(BIN)/python bench/sightings.py  # create→webhook, reads under writes, CSV import
 	$(BIN)/python bench/city3d.py     # CityGML → 3D Tiles on 100,000 synthetic buildings

@@ -360,9 +360,11 @@ class GuideAnswer(_Strict):
     timeline: list[TimelineEntry]
     hazards: dict[str, Any]
     disclaimer: str
-    sources: list[LayerSource] = Field(default_factory=list)
+    # Plain defaults, not default_factory: evaluate() builds answers with model_construct,
+    # which inspects a factory's signature on every call (a tenth of an answer's time).
+    sources: list[LayerSource] = []
     real_estate: RealEstate | None = None
-    credits: list[str] = Field(default_factory=list, description="Credits the data's terms require")
+    credits: list[str] = Field([], description="Credits the data's terms require")
 
     def procedure(self, pid: str) -> ProcedureOut:
         """The answer for procedure ``pid`` (``KeyError`` if absent)."""

@@ -126,7 +126,12 @@ def fetch_site_blocking(
     buffer_m: dict[str, float] | None = None,
 ) -> Results:
     """``fetch_site`` for code running in a worker thread (async jobs, threadpool routes)."""
+    if not specs:
+        return {}
+    if source is None or not source.configured:  # no loop needed to say "no key"
+        return not_configured([s.id for s in specs], getattr(source, "not_configured_reason",
+                                                              None))
     blocking = getattr(source, "site_layers_blocking", None)
-    if blocking is not None and source is not None and source.configured and specs:
+    if blocking is not None:
         return dict(blocking(specs, site, buffer_m=buffer_m))
     return asyncio.run(fetch_site(source, specs, site, buffer_m))
