@@ -9,6 +9,7 @@ answers in geojson and pbf, every failure mode a per-layer reason and ``undeterm
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,30 @@ def test_hazard_card_official_sections(
     assert any(CREDIT in x for x in card["credits"])
     zones = {r["layer"]: r for r in risk["official"]}["reinfolib-disaster-risk-areas"]["zones"]
     assert zones[0]["ordinance"] == "東京都建築安全条例"
+
+
+def test_async_job_answers_from_the_api_like_the_rest_route(
+    real_store: Path, tmp_path: Path, server: ReinfolibServer
+) -> None:
+    """An OGC async job runs in a worker thread (its own event loop): same official answer."""
+    b = {"site": {"geometry": SLOPE}, "works": WORKS}
+    with _client(real_store, tmp_path, server) as c:
+        server.state.latency_s = 0.02  # the job fetches for real: nothing is cached yet
+        created = c.post("/ogc/processes/procedure-guide/execution", json={"inputs": b},
+                         headers={"Prefer": "respond-async"})
+        assert created.status_code == 201, created.text
+        job = "/ogc/jobs/" + created.json()["jobID"]
+        deadline = time.monotonic() + 30
+        while c.get(job).json()["status"] not in ("successful", "failed"):
+            assert time.monotonic() < deadline, "job did not finish"
+            time.sleep(0.05)
+        result = c.get(job + "/results").json()
+        fetched = len(server.served)
+        rest = _guide(c, {"geometry": SLOPE})
+    assert fetched >= 10 and len(server.served) == fetched  # the REST answer hit the cache
+    assert _source(result, "area-divisions")["kind"] == "official-api"
+    assert _proc(result, "steep-slope-permit")["status"] == "required"
+    assert _essence(result) == _essence(rest)
 
 
 def test_no_area_division_polygon_means_outside_every_city_planning_area(
