@@ -124,10 +124,11 @@ def test_guide_answers_from_official_layers_in_both_formats(
     assert all(abs(x["distance_m"] - y["distance_m"]) < 2 for x, y in zip(pbf, prices, strict=True))
 
 
+@pytest.mark.parametrize("fmt", ["geojson", "pbf"])
 def test_hazard_card_official_sections(
-    real_store: Path, tmp_path: Path, server: ReinfolibServer
+    real_store: Path, tmp_path: Path, server: ReinfolibServer, fmt: str
 ) -> None:
-    with _client(real_store, tmp_path, server) as c:
+    with _client(real_store, tmp_path, server, response_format=fmt) as c:
         card = c.get("/api/hazards", params={"lon": 139.735, "lat": 35.55}).json()
         risk = c.get("/api/hazards", params={"lon": 139.7075, "lat": 35.587}).json()
     rows = {r["layer"]: r for r in card["official"]}
@@ -179,6 +180,8 @@ def test_no_area_division_polygon_means_outside_every_city_planning_area(
 
 @pytest.mark.parametrize(("inject", "changes", "reason"), [
     ("500", {"retries": 1, "backoff_s": 0.01}, "server-error"),
+    ("429", {"retries": 0}, "rate-limited"),
+    ("truncated", {"retries": 0}, "bad-body"),
     ("non-json", {"retries": 0}, "bad-body"),
     ("hang", {"site_budget_s": 1.0, "timeout_s": 0.5, "retries": 0}, None),
     ("bad-pbf", {"response_format": "pbf"}, "bad-pbf"),
