@@ -170,6 +170,10 @@ def test_guide_page_end_to_end(live: LiveServer) -> None:
             page.evaluate("() => window.guide.state.answer.procedures")
         )
         assert page.locator("#timeline li").count() >= 1
+        # the deadline is exact and says how the law counts it (7 clear days: start - 8)
+        recycling = page.locator("article[data-procedure='construction-recycling-notice']")
+        timing = recycling.locator(".timing").text_content() or ""
+        assert "8日前まで" in timing and "初日不算入" in timing, timing
         assert page.locator("#disclaimer-answer").is_visible()
         # the zone is drawn: the hits source holds the red-zone feature
         hits = page.evaluate(

@@ -521,6 +521,10 @@
     var parts = [bi(label("milestone", t.milestone))];
     if (t.offset_days !== null && t.offset_days !== undefined) parts.push(" (", offsetText(t.offset_days), ")");
     parts.push(" — ", t.text || "");
+    if (t.period) {  // how the law counts the days (起算: the milestone day is day 1)
+      parts.push(" ", el("span", { className: "period", lang: "ja", title: t.period.counting,
+        text: "〔" + t.period.counting + ": " + t.period.wording + "〕" }));
+    }
     return parts;
   }
   function offsetText(d) {
