@@ -61,6 +61,8 @@ class Host:
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = config.parent / "serve.log"
+        #: started and answering (what a load balancer's health check would say)
+        self.ready = False
 
     @property
     def pid(self) -> int:
@@ -83,6 +85,7 @@ class Host:
         while True:
             try:
                 if httpx.get(f"{self.url}/ogc/conformance", timeout=5).status_code == 200:
+                    self.ready = True
                     return self
             except httpx.HTTPError:
                 pass
@@ -94,6 +97,7 @@ class Host:
 
     def kill(self) -> None:
         """``kill -9`` the host (its whole process group): no shutdown hook runs."""
+        self.ready = False
         if self.alive:
             os.killpg(self.pid, signal.SIGKILL)
             assert self.proc is not None
@@ -101,6 +105,7 @@ class Host:
 
     def stop(self) -> None:
         """A clean stop (SIGTERM, then SIGKILL after 20 s)."""
+        self.ready = False
         if not self.alive:
             return
         assert self.proc is not None

@@ -67,7 +67,7 @@ class Cluster:
     rr: Iterator[int] = field(default_factory=lambda: itertools.count())
 
     def live(self) -> list[Host]:
-        return [h for h in self.hosts if h.alive]
+        return [h for h in self.hosts if h.ready]
 
     def next(self) -> Host:
         """Round-robin over the live hosts (what a load balancer does)."""
@@ -282,7 +282,7 @@ def test_hosts_share_everything_and_survive_kill_9(cluster: Cluster) -> None:
     # 4. the citizen-report limit holds across hosts (the killed ones restarted, over
     #    their read-only work_dirs)
     for h in cluster.hosts:
-        if not h.alive:
+        if not h.ready:
             h.start()
     codes = []
     for _ in range(REPORTS_PER_MINUTE + 4):
