@@ -70,6 +70,8 @@ class ContractState:
     injections: list[Injection] = field(default_factory=list)
     served: list[Served] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: int = 0
+    max_in_flight: int = 0  # most requests answered at once (checks the client's cap)
 
     def take(self) -> Injection | None:
         with self.lock:
@@ -156,7 +158,12 @@ def make_app(state: ContractState) -> Starlette:
         api = request.path_params["api"]
         q = dict(request.query_params)
         key_ok = request.headers.get(KEY_HEADER) == state.key
-        response = await answer(api, q, key_ok, request)
+        state.in_flight += 1  # one event loop: no lock needed
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            response = await answer(api, q, key_ok, request)
+        finally:
+            state.in_flight -= 1
         gz = "gzip" in request.headers.get("accept-encoding", "")
         state.served.append(Served(api, q, key_ok, response.status_code, gz))
         return response

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -219,20 +220,29 @@ def test_request_budget_per_minute(server: ReinfolibServer, tmp_path: Path) -> N
     assert len(server.served) == 2
 
 
-def test_concurrency_cap(server: ReinfolibServer, tmp_path: Path) -> None:
-    s = use_server(settings_for(tmp_path, tmp_path), server, concurrency=2)
-    server.state.latency_s = 0.3
-    rs = s.reinfolib
-    client = ReinfolibClient(rs, rs.api_key())
+def test_concurrency_cap_holds_across_loops_and_threads(server: ReinfolibServer,
+                                                        tmp_path: Path) -> None:
+    s = use_server(_built(settings_for(tmp_path, _layers(tmp_path))), server, concurrency=2)
+    server.state.latency_s = 0.2
+    store = open_store(s)
+    source = ReinfolibSource.open(s, store)
+    spec = source.layers["rf-use"]
+    west, east = box(139.70, 35.57, 139.72, 35.575), box(139.74, 35.57, 139.76, 35.575)
+    results: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: results.update(
+        source.site_layers_blocking([spec], west, budget_s=20)))  # e.g. a guide job
+    worker.start()
 
-    async def go() -> float:
-        started = time.monotonic()
-        await asyncio.gather(*(client.tile("XKT002", Tile(15, 29100 + i, 12914))
-                               for i in range(4)))
-        await client.aclose()
-        return time.monotonic() - started
+    async def from_a_loop() -> LayerResult:  # e.g. an async route on the app's loop
+        return await source.site_features(spec, east, deadline=time.monotonic() + 20)
 
-    assert _run(go()) >= 0.6  # 4 requests, 2 at a time, 0.3 s each
+    east_result = _run(from_a_loop())
+    worker.join()
+    _run(source.aclose())
+    store.close()
+    assert results["rf-use"].ok and east_result.ok
+    assert len(server.served) == len(covering(west, 15)) + len(covering(east, 15)) >= 6
+    assert server.state.max_in_flight == 2  # one cap for the whole process
 
 
 # -- tile edges and formats --------------------------------------------------------------

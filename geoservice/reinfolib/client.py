@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import json
 import logging
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -35,6 +37,7 @@ from geoservice.reinfolib.settings import ReinfolibSettings
 from geoservice.reinfolib.tiles import Tile, decode_mvt, iter_geojson
 
 log = logging.getLogger("geoservice.reinfolib")
+T = TypeVar("T")
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
 
 
@@ -82,8 +85,34 @@ class RequestBudget:
             await asyncio.sleep(min(wait, 1.0))
 
 
+class _LoopThread:
+    """One event loop on a daemon thread: every request of a client runs there.
+
+    Why: callers live on several loops (the app's, a CLI's ``asyncio.run``) and on plain
+    threads (guide jobs, thread-pool routes).  One loop means one connection pool and one
+    semaphore, so the concurrency cap really is per process."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True,
+                                       name="reinfolib-client")
+        self.thread.start()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule ``coro`` on the loop."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self) -> None:
+        """Stop the loop and its thread."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
 class ReinfolibClient:
-    """Fetch tiles of the documented APIs.  One per process; safe across event loops."""
+    """Fetch tiles of the documented APIs.  One per process; callable from any event loop
+    or thread (requests run on the client's own loop thread)."""
 
     def __init__(self, settings: ReinfolibSettings, key: SecretStr | None,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
@@ -91,9 +120,29 @@ class ReinfolibClient:
         self._key = key
         self._transport = transport
         self.budget = RequestBudget(settings.requests_per_minute)
-        self._gates: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
-        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._runner: _LoopThread | None = None
+        self._runner_lock = threading.Lock()
+        self._client: httpx.AsyncClient | None = None
+        self._gate: asyncio.Semaphore | None = None
         self.requests = 0  # requests sent (benchmarks report requests per site)
+
+    def _loop(self) -> _LoopThread:
+        with self._runner_lock:
+            if self._runner is None:
+                self._runner = _LoopThread()
+            return self._runner
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the client's loop and wait for it (for callers on plain threads;
+        never from the client's own loop)."""
+        return self._loop().submit(coro).result()
+
+    async def on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` run on the client's loop (from any other loop, or that one)."""
+        runner = self._loop()
+        if asyncio.get_running_loop() is runner.loop:
+            return await coro
+        return await asyncio.wrap_future(runner.submit(coro))
 
     @property
     def configured(self) -> bool:
@@ -106,12 +155,11 @@ class ReinfolibClient:
         return f"{self.settings.base_url.rstrip('/')}/{api}?{urlencode(query)}"
 
     def _http(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
-        loop = asyncio.get_running_loop()
-        if loop not in self._clients:
-            self._clients[loop] = httpx.AsyncClient(transport=self._transport,
-                                                    follow_redirects=False)
-            self._gates[loop] = asyncio.Semaphore(self.settings.concurrency)
-        return self._clients[loop], self._gates[loop]
+        """The connection pool and the cap (created on the client's loop, on first use)."""
+        if self._client is None or self._gate is None:
+            self._client = httpx.AsyncClient(transport=self._transport, follow_redirects=False)
+            self._gate = asyncio.Semaphore(self.settings.concurrency)
+        return self._client, self._gate
 
     async def tile(self, api: str, tile: Tile, params: dict[str, Any] | None = None, *,
                    fmt: str | None = None, deadline: float | None = None) -> TileAnswer:
@@ -126,6 +174,10 @@ class ReinfolibClient:
         if self._key is None:
             raise ReinfolibError("not-configured", self.settings.not_configured, api=api)
         url = self.url(api, tile, params, fmt)
+        return await self.on_loop(self._retrying(api, tile, url, fmt, deadline))
+
+    async def _retrying(self, api: str, tile: Tile, url: str, fmt: str,
+                        deadline: float | None) -> TileAnswer:
         delay = self.settings.backoff_s
         for attempt in range(self.settings.retries + 1):
             try:
@@ -179,13 +231,26 @@ class ReinfolibClient:
         fetched = datetime.now(UTC).isoformat(timespec="seconds")
         return TileAnswer(api, tile, _features(r.content, api, tile, fmt), url, fetched)
 
+    async def _close_http(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+        self._client, self._gate = None, None
+
     async def aclose(self) -> None:
-        """Close the connections of the current event loop's client."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.pop(loop, None)
-        self._gates.pop(loop, None)
-        if client is not None:
-            await client.aclose()
+        """Close the connections and stop the client's loop (a later call starts anew)."""
+        with self._runner_lock:
+            runner, self._runner = self._runner, None
+        if runner is not None:
+            await asyncio.wrap_future(runner.submit(self._close_http()))
+            runner.stop()
+
+    def close(self) -> None:
+        """``aclose`` for callers without an event loop."""
+        with self._runner_lock:
+            runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.submit(self._close_http()).result()
+            runner.stop()
 
 
 def _features(content: bytes, api: str, tile: Tile, fmt: str) -> list[Feature]:

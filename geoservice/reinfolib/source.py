@@ -167,6 +167,15 @@ class ReinfolibSource:
                                buffer_m=(buffer_m or {}).get(s.id, 0.0)) for s in todo))
         return {r.layer: r for r in results}
 
+    def site_layers_blocking(self, specs: Iterable[LayerSpec], area: BaseGeometry, *,
+                             budget_s: float | None = None,
+                             buffer_m: dict[str, float] | None = None
+                             ) -> dict[str, LayerResult]:
+        """``site_layers`` for callers on plain threads (guide jobs, thread-pool routes);
+        it runs on the client's loop, so it shares the process's cap and budget."""
+        return self.client.run(self.site_layers(specs, area, budget_s=budget_s,
+                                                buffer_m=buffer_m))
+
     async def site_features(self, spec: LayerSpec, area: BaseGeometry, *, deadline: float,
                             buffer_m: float = 0.0) -> LayerResult:
         """Features of ``spec`` around ``area`` (CRS84), from the cache or fetched before
