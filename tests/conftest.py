@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import uvicorn
@@ -117,35 +117,37 @@ def write_cql2_specs(directory: Path) -> None:
         (directory / f"{name}.yml").write_text(yaml.safe_dump(spec, allow_unicode=True), "utf-8")
 
 
-class LiveServer:
-    """uvicorn serving an app in a background thread on 127.0.0.1."""
+class ThreadedServer:
+    """uvicorn serving an ASGI app in a background thread on 127.0.0.1."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.port = settings.server.port
+    def __init__(self, app: Any, port: int, lifespan: str = "on") -> None:
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="on",
-        )
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan=lifespan)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> LiveServer:
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("live server did not start")
-            time.sleep(0.05)
+                raise RuntimeError(f"{type(self).__name__} did not start")
+            time.sleep(0.02)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class LiveServer(ThreadedServer):
+    """The service app, served in a background thread on 127.0.0.1."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__(create_app(settings), settings.server.port)
 
 
 @pytest.fixture(scope="session")

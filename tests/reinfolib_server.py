@@ -15,7 +15,6 @@ import asyncio
 import gzip
 import json
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from typing import Any
 import mapbox_vector_tile
 import numpy as np
 import shapely
-import uvicorn
 from shapely.geometry import shape
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,7 +30,7 @@ from starlette.routing import Route
 
 from geoservice.reinfolib.apis import apis
 from geoservice.reinfolib.tiles import Tile
-from tests.conftest import free_port
+from tests.conftest import ThreadedServer, free_port
 
 FIXTURES = Path(__file__).parent / "data" / "reinfolib"
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
@@ -231,19 +229,16 @@ class _Cut(Response):
                     "more_body": False})
 
 
-class ReinfolibServer:
-    """The contract server on a free port of 127.0.0.1 (context manager)."""
+class ReinfolibServer(ThreadedServer):
+    """The contract server on a free port of 127.0.0.1 (context manager); ``url`` is the
+    ``base_url`` to configure."""
 
     def __init__(self, key: str = "test-key-5ecret", fixtures: Path = FIXTURES) -> None:
         self.state = ContractState(key, fixtures)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/ex-api/external"
         app = Starlette(routes=[])
         app.mount("/ex-api/external", make_app(self.state))
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        super().__init__(app, free_port(), lifespan="off")
+        self.url = f"{self.url}/ex-api/external"
 
     @property
     def key(self) -> str:
@@ -266,20 +261,6 @@ class ReinfolibServer:
             self.state.injections.clear()
             self.state.served.clear()
             self.state.latency_s = 0.0
-
-    def __enter__(self) -> ReinfolibServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("reinfolib contract server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
 
 
 def use_server(settings: Any, server: ReinfolibServer, **changes: Any) -> Any:
