@@ -319,6 +319,27 @@ def test_cache_serves_second_answer_and_ttl_refetches(server: ReinfolibServer,
     assert [f.id for f in stale.features] == [f.id for f in first.features]
 
 
+def test_refetch_replaces_what_the_tile_said(store_settings: Settings, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    fixtures = tmp_path / "fixtures"
+    shutil.copytree(FIXTURES, fixtures)
+    with ReinfolibServer(fixtures=fixtures) as srv:
+        monkeypatch.setenv("REINFOLIB_API_KEY", srv.key)
+        before = _site(use_server(store_settings, srv))
+        (old,) = before.features
+        text = (fixtures / "XKT002.geojson").read_text("utf-8")
+        (fixtures / "XKT002.geojson").write_text(text.replace('"100%"', '"150%"'), "utf-8")
+        after = _site(use_server(store_settings, srv, cache_ttl_days=1e-9))
+    (new,) = after.features
+    assert new.id != old.id and new.properties["floor_area_ratio"] == 150.0
+    store = open_store(store_settings)
+    try:
+        ids = [f.id for f in store.iter_features("rf-use")]
+    finally:
+        store.close()
+    assert new.id in ids and old.id not in ids  # the decision changed: the old one is gone
+
+
 def test_failure_makes_layer_unusable_with_reason(server: ReinfolibServer,
                                                   store_settings: Settings) -> None:
     s = use_server(store_settings, server, retries=0)

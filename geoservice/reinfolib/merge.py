@@ -52,7 +52,8 @@ def _grid(lon: float, lat: float, z: int) -> tuple[int, int]:
 
 def identity(spec: LayerSpec, properties: dict[str, Any], geometry: BaseGeometry | None) -> str:
     """The identity key of an API feature in layer ``spec``."""
-    fields = spec.source.identity or sorted(properties)
+    # null values are left out: vector tiles cannot carry them, GeoJSON answers can
+    fields = spec.source.identity or sorted(k for k, v in properties.items() if v is not None)
     key: list[Any] = [[f, properties.get(f)] for f in fields]
     if geometry is not None and geometry.geom_type == "Point" and not spec.source.identity:
         key.append(list(_grid(geometry.x, geometry.y, spec.source.zoom or 15)))
