@@ -22,7 +22,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from geoservice import __version__
 from geoservice.city3d.static import mount_tiles
 from geoservice.config import Settings
+from geoservice.edge import openapi as edge_openapi
 from geoservice.edge.bodies import BodyGuard
+from geoservice.edge.cors import CORS
+from geoservice.edge.headers import SecurityHeaders
 from geoservice.errors import ServiceError
 from geoservice.fastjson import FastJSONResponse
 from geoservice.ogc import generated, provider
@@ -123,7 +126,12 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.startup_hooks = []
     app.state.settings = settings
     install_error_handlers(app)
+    # The last added runs first: headers on every response, CORS (preflights answered
+    # before routing), then the body guard.
     app.add_middleware(BodyGuard, limits=settings.limits)
+    app.add_middleware(CORS, settings=settings.cors)
+    app.add_middleware(SecurityHeaders, settings=settings)
+    edge_openapi.install(app)
     _include_routers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     mount_tiles(app, settings)  # /3dtiles/… built tilesets (geoservice.city3d.static)

@@ -153,6 +153,26 @@ class BodyLimits(BaseModel):
     rings: int = Field(10_000, ge=1, description="Polygon rings in one body")
 
 
+class CorsSettings(BaseModel):
+    """Cross-origin browser access (``geoservice.edge.cors``): public reads from any origin;
+    writes, admin routes and requests with a token only from ``write_origins``."""
+
+    model_config = ConfigDict(extra="forbid")
+    write_origins: list[str] = Field(
+        default_factory=list, description="e.g. https://gis.pref.example.jp (scheme://host[:port])"
+    )
+    max_age_s: int = Field(600, ge=0, le=86400, description="How long browsers keep a preflight")
+
+    @field_validator("write_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        pattern = re.compile(r"^https?://[^/\s?#*]+$")
+        bad = [o for o in origins if not pattern.match(o.rstrip("/"))]
+        if bad:
+            raise ValueError(f"not origins (scheme://host[:port], no path or wildcard): {bad}")
+        return [o.rstrip("/") for o in origins]
+
+
 class Settings(BaseModel):
     """The whole service configuration."""
 
@@ -170,6 +190,7 @@ class Settings(BaseModel):
     alerts: AlertSettings = Field(default_factory=lambda: AlertSettings())
     feeds: list[FeedSettings] = Field(default_factory=list)
     limits: BodyLimits = Field(default_factory=lambda: BodyLimits())
+    cors: CorsSettings = Field(default_factory=lambda: CorsSettings())
     reinfolib: ReinfolibSettings = Field(default_factory=lambda: ReinfolibSettings())
 
     @field_validator("feeds")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +43,45 @@ def browser_page(viewport: tuple[int, int] = (1280, 900)) -> Iterator[Any]:
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.errors = errors  # type: ignore[attr-defined]
+            violations = csp_violations(page)
+            page.wait_for_function = partial(wait_until, page)  # see wait_until
             yield page
+            assert violations == [], f"Content-Security-Policy violations: {violations}"
         finally:
             browser.close()
+
+
+def csp_violations(page: Any) -> list[str]:
+    """Console reports of the page's Content-Security-Policy refusing something (updating).
+
+    Every ``browser_page`` test fails on one: each page must work under its CSP.
+    """
+    found: list[str] = []
+
+    def console(msg: Any) -> None:
+        if "Content Security Policy" in msg.text or "Content-Security-Policy" in msg.text:
+            found.append(msg.text)
+
+    page.on("console", console)
+    return found
+
+
+def wait_until(page: Any, expression: str, arg: Any = None, timeout: float = 30000,
+               polling: Any = None) -> Any:
+    """``page.wait_for_function`` that works under the pages' CSP.
+
+    Playwright's own version compiles the predicate with ``eval`` inside the page, which a
+    CSP without ``'unsafe-eval'`` refuses; ``page.evaluate`` goes through the DevTools
+    protocol, which the CSP does not govern.  ``browser_page`` installs this in its place.
+    """
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        value = page.evaluate(expression) if arg is None else page.evaluate(expression, arg)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} ms waiting for {expression!r}")
+        time.sleep(0.05 if polling in (None, "raf") else float(polling) / 1000)
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -96,10 +96,28 @@ _WRITE_ERRORS = (
     ("401", "Unauthorized"),
     ("403", "Forbidden"),
     ("409", "Conflict"),
+    ("412", "PreconditionFailed"),
     ("413", "PayloadTooLarge"),
     ("415", "UnsupportedMediaType"),
     ("422", "Unprocessable"),
 )
+
+
+#: The success status our routes answer where pygeoapi documents another (its replace is
+#: a 204, ours returns the feature; its delete a 200, ours a 204; a dismissed job is a 200
+#: with the job's status, as OGC API - Processes says).  Keyed by (method, path suffix).
+_SUCCESS = {("put", "/items/{featureId}"): "200", ("delete", "/items/{featureId}"): "204",
+            ("delete", "/jobs/{jobId}"): "200"}
+
+
+def _success(op: dict[str, Any], method: str, path: str) -> None:
+    ours = next((c for (m, end), c in _SUCCESS.items() if m == method and path.endswith(end)),
+                None)
+    responses = op.setdefault("responses", {})
+    if ours is None or ours in responses:
+        return
+    other = next((c for c in sorted(responses) if c.startswith("2")), None)
+    responses[ours] = responses.pop(other) if other else {"description": "Success"}
 
 
 def _error_responses(op: dict[str, Any], write: bool = False) -> None:
@@ -130,6 +148,7 @@ def patch_openapi(doc: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]
                         "parameters/datetime",
                     }
                 )
+            _success(op, method, path)
             _error_responses(op, write=method != "get")
     needed.update({"responses/InvalidParameter", "responses/NotFound", "responses/ServerError"})
     needed.update(f"responses/{name}" for _, name in _WRITE_ERRORS)

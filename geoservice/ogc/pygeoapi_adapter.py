@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pygeoapi import l10n as _pygeoapi_l10n
@@ -127,6 +128,8 @@ def build_config(
                 "on_exceed": "throttle",
             },
             "map": {"url": "", "attribution": ""},
+            # Our _base.html first (CSP-clean layout), pygeoapi's page templates after it.
+            "templates": {"path": str(Path(__file__).with_name("templates"))},
         },
         "logging": {"level": "ERROR"},
         "metadata": {
