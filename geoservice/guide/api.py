@@ -67,6 +67,14 @@ def _hazard_card(rt: Runtime, geom: Any, results: Any) -> dict[str, Any] | None:
     return None if hazards is None else hazards.card(geom, official=results)
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The app's event loop when start-up runs on it (the lifespan), else ``None``."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _card_layers(rt: Runtime) -> list[str]:
     """The API layers the hazards room's card shows (fetched with the guide's)."""
     hazards = rt.services.get("hazards")
@@ -82,7 +90,7 @@ def attach(rt: Runtime) -> None:
     conf = guide_config(rt.settings.extra.get("guide"))
     service = GuideService(rt.store, rt.specs, parcel_layers=conf["parcel_layers"], conf=conf)
     rt.services[SERVICE] = service
-    service.use_source(getattr(rt, "reinfolib", None))
+    service.use_source(rt.reinfolib, _running_loop())
     service.hazard_card = partial(_hazard_card, rt)
     service.card_layers = partial(_card_layers, rt)
     register_service(service)

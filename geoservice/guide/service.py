@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -93,6 +94,7 @@ class GuideService:
         )
         #: The 不動産情報ライブラリ API (set at start-up when configured in the app).
         self.source: SiteSource | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         #: The hazards room's card (set at start-up when that room is present); the answer
         #: embeds it so a builder sees hazards where they decide.  It receives the API
         #: results fetched for the guide, so one site query serves both.
@@ -100,9 +102,16 @@ class GuideService:
         #: The API layers the hazard card needs (fetched together with the guide's).
         self.card_layers: Callable[[], list[str]] = list
 
-    def use_source(self, source: SiteSource | None) -> None:
-        """Plug in the API source (start-up); without a key its layers say "not configured"."""
+    def use_source(
+        self, source: SiteSource | None, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        """Plug in the API source (start-up); without a key its layers say "not configured".
+
+        ``loop`` is the app's event loop: synchronous answers (async jobs, in their worker
+        thread) fetch on it, sharing its HTTP connections and concurrency cap.
+        """
         self.source = source
+        self.loop = loop
         configured = source is not None and source.configured
         self.resolver = Resolver(self.specs, self.resolver.official, configured=configured)
 
@@ -123,7 +132,7 @@ class GuideService:
     def fetch_blocking(self, geom: BaseGeometry) -> Results:
         """``fetch`` for synchronous callers (async jobs in their worker thread)."""
         specs = [self.specs[lid] for lid in self.wanted()]
-        return fetch_site_blocking(self.source, specs, geom, self._buffers())
+        return fetch_site_blocking(self.source, specs, geom, self._buffers(), self.loop)
 
     def answer(self, request: GuideRequest | Mapping[str, Any]) -> GuideAnswer:
         """Answer one request synchronously (a model or a JSON body; bad input raises)."""

@@ -117,7 +117,7 @@ async def _card(rt: Runtime, geometry: Any) -> FastJSONResponse:
     svc = hazard_service(rt)
     site = svc.checked_site(geometry)  # bad input fails before any request to the API
     specs = list(svc.api_specs.values())
-    official = await fetch_site(getattr(rt, "reinfolib", None), specs, site)
+    official = await fetch_site(rt.reinfolib, specs, site)
     return FastJSONResponse(await run_in_threadpool(svc.card, site, official))
 
 

@@ -5,72 +5,28 @@ call (so one budget covers the whole answer) and then read, per layer, either us
 features or the reason the layer cannot be used.  A missing key is such a reason
 (``not-configured``), never an exception: the demo runs without a key.
 
-The protocols below are what ``geoservice.reinfolib.source`` provides; the rooms depend on
-them only, so their tests can hand in results of their own making.
+The rooms read ``LayerResult`` (features + provenance, or an error) and ``Failure`` (the
+same reason without a fetch) alike through :func:`outcome`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
 from shapely.geometry.base import BaseGeometry
 
 from geoservice.catalogue import LayerSpec
-from geoservice.features import Feature
+from geoservice.reinfolib.source import LayerResult, ReinfolibSource
 
 NOT_CONFIGURED = "not-configured"
 NO_KEY = "not configured: the 不動産情報ライブラリ API needs a key (REINFOLIB_API_KEY)"
 
 
-class Provenance(Protocol):
-    """Where an API layer's features came from (``geoservice.reinfolib.Provenance``)."""
-
-    api: str
-    fetched_at: str
-
-    def label(self, lang: str = "ja") -> str:
-        """"不動産情報ライブラリ API XKT002, fetched 2026-12-06"."""
-        ...
-
-
-class ApiError(Protocol):
-    """Why an API layer could not be used (``geoservice.reinfolib.ReinfolibError``)."""
-
-    reason: str
-    description: str
-
-
-class ApiResult(Protocol):
-    """What the API gave for one layer and site (``geoservice.reinfolib.LayerResult``)."""
-
-    layer: str
-    features: list[Feature]
-    provenance: Provenance | None
-    error: ApiError | None
-
-
-class SiteSource(Protocol):
-    """The API as the guide sees it (``geoservice.reinfolib.ReinfolibSource``)."""
-
-    @property
-    def configured(self) -> bool:
-        """Whether a key is set."""
-        ...
-
-    @property
-    def not_configured_reason(self) -> str | None:
-        """Why the API is off (no key), as a sentence without the key."""
-        ...
-
-    async def site_layers(
-        self, specs: Iterable[LayerSpec], area: BaseGeometry, *,
-        budget_s: float | None = None, buffer_m: dict[str, float] | None = None,
-    ) -> Mapping[str, ApiResult]:
-        """Every layer's features for the tiles covering ``area``, within the budget."""
-        ...
+#: What the API gave for one layer and site, and the source that answers site queries.
+ApiResult = LayerResult
+SiteSource = ReinfolibSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,15 +79,27 @@ async def fetch_site(
 
 def fetch_site_blocking(
     source: SiteSource | None, specs: list[LayerSpec], site: BaseGeometry,
-    buffer_m: dict[str, float] | None = None,
+    buffer_m: dict[str, float] | None = None, loop: asyncio.AbstractEventLoop | None = None,
 ) -> Results:
-    """``fetch_site`` for code running in a worker thread (async jobs, threadpool routes)."""
+    """``fetch_site`` for code running in a worker thread (async jobs, threadpool routes).
+
+    With ``loop`` (the app's, captured at start-up) the fetch runs there, sharing the
+    app's HTTP connections and concurrency cap; without it, on a loop of its own.
+    """
     if not specs:
         return {}
     if source is None or not source.configured:  # no loop needed to say "no key"
         return not_configured([s.id for s in specs], getattr(source, "not_configured_reason",
                                                               None))
-    blocking = getattr(source, "site_layers_blocking", None)
-    if blocking is not None:
-        return dict(blocking(specs, site, buffer_m=buffer_m))
-    return asyncio.run(fetch_site(source, specs, site, buffer_m))
+    coro = fetch_site(source, specs, site, buffer_m)
+    if loop is not None and loop.is_running() and not _on(loop):
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+    return asyncio.run(coro)
+
+
+def _on(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether this thread is running ``loop`` (waiting on it from it would deadlock)."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
