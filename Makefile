@@ -60,7 +60,8 @@ mutation: $(STAMP)
 # benchmark falls back to a Python load client and says so.
 bench: $(STAMP) $(VENDOR)
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || true
-	$(BIN)/python bench/run.py        # OGC API Features vs pygeoapi's GeoJSON provider
+	@dpkg -s libsqlite3-mod-spatialite >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -q libsqlite3-mod-spatialite >/dev/null; } || true
+	$(BIN)/python bench/run.py        # OGC API Features vs pygeoapi's GeoJSON and SQLiteGPKG providers
 	$(BIN)/python bench/guide.py      # procedure guide vs a naive geopandas overlay
 	$(BIN)/python bench/reinfolib.py  # guide from the 不動産情報ライブラリ API: cold (50 ms/request) vs warm cache
 	$(BIN)/python bench/hazards.py    # hazard card over HTTP (point, 1,000 m² polygon)

@@ -179,13 +179,46 @@ class Result:
     status: int = 0
 
 
-def first_answer(base: str, path: str) -> tuple[int, int | None, int]:
-    """Status, numberMatched (JSON answers) and size of one request."""
+@dataclass(frozen=True)
+class Answer:
+    """What one server answered to a row's request: compared across servers before timing."""
+
+    status: int
+    matched: int | None = None
+    ids: tuple[str, ...] | None = None  # our ``id`` of each feature (first page), in order
+
+
+def _key(feature: dict[str, Any]) -> str:
+    # ours use the ``id`` column as feature id; tipg and pygeoapi use the primary key
+    # ``fid`` and carry ``id`` as a property: compare by the ``id`` column everywhere
+    return str((feature.get("properties") or {}).get("id", feature.get("id")))
+
+
+def first_answer(base: str, path: str) -> Answer:
+    """Status, numberMatched and the first page's feature ids of one request."""
     r = httpx.get(base + path, headers=HEADERS, timeout=60)
-    matched = None
-    if r.status_code == 200 and "json" in r.headers.get("content-type", ""):
-        matched = r.json().get("numberMatched")
-    return r.status_code, matched, len(r.content)
+    if r.status_code != 200 or "json" not in r.headers.get("content-type", ""):
+        return Answer(r.status_code)
+    doc = r.json()
+    feats = doc.get("features")
+    ids = tuple(_key(f) for f in feats) if isinstance(feats, list) else \
+        (_key(doc),) if doc.get("type") == "Feature" else None
+    return Answer(r.status_code, doc.get("numberMatched"), ids)
+
+
+def disagreement(answers: dict[str, Answer]) -> str | None:
+    """Why the servers' answers to one row differ (numberMatched, first-page ids), or None.
+
+    A server that answered with an error is left out here (it is shown n/a for the row).
+    """
+    answers = {s: a for s, a in answers.items() if a.status in (200, 204)}
+    for attr in ("matched", "ids"):
+        seen = {s: getattr(a, attr) for s, a in answers.items() if getattr(a, attr) is not None}
+        if len(set(seen.values())) > 1:
+            shown = {s: (v if attr == "matched" else f"{len(v)} ids, first {v[:3]}")
+                     for s, v in seen.items()}
+            return f"{'numberMatched' if attr == 'matched' else 'first-page ids'} differ: {shown}"
+    return None
 
 
 def _ms(text: str) -> float:
@@ -274,7 +307,8 @@ async def _httpx_load(base: str, paths: list[str], duration: float, concurrency:
 def load(base: str, paths: list[str], duration: float = DURATION,
          concurrency: int = CONCURRENCY) -> Result:
     """One row's figures: a first request (status, numberMatched), a warm-up, the run."""
-    status, matched, _ = first_answer(base, paths[0])
+    first = first_answer(base, paths[0])
+    status, matched = first.status, first.matched
     if WRK:
         wrk(base, paths, WARMUP, concurrency)
         res = wrk(base, paths, duration, concurrency)
@@ -300,7 +334,7 @@ def rows(url: str) -> list[tuple[str, dict[str, str]]]:
         ).fetchone()  # type: ignore[misc]
     zx, zy = tile_of(lon, lat, 12)
     b, z = "wildlife-sightings", "sediment-special-zones"
-    cql = "filter=municipality_code%3D%2713308%27&filter-lang=cql2-text&limit=10"
+    cql = "filter=municipality_code%3D%2713308%27&filter-lang=cql2-text&limit=10&sortby=id"
 
     def paths(coll: str, tail: str, tipg_tail: str | None = None,
               pyg_tail: str | None = None) -> dict[str, str]:
@@ -318,9 +352,10 @@ def rows(url: str) -> list[tuple[str, dict[str, str]]]:
 
     out: list[tuple[str, dict[str, str]]] = []
     for coll, label, fid_o, fid_t in ((b, "bears", fid_text, fid), (z, "zones", zid, zfid)):
-        out.append((f"{label} items limit=10", paths(coll, "items?limit=10",
-                                                     pyg_tail=json_f("items?limit=10"))))
-        bbox = f"items?bbox={BBOX}&limit=100"
+        # sorted by our id so every server's first page must hold the same features
+        first = "items?limit=10&sortby=id"
+        out.append((f"{label} items limit=10", paths(coll, first, pyg_tail=json_f(first))))
+        bbox = f"items?bbox={BBOX}&limit=100&sortby=id"
         out.append((f"{label} bbox limit=100", paths(coll, bbox, pyg_tail=json_f(bbox))))
         out.append((f"{label} feature by id", paths(coll, f"items/{fid_o}", f"items/{fid_t}",
                                                     json_f(f"items/{fid_t}"))))
@@ -372,6 +407,11 @@ def fmt_ratio(x: float | None, target: float) -> str:
     return f"{'n/a':>5} {'':>3}" if x is None else f"{x:>5.2f} {'ok' if x >= target else 'NO':>3}"
 
 
+def cached_tile(row: dict[str, Any]) -> bool:
+    """A tile row served from our tile cache (its cache-off twin is the one judged)."""
+    return " tile " in f" {row['row']} " and "cache off" not in row["row"]
+
+
 def report(table: list[dict[str, Any]], load_runs: dict[str, Any]) -> None:
     tool = "wrk 1 thread" if WRK else "httpx async client"
     print(f"\n{tool}, concurrency {CONCURRENCY}, {DURATION:.0f} s per row per server, one "
@@ -382,18 +422,29 @@ def report(table: list[dict[str, Any]], load_runs: dict[str, Any]) -> None:
     print("-" * len(head))
     for row in table:
         r = row["servers"]
+        if row["failed"]:
+            print(f"{row['row']:<27}| FAILED (answers differ, not timed): {row['failed']}")
+            continue
+        note = "  (tile cache: not in the verdict)" if cached_tile(row) else ""
         print(f"{row['row']:<27}| " + "| ".join(cell(r.get(s)) for s in SERVERS) + "| "
               f"{fmt_ratio(row['pg_tipg'], 1.5)} | {fmt_ratio(row['gpkg_tipg'], 1.0)} | "
-              f"{fmt_ratio(row['pg_pygeoapi'], 1.0)}")
+              f"{fmt_ratio(row['pg_pygeoapi'], 1.0)}{note}")
     print("\ntargets: ours PostGIS >= 1.5x tipg on every row; ours GeoPackage >= tipg.")
     print("  'tile' rows ask for the same tile again and again: ours serve it from the tile cache"
           " (keyed by the data version); 'cache off' rows are our servers with "
-          "server.tile_cache_mb: 0, encoding every tile.")
-    short = [r["row"] for r in table if (r["pg_tipg"] or 0) < 1.5]
-    short_g = [r["row"] for r in table if (r["gpkg_tipg"] or 0) < 1.0]
+          "server.tile_cache_mb: 0, encoding every tile. The verdict counts the cache-off tile "
+          "rows (tipg has no tile cache), not the cached ones.")
+    judged = [r for r in table if not cached_tile(r)]
+    failed = [r["row"] for r in table if r["failed"]]
+    short = [r["row"] for r in judged if not r["failed"] and (r["pg_tipg"] or 0) < 1.5]
+    short_g = [r["row"] for r in judged if not r["failed"] and (r["gpkg_tipg"] or 0) < 1.0]
+    print(f"  rows FAILED (answers differ between servers): {', '.join(failed) or 'none'}")
     print(f"  PostGIS rows below 1.5x tipg: {', '.join(short) or 'none'}")
     print(f"  GeoPackage rows below tipg: {', '.join(short_g) or 'none'}")
+    verdict = not failed and not short
+    print(f"  verdict ours PostGIS >= 1.5x tipg: {'yes' if verdict else 'NO'}")
     odd = [(r["row"], s, r["servers"][s]["matched"]) for r in table for s in SERVERS
+           if not r["failed"]
            if r["servers"].get(s) and r["servers"][s]["matched"] is not None]
     print("  numberMatched per row/server: " + "; ".join(f"{a} {b}={c}" for a, b, c in odd))
     print(f"\nbear-map load: /map/ page + the {len(bear_map_paths()) - 1} API requests it and "
@@ -477,11 +528,26 @@ def measure(servers: dict[str, Server],
     """Every row on every server (idle servers cost nothing), with the ratios."""
     table: list[dict[str, Any]] = []
     for label, per_server in table_rows:
-        entry: dict[str, Any] = {"row": label, "servers": {}}
+        entry: dict[str, Any] = {"row": label, "servers": {}, "pg_tipg": None,
+                                 "gpkg_tipg": None, "pg_pygeoapi": None, "failed": None}
+
+        # "cache off" rows: our servers started with server.tile_cache_mb: 0
+        chosen = {s: servers.get(f"{s}-nocache", servers[s]) if "cache off" in label
+                  else servers[s] for s in SERVERS}
+        firsts = {s: first_answer(chosen[s].base, per_server[s]) for s in SERVERS}
+        why = disagreement(firsts)
+        if why is not None:  # different answers: timing them would compare unlike work
+            entry["failed"] = why
+            table.append(entry)
+            print(f"  {label}: FAILED, not timed: {why}", flush=True)
+            continue
         for sname in SERVERS:
-            # "cache off" rows: our servers started with server.tile_cache_mb: 0
-            srv = servers.get(f"{sname}-nocache", servers[sname]) if "cache off" in label \
-                else servers[sname]
+            srv = chosen[sname]
+            if firsts[sname].status not in (200, 204):
+                print(f"  {label}: {sname} answered {firsts[sname].status}: n/a for it",
+                      flush=True)
+                entry["servers"][sname] = None
+                continue
             res = load(srv.base, [per_server[sname]])
             if res.errors or not res.requests:
                 # timed-out requests may still be running in that server: restart it so

@@ -1,10 +1,20 @@
-"""`make bench`: this service vs pygeoapi's own GeoJSON provider, same data, same machine.
+"""`make bench`: this service vs pygeoapi's own providers, same data, same machine.
 
 Builds a GeoPackage store from the real extracts in ../shared/data into a temp dir, serves
-it with uvicorn (one worker, subprocess), serves the same two raw GeoJSON files with
-pygeoapi's ``GeoJSONProvider`` (one worker, subprocess), and drives both with an async
-httpx client at fixed concurrency. Prints req/s, p50, p99 per row and the ratio
-ours/pygeoapi; writes ``bench/results/latest.json``.
+it with uvicorn (one worker, subprocess), and serves two peers with pygeoapi (one worker
+each, subprocess): its ``GeoJSONProvider`` on the same two raw GeoJSON files, and its own
+``SQLiteGPKG`` provider on the SAME GeoPackage (a copy of our store file, so the comparison
+measures the server, not the file format).  Drives each with an async httpx client at fixed
+concurrency; prints req/s, p50, p99 per row and the ratios ours/peer; writes
+``bench/results/latest.json``.
+
+pygeoapi's SQLite provider writes table names into its SQL unquoted, so in its copy of the
+store the two tables are renamed ``wildlife-sightings`` → ``wildlife_sightings`` (rows,
+columns, geometry blobs and the file format are untouched).  It loads SpatiaLite
+(``libsqlite3-mod-spatialite``) into Python's sqlite3, which needs a Python built with
+extension loading: that peer runs from its own virtualenv on the system Python
+(``BENCH_SYSTEM_PYTHON``, default /usr/bin/python3; venv ``BENCH_PYGEOAPI_SQLITE_VENV``,
+default /tmp/bench-venv-pygeoapi-sqlite, created on first use with our pygeoapi version).
 
 Environment knobs: BENCH_DURATION (s per row per server, default 3), BENCH_WARMUP (s,
 default 0.5), BENCH_CONCURRENCY (default 8).
@@ -18,6 +28,7 @@ import os
 import platform
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -89,6 +100,11 @@ class Row:
     ours: Side
     pyg: Side
     note: str = ""
+
+    @property
+    def gpkg(self) -> Side:
+        """pygeoapi's SQLiteGPKG peer reads our store: the same requests as ours."""
+        return self.ours
 
 
 def make_rows() -> list[Row]:
@@ -180,17 +196,87 @@ def start_pygeoapi(tmp: Path) -> Server:
         "sediment-special-zones": resource("zones", ZONES, "keiryunum",
                                            [138.98, 26.63, 142.22, 35.86]),
     })
-    cfg_path, oa_path = tmp / "pygeoapi.yml", tmp / "pygeoapi-openapi.yml"
+    return _pygeoapi_server("pygeoapi", tmp, port, cfg)
+
+
+SYSTEM_PYTHON = os.environ.get("BENCH_SYSTEM_PYTHON", "/usr/bin/python3")
+SQLITE_VENV = Path(os.environ.get("BENCH_PYGEOAPI_SQLITE_VENV", "/tmp/bench-venv-pygeoapi-sqlite"))
+GPKG_TABLES = {"wildlife-sightings": "wildlife_sightings",
+               "sediment-special-zones": "sediment_special_zones"}
+
+
+def gpkg_copy_for_pygeoapi(store: Path, tmp: Path) -> Path:
+    """A copy of our store with the two tables renamed to names pygeoapi's SQL can hold."""
+    path = tmp / "pygeoapi-store.gpkg"
+    with sqlite3.connect(store) as src, sqlite3.connect(path) as dst:
+        src.backup(dst)  # a consistent page-for-page copy (our server may hold the WAL)
+    con = sqlite3.connect(path)
+    try:
+        for old, new in GPKG_TABLES.items():
+            con.execute(f'ALTER TABLE "{old}" RENAME TO "{new}"')
+            for meta in ("gpkg_contents", "gpkg_geometry_columns"):
+                con.execute(f"UPDATE {meta} SET table_name = ? WHERE table_name = ?", (new, old))
+        con.commit()
+    finally:
+        con.close()
+    return path
+
+
+def spatialite_pygeoapi() -> Path:
+    """bin/ of a virtualenv on a Python whose sqlite3 can load SpatiaLite, with pygeoapi."""
+    import pygeoapi
+
+    probe = ("import sqlite3; c = sqlite3.connect(':memory:'); c.enable_load_extension(True); "
+             "c.execute(\"SELECT load_extension('mod_spatialite.so')\")")
+    if subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True).returncode != 0:
+        raise SystemExit(f"{SYSTEM_PYTHON} cannot load mod_spatialite into sqlite3: install "
+                         "libsqlite3-mod-spatialite or set BENCH_SYSTEM_PYTHON")
+    if not (SQLITE_VENV / "bin" / "pygeoapi").exists():
+        print(f"creating {SQLITE_VENV} (pygeoapi {pygeoapi.__version__}) ...", flush=True)
+        subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(SQLITE_VENV)], check=True)
+        subprocess.run([str(SQLITE_VENV / "bin" / "pip"), "install", "-q",
+                        f"pygeoapi=={pygeoapi.__version__}", "starlette", "uvicorn"], check=True)
+    return SQLITE_VENV / "bin"
+
+
+def start_pygeoapi_gpkg(tmp: Path, store: Path) -> Server:
+    """pygeoapi's own SQLite/GeoPackage provider on (a renamed copy of) our store file."""
+    port = free_port()
+    bin_dir = spatialite_pygeoapi()
+    data = gpkg_copy_for_pygeoapi(store, tmp)
+
+    def resource(coll: str, bbox: list[float]) -> dict[str, Any]:
+        return {
+            "type": "collection", "title": coll, "description": coll, "keywords": ["bench"],
+            "links": [],
+            "extents": {"spatial": {"bbox": bbox,
+                                    "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
+            "providers": [{"type": "feature", "name": "SQLiteGPKG", "data": str(data),
+                           "id_field": "id", "table": GPKG_TABLES[coll]}],
+        }
+
+    cfg = pygeoapi_config(port, {
+        "wildlife-sightings": resource("wildlife-sightings", [138.94, 35.50, 139.50, 35.90]),
+        "sediment-special-zones": resource("sediment-special-zones",
+                                           [138.98, 26.63, 142.22, 35.86]),
+    })
+    return _pygeoapi_server("pygeoapi-gpkg", tmp, port, cfg, bin_dir)
+
+
+def _pygeoapi_server(name: str, tmp: Path, port: int, cfg: dict[str, Any],
+                     bin_dir: Path = Path(sys.executable).parent) -> Server:
+    cfg_path, oa_path = tmp / f"{name}.yml", tmp / f"{name}-openapi.yml"
     cfg_path.write_text(yaml.safe_dump(cfg, allow_unicode=True), "utf-8")
     env = {"PYGEOAPI_CONFIG": str(cfg_path), "PYGEOAPI_OPENAPI": str(oa_path)}
-    gen = subprocess.run([str(Path(sys.executable).with_name("pygeoapi")), "openapi", "generate",
+    gen = subprocess.run([str(bin_dir / "pygeoapi"), "openapi", "generate",
                           str(cfg_path), "--output-file", str(oa_path)],
                          env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
     if gen.returncode != 0 or not oa_path.exists():
         raise RuntimeError("pygeoapi openapi generate failed:\n"
                            f"{gen.stdout[-1500:]}{gen.stderr[-1500:]}")
-    srv = Server("pygeoapi", uvicorn_cmd("pygeoapi.starlette_app:APP", port), port, env,
-                 "/collections/wildlife-sightings/items?limit=1&f=json", tmp / "pygeoapi.log")
+    srv = Server(name, uvicorn_cmd("pygeoapi.starlette_app:APP", port, str(bin_dir / "python")),
+                 port, env,
+                 "/collections/wildlife-sightings/items?limit=1&f=json", tmp / f"{name}.log")
     srv.start()
     return srv
 
@@ -220,12 +306,22 @@ def check(side: Side, idx: int, status: int, body: bytes) -> str | None:
             return f"id {fid} not in body"
         return None
     m = RE_RETURNED.search(body)
-    if side.expect_returned is not None and (not m or int(m.group(1)) != side.expect_returned):
-        return f"numberReturned {m.group(1).decode() if m else None} != {side.expect_returned}"
+    returned = int(m.group(1)) if m else _features_in(body)  # a peer may omit numberReturned
+    if side.expect_returned is not None and returned != side.expect_returned:
+        return f"numberReturned {returned} != {side.expect_returned}"
     mm = RE_MATCHED.search(body)
     if side.expect_matched is not None and mm and int(mm.group(1)) != side.expect_matched:
         return f"numberMatched {mm.group(1).decode()} != {side.expect_matched}"
     return None
+
+
+def _features_in(body: bytes) -> int | None:
+    """How many features a FeatureCollection body holds (None: not one)."""
+    try:
+        feats = json.loads(body).get("features")
+    except (ValueError, AttributeError):
+        return None
+    return len(feats) if isinstance(feats, list) else None
 
 
 async def run_side(base: str, side: Side) -> Result:
@@ -301,6 +397,12 @@ def fmt(r: Result) -> str:
     return f"{r.rps:8.1f} {r.p50_ms:7.1f} {r.p99_ms:7.1f}{flag:>7}"
 
 
+def like_for_like(ours: Result, peer: Result) -> float | None:
+    """ours/peer req/s, only when neither side erred nor gave a wrong answer."""
+    clean = not (ours.errors or peer.errors or ours.wrong or peer.wrong) and peer.rps > 0
+    return ours.rps / peer.rps if clean else None
+
+
 def fmt_ratio(ratio: float | None) -> str:
     return "n/a" if ratio is None else f"{ratio:.1f}"
 
@@ -321,20 +423,26 @@ def main() -> int:
         servers.append(ours)
         pyg = start_pygeoapi(tmp)
         servers.append(pyg)
-        print(f"ours: {ours.base}  pygeoapi {pygeoapi.__version__}: {pyg.base}  "
-              f"concurrency={CONCURRENCY} warmup={WARMUP}s duration={DURATION}s per row per server")
+        pyg_gpkg = start_pygeoapi_gpkg(tmp, tmp / "store.gpkg")
+        servers.append(pyg_gpkg)
+        print(f"ours: {ours.base}  pygeoapi {pygeoapi.__version__}: GeoJSON {pyg.base}, "
+              f"SQLiteGPKG {pyg_gpkg.base}  concurrency={CONCURRENCY} warmup={WARMUP}s "
+              f"duration={DURATION}s per row per server")
         for row in rows:
             r_ours = asyncio.run(run_side(ours.api, row.ours))
             r_pyg = asyncio.run(run_side(pyg.api, row.pyg))
-            clean = not (r_ours.errors or r_pyg.errors) and r_pyg.rps > 0
-            ratio = r_ours.rps / r_pyg.rps if clean else None
+            r_gpkg = asyncio.run(run_side(pyg_gpkg.api, row.gpkg))
+            ratio, ratio_gpkg = like_for_like(r_ours, r_pyg), like_for_like(r_ours, r_gpkg)
             out.append({"row": row.name, "dataset": row.dataset, "note": row.note,
                         "ours": {"paths": row.ours.paths, **asdict(r_ours)},
                         "pygeoapi": {"paths": row.pyg.paths, **asdict(r_pyg)},
-                        "ratio_rps": ratio,
+                        "pygeoapi_gpkg": {"paths": row.gpkg.paths, **asdict(r_gpkg)},
+                        "ratio_rps": ratio, "ratio_rps_gpkg": ratio_gpkg,
                         "expected_matched": row.ours.expect_matched})
             print(f"  {row.dataset:5} {row.name:15} ours {r_ours.rps:7.1f} req/s   "
-                  f"pygeoapi {r_pyg.rps:7.1f} req/s   ratio {fmt_ratio(ratio)}", flush=True)
+                  f"pygeoapi GeoJSON {r_pyg.rps:7.1f} (ratio {fmt_ratio(ratio)})   "
+                  f"pygeoapi SQLiteGPKG {r_gpkg.rps:7.1f} (ratio {fmt_ratio(ratio_gpkg)})",
+                  flush=True)
     finally:
         for s in servers:
             s.stop()
@@ -342,19 +450,23 @@ def main() -> int:
 
     print()
     hdr = (f"{'row':<23}| {'ours req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'':>7}| "
-           f"{'pygeoapi':>8} {'p50 ms':>7} {'p99 ms':>7} {'':>7}| {'ratio':>6}")
+           f"{'GeoJSON':>8} {'p50 ms':>7} {'p99 ms':>7} {'':>7}| {'ratio':>6} | "
+           f"{'SQLiteGPKG':>8} {'p50 ms':>7} {'p99 ms':>7} {'':>7}| {'ratio':>6}")
+    print("peers: pygeoapi GeoJSON provider (raw files) | pygeoapi SQLiteGPKG provider "
+          "(the same GeoPackage as ours)")
     print(hdr)
     print("-" * len(hdr))
     for o in out:
-        ro, rp = Result(**{k: v for k, v in o["ours"].items() if k != "paths"}), \
-            Result(**{k: v for k, v in o["pygeoapi"].items() if k != "paths"})
-        mark = " *" if rp.wrong or ro.wrong else ""
+        ro, rp, rg = (Result(**{k: v for k, v in o[who].items() if k != "paths"})
+                      for who in ("ours", "pygeoapi", "pygeoapi_gpkg"))
+        mark = " *" if rp.wrong or ro.wrong or rg.wrong else ""
         label = f"{o['dataset']} {o['row']}"
-        print(f"{label:<23}| {fmt(ro)}| {fmt(rp)}| {fmt_ratio(o['ratio_rps']):>6}{mark}")
+        print(f"{label:<23}| {fmt(ro)}| {fmt(rp)}| {fmt_ratio(o['ratio_rps']):>6} | "
+              f"{fmt(rg)}| {fmt_ratio(o['ratio_rps_gpkg']):>6}{mark}")
     print("-" * len(hdr))
-    print("ratio = ours req/s / pygeoapi req/s.  E<n> = non-200/transport errors, "
+    print("ratio = ours req/s / peer req/s.  E<n> = non-200/transport errors, "
           "W<n> = 200 with a wrong answer (* = row not a like-for-like comparison); "
-          "ratio n/a when either side had errors.")
+          "ratio n/a when either side had errors or a wrong answer.")
     print("\nnotes:")
     for o in out:
         ro, rp = o["ours"], o["pygeoapi"]
@@ -367,7 +479,7 @@ def main() -> int:
         print(line)
         if o["note"]:
             print(f"      {o['note']}")
-        for who in ("ours", "pygeoapi"):
+        for who in ("ours", "pygeoapi", "pygeoapi_gpkg"):
             if o[who]["samples"]:
                 print(f"      {who} problems: {'; '.join(o[who]['samples'])}")
     pyg_filter = [o for o in out if o["row"] == "CQL2 filter"]
