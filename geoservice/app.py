@@ -1,16 +1,17 @@
 """The app factory: ``create_app(settings)`` builds everything; nothing happens at import.
 
-The lifespan opens the store, reads the layer specs it was built with, generates the
-pygeoapi configuration and OpenAPI document, and registers the store for our provider.
+This is the composition root: the one place that knows every room (``rooms()``), in what
+order they start and what one hands another.  The lifespan opens the store, reads the layer
+specs it was built with, generates the pygeoapi configuration and OpenAPI document,
+registers the store for our provider, then attaches the rooms.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -18,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 
 from geoservice import __version__
 from geoservice.city3d.static import mount_tiles
@@ -30,7 +32,7 @@ from geoservice.errors import ServiceError
 from geoservice.fastjson import FastJSONResponse
 from geoservice.ogc import generated, provider
 from geoservice.ogc.pygeoapi_adapter import Pygeoapi, build_config
-from geoservice.ogc.runtime import Runtime
+from geoservice.runtime import Room, Runtime
 from geoservice.store import Store, open_read_store, open_store
 from geoservice.web.html import HtmlRenderer
 
@@ -38,8 +40,8 @@ log = logging.getLogger("geoservice")
 STATIC = Path(__file__).parent / "web" / "static"
 
 
-def build_runtime(settings: Settings, store: Store) -> Runtime:
-    """Everything requests need, built once."""
+def build_runtime(settings: Settings, store: Store, served: Sequence[BaseRoute] = ()) -> Runtime:
+    """Everything requests need, built once (``served``: the OGC routes, for OpenAPI)."""
     specs = {c: store.spec(c) for c in store.collections()}
     if settings.enabled_layers is not None:
         specs = {k: v for k, v in specs.items() if k in settings.enabled_layers}
@@ -48,12 +50,24 @@ def build_runtime(settings: Settings, store: Store) -> Runtime:
     )
     provider.register_store(key, store)
     config = build_config(settings, specs, store, key)
-    pg = Pygeoapi(config, generated.load_or_build(settings, config))  # shared by workers
     from geoservice.reinfolib.source import ReinfolibSource
 
-    return Runtime(settings, store, specs, pg, HtmlRenderer(settings.server.title),
-                   read_store=open_read_store(settings, store),
-                   reinfolib=ReinfolibSource.open(settings, store, specs.values()))
+    openapi = generated.load_or_build(settings, config, served or ogc_routes())
+    rt = Runtime(settings, store, specs, HtmlRenderer(settings.server.title),
+                 read_store=open_read_store(settings, store),
+                 reinfolib=ReinfolibSource.open(settings, store, specs.values()))
+    rt.services.put(Pygeoapi(config, openapi))  # shared by workers
+    return rt
+
+
+def prepare_generated(settings: Settings) -> Path:
+    """Generate configuration + OpenAPI once (before workers start); return the folder."""
+    store = open_store(settings)
+    try:
+        build_runtime(settings, store)
+    finally:
+        store.close()
+    return Path(settings.work_dir) / generated.DIRNAME
 
 
 def _error(status: int, code: str, description: str) -> FastJSONResponse:
@@ -98,22 +112,26 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     """Build the service app for ``settings`` (optionally over an already-open store)."""
+    the_rooms = rooms()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         st = store or open_store(settings)
-        app.state.runtime = build_runtime(settings, st)
-        for hook in app.state.startup_hooks:
-            hook(app.state.runtime)
+        rt = build_runtime(settings, st)
+        app.state.runtime = rt
+        for room in the_rooms:
+            if room.page is not None:
+                rt.pages.append(room.page)
+        for room in the_rooms:
+            room.attach(rt)
         try:
             yield
         finally:
-            await run_shutdown_hooks(app.state.runtime)
-            if app.state.runtime.reinfolib is not None:
-                await app.state.runtime.reinfolib.aclose()
-            reader = app.state.runtime.read_store
-            if reader is not None and reader is not st:
-                reader.close()
+            await run_shutdown_hooks(rt)
+            if rt.reinfolib is not None:
+                await rt.reinfolib.aclose()
+            if rt.read_store is not None and rt.read_store is not st:
+                rt.read_store.close()
             if store is None:
                 st.close()
 
@@ -123,7 +141,6 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         lifespan=lifespan,
         description="REST endpoints of Tokyo GeoTwin; the OGC API lives at /ogc/.",
     )
-    app.state.startup_hooks = []
     app.state.settings = settings
     install_error_handlers(app)
     # The last added runs first: headers on every response, CORS (preflights answered
@@ -132,46 +149,39 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.add_middleware(CORS, settings=settings.cors)
     app.add_middleware(SecurityHeaders, settings=settings)
     edge_openapi.install(app)
-    _include_routers(app)
+    _include_routers(app, the_rooms)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     mount_tiles(app, settings)  # /3dtiles/… built tilesets (geoservice.city3d.static)
     return app
 
 
-#: Domain rooms: each package has an ``api`` module with ``router`` (its HTTP routes, declared
-#: before the ``/ogc`` routes so a room can serve a more specific OGC path) and
-#: ``attach(runtime)`` (builds the room's services once, at start-up).
-ROOMS: tuple[str, ...] = (
-    "geoservice.hazards",  # before the guide: the guide's answers (and resumed jobs) embed its card
-    "geoservice.guide",
-    "geoservice.sightings",
-    "geoservice.city3d",
-)
+def rooms() -> list[Room]:
+    """The domain rooms, in start-up order (``Room`` in ``geoservice.runtime``).
+
+    The hazards room comes before the guide: the guide's answers (and the jobs it resumes
+    at start-up) embed the hazard card, which this function hands to the guide.
+    """
+    from geoservice.city3d import api as city3d
+    from geoservice.guide import api as guide
+    from geoservice.hazards import api as hazards
+    from geoservice.sightings import api as sightings
+
+    return [
+        hazards.room(),
+        guide.room(hazards=hazards.HazardCards()),
+        sightings.room(),
+        city3d.room(),
+    ]
 
 
-def _rooms() -> list[Any]:
-    import importlib
+def ogc_routes() -> list[BaseRoute]:
+    """The routes of the OGC adapter that pygeoapi's OpenAPI document describes."""
+    from geoservice.ogc import routes, transactions
 
-    return [importlib.import_module(f"{room}.api") for room in ROOMS]
-
-
-def _pages() -> list[Any]:
-    """Rooms' page modules (``<room>.pages`` with ``router`` and a portal ``PAGE`` entry)."""
-    import importlib
-    import importlib.util
-
-    found = [f"{room}.pages" for room in ROOMS if importlib.util.find_spec(f"{room}.pages")]
-    return [importlib.import_module(name) for name in found]
+    return [*routes.router.routes, *transactions.router.routes]
 
 
-def _portal_links(pages: list[Any]) -> Any:
-    def hook(rt: Runtime) -> None:
-        rt.services["pages"] = [dict(p.PAGE) for p in pages if hasattr(p, "PAGE")]
-
-    return hook
-
-
-def _include_routers(app: FastAPI) -> None:
+def _include_routers(app: FastAPI, the_rooms: list[Room]) -> None:
     from geoservice.ogc.routes import features_router
     from geoservice.ogc.routes import router as ogc_router
     from geoservice.ogc.tiles import router as tiles_router
@@ -184,34 +194,27 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(tile_router)
     app.include_router(tiles_router)  # OGC API - Tiles (vector tiles)
     app.include_router(web_router)
-    pages = _pages()
-    for page in pages:
-        app.include_router(page.router)
-    add_startup_hook(app, _portal_links(pages))
-    for room in _rooms():
+    for room in the_rooms:
+        if room.pages is not None:
+            app.include_router(room.pages)
+    for room in the_rooms:
         app.include_router(room.router)
-        add_startup_hook(app, room.attach)
     app.include_router(transactions_router)
     app.include_router(ogc_router)
 
 
 async def run_shutdown_hooks(rt: Runtime) -> None:
-    """Run the hooks rooms put in ``rt.services["shutdown_hooks"]`` (last first).
+    """Run the hooks rooms put in ``rt.shutdown_hooks`` (last first).
 
     A hook is a callable without arguments; if it returns an awaitable it is awaited.
     A failing hook is logged and does not stop the others or the store from closing.
     """
     import inspect
 
-    for hook in reversed(rt.services.get("shutdown_hooks", [])):
+    for hook in reversed(rt.shutdown_hooks):
         try:
             result = hook()
             if inspect.isawaitable(result):
                 await result
         except Exception:
             log.exception("shutdown hook %r failed", hook)
-
-
-def add_startup_hook(app: FastAPI, hook: Any) -> None:
-    """Let a domain room add its services to the runtime at start-up."""
-    app.state.startup_hooks.append(hook)

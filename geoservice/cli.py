@@ -137,9 +137,9 @@ def serve(
     settings = settings.listening_on(f"{host}:{port}")
     logging.basicConfig(level=logging.INFO)
     if workers > 1:  # generate pygeoapi config + OpenAPI once, before the workers start
-        from geoservice.ogc.generated import prepare
+        from geoservice.app import prepare_generated
 
-        console.print(f"generated configuration written to {prepare(settings)}")
+        console.print(f"generated configuration written to {prepare_generated(settings)}")
     uvicorn.run(
         "geoservice.asgi:app",
         host=host,

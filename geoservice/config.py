@@ -8,13 +8,24 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from geoservice.reinfolib.settings import ReinfolibSettings
+
+#: A configured property value (feeds' constants and value maps).
+Scalar = str | int | float | bool | None
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -114,8 +125,10 @@ class FeedSettings(BaseModel):
     mapping: dict[str, str] = Field(
         default_factory=dict, description="local property -> remote property"
     )
-    value_maps: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    constants: dict[str, Any] = Field(default_factory=dict)
+    value_maps: dict[str, dict[str, Scalar]] = Field(
+        default_factory=dict, description="local property -> {remote value: local value}"
+    )
+    constants: dict[str, Scalar] = Field(default_factory=dict)
     id_field: str | None = Field(None, description="Remote id property; default feature id")
     lon_field: str | None = None
     lat_field: str | None = None
@@ -173,6 +186,87 @@ class CorsSettings(BaseModel):
         return [o.rstrip("/") for o in origins]
 
 
+class AuthSettings(BaseModel):
+    """Write-side tokens (``geoservice tokens``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    pepper: str | None = Field(
+        None, description="HMAC pepper of token hashes; default $GEOSERVICE_TOKEN_PEPPER"
+    )
+
+
+class TransactionSettings(BaseModel):
+    """OGC API Features Part 4 writes."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_body: int = Field(256 * 1024, ge=1, description="Largest accepted feature body (bytes)")
+
+
+class OfficialLayerSettings(BaseModel):
+    """An official API layer that takes precedence over a rule layer (guide.yml explains)."""
+
+    model_config = ConfigDict(extra="forbid")
+    layer: str
+    where_absent: dict[str, Scalar] = Field(
+        default_factory=dict, description="Properties of a site where the API has no feature"
+    )
+    compare: list[str] = Field(
+        default_factory=list, description="Properties compared with the local official file"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _layer_alone(cls, data: object) -> object:
+        """``role: layer-id`` is short for ``role: {layer: layer-id}``."""
+        return {"layer": data} if isinstance(data, str) else data
+
+
+class RealEstateSettings(BaseModel):
+    """The guide's real-estate panel (land prices, transactions) from the API."""
+
+    model_config = ConfigDict(extra="forbid")
+    land_prices: str
+    transactions: str
+    nearest: int = Field(3, ge=1, description="Land-price points listed")
+    radius_m: float = Field(1000, gt=0, description="Search radius for both")
+
+
+class GuideSettings(BaseModel):
+    """The procedure guide; an unset key keeps the value of the packaged ``guide.yml``."""
+
+    model_config = ConfigDict(extra="forbid")
+    parcel_layers: list[str] | None = Field(
+        None, description="Layers searched for 地番, in order (first holding a match wins)"
+    )
+    jobs_db: str | None = Field(None, description="Async jobs' SQLite file under work_dir")
+    job_lease_s: float | None = Field(
+        None, gt=0, description="Seconds a running job stays claimed without a heartbeat"
+    )
+    pause_jobs: bool | None = Field(None, description="Accept async jobs but do not run them")
+    official_layers: dict[str, OfficialLayerSettings] | None = Field(
+        None, description="Rule layer role -> the official API layer that takes precedence"
+    )
+    real_estate: RealEstateSettings | None = None
+    shown_layers: list[str] | None = Field(
+        None, description="Layers shown as site facts only (read besides the rules' layers)"
+    )
+
+
+class SightingsSettings(BaseModel):
+    """Citizen reports of wildlife sightings and their sensitive locations."""
+
+    model_config = ConfigDict(extra="forbid")
+    reports_per_minute: int = Field(5, ge=1, description="Per client address")
+    max_report_body: int = Field(4 * 1024 * 1024, ge=1, description="bytes")
+    max_photo: int = Field(2 * 1024 * 1024, ge=1, description="bytes")
+    sensitive_species: dict[str, int] = Field(
+        default_factory=dict, description="Grid cell (m) per species, over sensitive.yml"
+    )
+    sensitive_cell: int | None = Field(
+        None, ge=1, description="Cell (m) of records flagged sensitive; default sensitive.yml"
+    )
+
+
 class Settings(BaseModel):
     """The whole service configuration."""
 
@@ -186,12 +280,15 @@ class Settings(BaseModel):
     work_dir: Path = Path("data/build")
     tiles_dir: Path = Path("tiles")
     contact: Contact = Field(default_factory=lambda: Contact())
-    extra: dict[str, Any] = Field(default_factory=dict)
     alerts: AlertSettings = Field(default_factory=lambda: AlertSettings())
     feeds: list[FeedSettings] = Field(default_factory=list)
     limits: BodyLimits = Field(default_factory=lambda: BodyLimits())
     cors: CorsSettings = Field(default_factory=lambda: CorsSettings())
     reinfolib: ReinfolibSettings = Field(default_factory=lambda: ReinfolibSettings())
+    auth: AuthSettings = Field(default_factory=lambda: AuthSettings())
+    transactions: TransactionSettings = Field(default_factory=lambda: TransactionSettings())
+    guide: GuideSettings = Field(default_factory=lambda: GuideSettings())
+    sightings: SightingsSettings = Field(default_factory=lambda: SightingsSettings())
 
     @field_validator("feeds")
     @classmethod
@@ -214,7 +311,7 @@ class Settings(BaseModel):
 
     def resolved(self, root: Path) -> Settings:
         """Return a copy whose relative paths are anchored at ``root``."""
-        upd: dict[str, Any] = {
+        upd: dict[str, object] = {
             k: (root / getattr(self, k)).resolve()
             for k in ("layers_dir", "data_dir", "demo_dir", "work_dir", "tiles_dir")
         }
@@ -243,8 +340,56 @@ def substitute_env(text: str, env: dict[str, str] | None = None) -> str:
     return _ENV.sub(repl, text)
 
 
+class ConfigError(ValueError):
+    """``config.yml`` does not validate; the message names each bad key and what is accepted."""
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    """The pydantic model inside a field's annotation (``X``, ``X | None``, ``list[X]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def accepted_keys(path: Sequence[int | str], model: type[BaseModel] | None = None) -> list[str]:
+    """The keys the section at ``path`` accepts (``("feeds", 0)`` -> a feed's keys)."""
+    current: type[BaseModel] | None = model or Settings
+    for part in path:
+        if current is None:
+            return []
+        if isinstance(part, int):
+            continue  # an item of a list section
+        field = current.model_fields.get(part)
+        current = None if field is None else _model_in(field.annotation)
+    return [] if current is None else sorted(current.model_fields)
+
+
+def explain(exc: ValidationError) -> str:
+    """One line per error: where, what, and for an unknown key the accepted ones."""
+    lines = []
+    for err in exc.errors():
+        loc = err["loc"]
+        where = ".".join(str(x) for x in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            accepted = ", ".join(accepted_keys(loc[:-1]))
+            lines.append(f"{where}: unknown key {loc[-1]!r}; accepted keys: {accepted}")
+        else:
+            lines.append(f"{where}: {err['msg']}")
+    return "\n".join(lines)
+
+
 def load_settings(path: Path, env: dict[str, str] | None = None) -> Settings:
-    """Read ``config.yml``, substitute environment variables, validate, resolve paths."""
+    """Read ``config.yml``, substitute environment variables, validate, resolve paths.
+
+    An unknown key anywhere (a typo) is an error naming the key and the accepted ones,
+    not a silently ignored setting."""
     raw = yaml.safe_load(substitute_env(path.read_text(encoding="utf-8"), env)) or {}
-    settings = Settings.model_validate(raw)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(explain(exc)) from None
     return settings.resolved(path.parent.resolve())

@@ -33,10 +33,11 @@ PEPPER = "multihost-test-pepper"
 
 
 def host_config(
-    folder: Path, port: int, store: dict[str, Any], layers: list[str], extra: dict[str, Any],
-    alerts: dict[str, Any],
+    folder: Path, port: int, store: dict[str, Any], layers: list[str],
+    sections: dict[str, Any], alerts: dict[str, Any],
 ) -> Path:
-    """Write ``<folder>/config.yml`` for one host (its work_dir is ``<folder>/work``)."""
+    """Write ``<folder>/config.yml`` for one host (its work_dir is ``<folder>/work``;
+    ``sections``: more top-level sections such as ``sightings`` or ``guide``)."""
     work = folder / "work"
     work.mkdir(parents=True, exist_ok=True)
     cfg = folder / "config.yml"
@@ -48,7 +49,7 @@ def host_config(
         "work_dir": str(work),
         "tiles_dir": str(folder / "tiles"),
         "alerts": alerts,
-        "extra": extra,
+        **sections,
     }), "utf-8")
     return cfg
 

@@ -20,12 +20,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from shapely.geometry import Point
 
-from geoservice.app import add_startup_hook, create_app
+from geoservice.app import create_app
 from geoservice.build import build
 from geoservice.config import Settings
 from geoservice.features import Feature
+from geoservice.runtime import runtime_of_app
 from geoservice.sightings.alerts import Outbox
-from geoservice.sightings.events import EventBus, attach_alerts, open_bus
+from geoservice.sightings.events import EventBus, open_bus
 from tests.conftest import DATA, ROOT, LiveServer, free_port, settings_for
 
 OKUTAMA = Point(139.10, 35.81)  # 奥多摩町
@@ -63,13 +64,12 @@ def alert_settings(store_dir: Path, work: Path, port: int | None = None, **alert
 
 
 def wired_app(settings: Settings) -> FastAPI:
-    """The app, with the alerts router and attach hook added unless the room already has them."""
+    """The app, with the alerts router added unless the room already has it."""
     from geoservice.sightings.alerts_api import router
 
     app = create_app(settings)
     if "/api/subscriptions" not in {getattr(r, "path", None) for r in app.routes}:
         app.include_router(router)
-    add_startup_hook(app, attach_alerts)  # idempotent if the room's attach already called it
     return app
 
 
@@ -137,7 +137,7 @@ def sighting(fid: str, where: Point = OKUTAMA, species: str = "asian-black-bear"
 
 
 def bus_of(client: TestClient) -> EventBus:
-    bus = client.app.state.runtime.services["events"]  # type: ignore[attr-defined]
+    bus = runtime_of_app(client.app).services.require(EventBus)
     assert isinstance(bus, EventBus)
     return bus
 
@@ -262,7 +262,7 @@ def test_pending_delivery_survives_restart_exactly_once(
     with TestClient(wired_app(settings)) as first:
         sub = subscribe(first, url)
         event_id = bus_of(first).published("wildlife-sightings", sighting("s-1"))
-        outbox = first.app.state.runtime.services["alerts"]  # type: ignore[attr-defined]
+        outbox = runtime_of_app(first.app).services.require(Outbox)
         deadline = time.monotonic() + 5
         while outbox.deliveries(sub["id"], "pending")[0]["attempts"] < 1:
             assert time.monotonic() < deadline
@@ -451,7 +451,7 @@ def test_sse_stream_and_last_event_id_replay(sightings_store: Path, tmp_path: Pa
     )
     srv.thread = threading.Thread(target=srv.server.run, daemon=True)
     with srv:
-        bus: EventBus = srv.server.config.app.state.runtime.services["events"]
+        bus = runtime_of_app(srv.server.config.app).services.require(EventBus)
         stream = f"{srv.url}/api/sightings/stream"
         reader = SseReader(stream)
         assert reader.connected.wait(5)
@@ -530,7 +530,7 @@ def test_create_through_ogc_transactions_triggers_delivery(
             except AssertionError:
                 pytest.fail(
                     "POST …/items exists and created the sighting, but no webhook was sent: "
-                    "the write path must call rt.services['events'].published(collection, "
+                    "the write path must call rt.services.require(EventBus).published(collection, "
                     "feature) after a successful write of a published sighting"
                 )
             assert req["t"] - t0 < 1.5

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from geoservice.build import build, is_stale
-from geoservice.config import load_settings, substitute_env
+from geoservice.config import ConfigError, load_settings, substitute_env
 from geoservice.errors import SourceError
 from geoservice.store.gpkg import GpkgStore
 from tests.conftest import DATA, ROOT, settings_for
@@ -73,6 +73,54 @@ def test_config_is_validated(tmp_path: Path) -> None:
     cfg.write_text("sever:\n  port: 1\n", "utf-8")
     with pytest.raises(ValueError, match="sever"):
         load_settings(cfg, {})
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "accepted"),
+    [
+        ("guide:\n  pause_job: true\n", "guide.pause_job", "jobs_db, parcel_layers, pause_jobs"),
+        ("sightings:\n  reports_per_min: 3\n", "sightings.reports_per_min", "max_photo"),
+        ("auth:\n  peper: x\n", "auth.peper", "pepper"),
+        ("transactions:\n  max_bytes: 9\n", "transactions.max_bytes", "max_body"),
+        ("feeds:\n  - {id: a, url: u, collection: c, mapping: {}, maping: {}}\n",
+         "feeds.0.maping", "mapping"),
+        ("extra:\n  guide: {}\n", "extra", "alerts, auth, contact"),
+    ],
+)
+def test_an_unknown_key_is_named_with_the_accepted_ones(
+    tmp_path: Path, text: str, where: str, accepted: str
+) -> None:
+    """A mistyped key in any section stops start-up, saying which key and what is accepted
+    (it used to be ignored silently under ``extra``)."""
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(text, "utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg, {})
+    key = where.rsplit(".", 1)[-1]
+    assert f"{where}: unknown key {key!r}; accepted keys: " in str(err.value)
+    assert accepted in str(err.value)
+
+
+def test_config_sections_reach_the_rooms(tmp_path: Path) -> None:
+    """The typed sections carry their values (and unset guide keys keep guide.yml's)."""
+    from geoservice.guide.service import guide_config
+    from geoservice.sightings.policy import SensitiveConfig
+
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(
+        "guide: {pause_jobs: true}\n"
+        "sightings: {sensitive_species: {asiatic-black-bear: 500}, sensitive_cell: 2000}\n"
+        "transactions: {max_body: 1024}\nauth: {pepper: p}\n",
+        "utf-8",
+    )
+    s = load_settings(cfg, {})
+    conf = guide_config(s.guide)
+    assert conf.pause_jobs is True and conf.jobs_db == "guide-jobs.sqlite"
+    assert conf.parcel_layers == ["parcels", "demo-parcels"]
+    sens = SensitiveConfig.load(s.sightings)
+    assert sens.species["asiatic-black-bear"] == 500 and sens.record_cell == 2000
+    assert sens.species["japanese-serow"] == 1000  # from sensitive.yml
+    assert s.transactions.max_body == 1024 and s.auth.pepper == "p"
 
 
 def test_project_config_loads_and_resolves_paths() -> None:

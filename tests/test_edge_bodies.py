@@ -22,7 +22,7 @@ from geoservice.app import create_app
 from geoservice.auth.db import AuthDB, auth_db_path
 from geoservice.auth.tokens import TokenStore
 from geoservice.build import build
-from geoservice.config import BodyLimits, Settings
+from geoservice.config import BodyLimits, Settings, SightingsSettings
 from geoservice.edge.bodies import parse_json
 from geoservice.store.gpkg import GpkgStore
 from tests.conftest import DATA, ROOT, settings_for
@@ -128,7 +128,7 @@ def env(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     shutil.copy(built, tmp / "store.gpkg")
     settings = settings_for(tmp, ROOT / "layers").model_copy(
         update={"enabled_layers": LAYERS,
-                "extra": {"sightings": {"reports_per_minute": 100_000}}})
+                "sightings": SightingsSettings(reports_per_minute=100_000)})
     token, _ = TokenStore(AuthDB(auth_db_path(tmp))).create("admin", admin=True)
     store = GpkgStore(tmp / "store.gpkg")
     fid = next(iter(store.iter_features("wildlife-sightings"))).id

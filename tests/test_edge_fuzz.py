@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import status_code_conformance
 from geoservice.auth.db import AuthDB, auth_db_path
 from geoservice.auth.tokens import TokenStore
 from geoservice.build import build
+from geoservice.config import SightingsSettings
 from geoservice.store.gpkg import GpkgStore
 from tests.conftest import DATA, ROOT, LiveServer, free_port, settings_for
 from tests.test_edge_bodies import HOSTILE
@@ -68,7 +69,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     tmp = tmp_path_factory.mktemp("fuzz")
     shutil.copy(built / "store.gpkg", tmp / "store.gpkg")
     s = settings_for(tmp, ROOT / "layers", free_port()).model_copy(update={
-        "enabled_layers": LAYERS, "extra": {"sightings": {"reports_per_minute": 100_000}}})
+        "enabled_layers": LAYERS, "sightings": SightingsSettings(reports_per_minute=100_000)})
     token, _ = TokenStore(AuthDB(auth_db_path(tmp))).create("fuzz admin", admin=True)
     with LiveServer(s) as srv:
         yield Env(srv, token, tmp / "store.gpkg")

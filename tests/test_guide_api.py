@@ -14,8 +14,10 @@ from fastapi.testclient import TestClient
 from shapely.geometry import shape
 
 from geoservice.app import create_app
-from geoservice.config import Settings
+from geoservice.config import GuideSettings, Settings
 from geoservice.guide import default_rules
+from geoservice.guide.jobs import JobStore
+from geoservice.runtime import runtime_of_app
 from tests.conftest import DATA
 
 RULE_IDS = [r.id for r in default_rules()]
@@ -250,7 +252,7 @@ def test_async_job_that_fails_reports_why(client: TestClient) -> None:
 @pytest.fixture
 def paused_settings(real_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     yield real_settings.model_copy(
-        update={"work_dir": tmp_path, "extra": {"guide": {"pause_jobs": True}}}
+        update={"work_dir": tmp_path, "guide": GuideSettings(pause_jobs=True)}
     )
 
 
@@ -263,8 +265,8 @@ def test_async_job_survives_a_restart(paused_settings: Settings) -> None:
         time.sleep(0.3)
         assert first.get(job_url).json()["status"] == "accepted"  # the worker is paused
         expected = first.post("/api/guide", json=b).json()
-        first.app.state.runtime.services["guide-jobs"].stop()  # type: ignore[attr-defined]  # the server "dies"
-    resumed = paused_settings.model_copy(update={"extra": {}})
+        runtime_of_app(first.app).services.require(JobStore).stop()  # the server "dies"
+    resumed = paused_settings.model_copy(update={"guide": GuideSettings()})
     with TestClient(create_app(resumed), raise_server_exceptions=False) as second:
         assert _poll(second, job_url)["status"] == "successful"
         assert second.get(f"{job_url}/results").json() == expected

@@ -31,6 +31,7 @@ from geoservice.hazards.raster import NODATA, FloodRaster, RasterError
 from geoservice.hazards.service import HazardService, InvalidSite, to_6677
 from geoservice.loaders import get_loader
 from geoservice.loaders.plateau_fld import decode_flood
+from geoservice.runtime import runtime_of_app
 from geoservice.store.gpkg import GpkgStore
 from tests.conftest import DATA, ROOT, LiveServer, free_port, need, settings_for
 
@@ -329,7 +330,7 @@ def test_bowtie_polygon_is_named() -> None:
 
 def test_card_for_the_guide_takes_shapely_geometry(real_settings: Settings) -> None:
     with TestClient(create_app(real_settings)) as c:
-        svc = c.app.state.runtime.services["hazards"]  # type: ignore[attr-defined]
+        svc = runtime_of_app(c.app).services.require(HazardService)
         site = to_6677(Point(*KATSUSHIKA))
         assert site.x != KATSUSHIKA[0]
         doc = svc.card(Point(*KATSUSHIKA).buffer(0.0002))

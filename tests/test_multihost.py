@@ -52,7 +52,7 @@ REPORTS_PER_MINUTE = 4
 CONCURRENCY = 4
 ALERTS = {"allow_private_webhooks": True, "lease_s": 3, "timeout_s": 2, "poll_s": 0.3,
           "retry_base_s": 0.2, "heartbeat_s": 1, "concurrency": CONCURRENCY}
-EXTRA = {"sightings": {"reports_per_minute": REPORTS_PER_MINUTE},
+SECTIONS = {"sightings": {"reports_per_minute": REPORTS_PER_MINUTE},
          "guide": {"job_lease_s": 2}}
 
 
@@ -109,7 +109,7 @@ def cluster(
     hosts = []
     for i in range(count):
         port = free_port()
-        cfg = host_config(tmp / f"host{i}", port, store, LAYERS, EXTRA, ALERTS)
+        cfg = host_config(tmp / f"host{i}", port, store, LAYERS, SECTIONS, ALERTS)
         hosts.append(Host(f"host{i}", cfg, port))
     if backend == "postgis":
         for h in hosts:  # nothing a host keeps may need a writable work_dir

@@ -24,7 +24,7 @@ from geoservice.auth.db import AuthDB, auth_db_path
 from geoservice.auth.scope import MunicipalityIndex
 from geoservice.auth.tokens import TokenStore
 from geoservice.build import build
-from geoservice.config import Settings
+from geoservice.config import Settings, SightingsSettings
 from geoservice.sightings.policy import generalise
 from geoservice.store.gpkg import GpkgStore
 from tests.conftest import DATA, ROOT, settings_for
@@ -71,8 +71,8 @@ class Env:
 
 def _settings(tmp: Path, **sightings: Any) -> Settings:
     s = settings_for(tmp, ROOT / "layers")
-    extra = {"sightings": {"reports_per_minute": 1000, **sightings}}
-    return s.model_copy(update={"enabled_layers": LAYERS, "extra": extra})
+    limits = SightingsSettings.model_validate({"reports_per_minute": 1000, **sightings})
+    return s.model_copy(update={"enabled_layers": LAYERS, "sightings": limits})
 
 
 def _inside(store_path: Path) -> dict[str, Point]:

@@ -19,10 +19,13 @@ from fastapi.testclient import TestClient
 
 from geoservice.app import create_app
 from geoservice.auth.db import open_auth_db
+from geoservice.auth.http import AuthServices
 from geoservice.auth.tokens import TokenStore
 from geoservice.build import build
-from geoservice.config import Settings
+from geoservice.config import Settings, SightingsSettings
 from geoservice.features import Feature
+from geoservice.guide.jobs import JobStore
+from geoservice.runtime import runtime_of_app
 from geoservice.store import open_store
 from tests.conftest import DATA, ROOT, pg_settings_for
 
@@ -39,8 +42,8 @@ def pg_state(
 ) -> Settings:
     tmp = tmp_path_factory.mktemp("pg_state")
     settings = pg_settings_for(tmp, ROOT / "layers", pg_database("state"))
-    extra = {"sightings": {"reports_per_minute": 1000}}
-    settings = settings.model_copy(update={"enabled_layers": LAYERS, "extra": extra})
+    limits = SightingsSettings(reports_per_minute=1000)
+    settings = settings.model_copy(update={"enabled_layers": LAYERS, "sightings": limits})
     build(settings, mirror=DATA, layers=LAYERS)
     return settings
 
@@ -114,8 +117,7 @@ def test_tokens_made_on_one_host_work_on_the_other_and_revocation_is_shared(
     two: tuple[TestClient, TestClient], admin: str
 ) -> None:
     a, b = two
-    rt = a.app.state.runtime  # type: ignore[attr-defined]
-    tokens = rt.services["auth"].tokens
+    tokens = runtime_of_app(a.app).services.require(AuthServices).tokens
     token, info = tokens.create("奥多摩町 環境整備課", "13308")
     assert b.post(ITEMS, content=json.dumps(_sighting()), headers=_auth(token)).status_code == 201
     tokens.revoke(info.id)
@@ -128,8 +130,8 @@ def test_a_write_whose_event_fails_leaves_nothing_behind(
 ) -> None:
     """Transactional outbox: feature, audit entry and event commit together or not at all."""
     a, _ = two
-    rt = a.app.state.runtime  # type: ignore[attr-defined]
-    auth = rt.services["auth"]
+    rt = runtime_of_app(a.app)
+    auth = rt.services.require(AuthServices)
     who = auth.tokens.verify(auth.tokens.create("都 管理者 2", admin=True)[0])
     features = 'SELECT count(*) FROM geoservice."wildlife-sightings"'
     before = _scalar(pg_state, features)
@@ -184,7 +186,7 @@ def test_guide_jobs_submitted_on_one_host_are_read_and_dismissed_on_the_other(
 ) -> None:
     a, b = two
     for c in two:
-        c.app.state.runtime.services["guide-jobs"].pause()  # type: ignore[attr-defined]
+        runtime_of_app(c.app).services.require(JobStore).pause()
     try:
         body = {"inputs": {"site": {"point": OKUTAMA_POINT},
                            "works": {"activities": ["new-building"]}}}
@@ -198,7 +200,7 @@ def test_guide_jobs_submitted_on_one_host_are_read_and_dismissed_on_the_other(
         assert a.get(f"/ogc/jobs/{jid}").status_code == 404
     finally:
         for c in two:
-            c.app.state.runtime.services["guide-jobs"].resume()  # type: ignore[attr-defined]
+            runtime_of_app(c.app).services.require(JobStore).resume()
 
 
 def test_a_dropped_database_connection_answers_503_and_recovers(

@@ -20,6 +20,7 @@ import pytest
 import shapely.geometry
 from fastapi.testclient import TestClient
 
+from geoservice.runtime import Services
 from tests.conftest import DATA, LiveServer
 
 TILES = "/ogc/collections/{}/tiles"
@@ -221,8 +222,8 @@ def test_tile_cache_is_bounded_by_bytes_least_recently_used_out() -> None:
     assert cache.get(("a", 0, 0, 0, "v2")) is None  # another data version: a miss
     cache.put(("big", 0, 0, 0, "v1"), b"x" * 11)  # larger than the budget: not kept
     assert cache.get(("big", 0, 0, 0, "v1")) is None
-    assert of({}, 0) is None  # server.tile_cache_mb: 0 turns it off
-    services: dict[str, object] = {}
+    assert of(Services(), 0) is None  # server.tile_cache_mb: 0 turns it off
+    services = Services()
     assert of(services, 1) is of(services, 1)  # one cache per app
 
 
@@ -250,7 +251,7 @@ def _decoded(data: bytes) -> list[tuple[object, dict]]:
 
 
 def test_own_mvt_writer_decodes_like_mapbox_vector_tile() -> None:
-    """Our protobuf writer (geoservice.ogc.mvtpb) against mapbox_vector_tile's encoder, on
+    """Our protobuf writer (geoservice.mvtpb) against mapbox_vector_tile's encoder, on
     random tile-space points, lines and polygons with holes and mixed property types:
     same geometries (normalised), same properties, and exterior rings wound as the spec
     asks (positive area in tile coordinates, y down)."""
@@ -258,7 +259,7 @@ def test_own_mvt_writer_decodes_like_mapbox_vector_tile() -> None:
 
     import shapely
 
-    from geoservice.ogc.mvtpb import encode_layer
+    from geoservice.mvtpb import encode_layer
 
     rnd = random.Random(7)
     for _ in range(200):

@@ -18,9 +18,9 @@ import pyogrio
 import pytest
 import shapely
 
+from geoservice import mvt
 from geoservice.catalogue import LayerSpec
 from geoservice.features import Feature
-from geoservice.ogc import mvt
 from geoservice.store.base import Store
 from geoservice.store.gpkg import GpkgStore
 

@@ -59,7 +59,7 @@ def served(
         "enabled_layers": LAYERS,
         "work_dir": str(tmp),
         "tiles_dir": str(tmp / "tiles"),
-        "extra": {"sightings": {"reports_per_minute": 1000}},
+        "sightings": {"reports_per_minute": 1000},
     }), "utf-8")
     env = {**os.environ, "GEOSERVICE_CONFIG": str(cfg)}
     proc = subprocess.Popen(

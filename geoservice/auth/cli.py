@@ -40,8 +40,7 @@ def _db(config: Path) -> tuple[Settings, StateDB]:
 
 
 def _tokens(settings: Settings, db: StateDB) -> TokenStore:
-    cfg = settings.extra.get("auth", {}) if isinstance(settings.extra, dict) else {}
-    return TokenStore(db, cfg.get("pepper") if isinstance(cfg, dict) else None)
+    return TokenStore(db, settings.auth.pepper)
 
 
 @tokens_app.command("create")

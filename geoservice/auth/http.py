@@ -15,11 +15,10 @@ from geoservice.auth.tokens import Principal, TokenStore, bearer
 from geoservice.auth.writes import GuardedWriter
 from geoservice.catalogue import LayerSpec
 from geoservice.config import Settings
-from geoservice.ogc.runtime import Runtime
+from geoservice.runtime import Runtime
 from geoservice.state import StateDB
 from geoservice.store import Store
 
-KEY = "auth"
 _lock = threading.Lock()
 
 
@@ -65,15 +64,14 @@ class AuthServices:
 
 def auth_services(rt: Runtime) -> AuthServices:
     """The auth services of a runtime, built once (at start-up by the sightings room)."""
-    svc = rt.services.get(KEY)
+    svc = rt.services.get(AuthServices)
     if svc is not None:
-        return svc  # type: ignore[no-any-return]
+        return svc
     with _lock:
-        svc = rt.services.get(KEY)
+        svc = rt.services.get(AuthServices)
         if svc is None:
-            svc = build_auth_services(rt.settings, rt.store, rt.specs)
-            rt.services[KEY] = svc
-    return svc  # type: ignore[no-any-return]
+            svc = rt.services.put(build_auth_services(rt.settings, rt.store, rt.specs))
+    return svc
 
 
 def build_auth_services(
@@ -83,8 +81,7 @@ def build_auth_services(
     db = open_auth_db(settings, store)
     audit = AuditLog(db)
     index = MunicipalityIndex.from_store(store)
-    cfg = settings.extra.get("auth", {}) if isinstance(settings.extra, dict) else {}
-    tokens = TokenStore(db, cfg.get("pepper") if isinstance(cfg, dict) else None)
+    tokens = TokenStore(db, settings.auth.pepper)
     svc = AuthServices(db, tokens, audit, index, GuardedWriter(store, specs, audit, index))
     audit.reconcile(store)
     return svc

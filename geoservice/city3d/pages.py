@@ -15,12 +15,12 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from geoservice.city3d.tiles3d import TOKYO_GEOID_M
-from geoservice.ogc.routes import RuntimeDep
+from geoservice.runtime import PageLink, RuntimeDep
 
 router = APIRouter(include_in_schema=False)
 
 #: The portal's link to this page.
-PAGE = {
+PAGE: PageLink = {
     "href": "/3d/",
     "title": "3D都市ビューア / 3D city viewer",
     "description": "PLATEAU建物（高さ・用途・浸水深で色分け）と用途地域・土砂災害・避難所・"

@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
+
+from geoservice.config import Settings
 
 MEDIA_TYPES = {
     ".json": "application/json",
@@ -43,12 +46,12 @@ class TilesFiles(StaticFiles):
         return response
 
 
-def mount_tiles(app: Any, settings: Any) -> None:
+def mount_tiles(app: Starlette, settings: Settings) -> None:
     """Mount ``settings.tiles_dir`` at ``/3dtiles`` on ``app``."""
     app.mount("/3dtiles", TilesFiles(directory=settings.tiles_dir, check_dir=False), name="3dtiles")
 
 
-def tileset_links(settings: Any, collection_id: str) -> list[dict[str, str]]:
+def tileset_links(settings: Settings, collection_id: str) -> list[dict[str, str]]:
     """Collection links to the collection's built 3D Tiles tileset (none if not built)."""
     if not (settings.tiles_dir / collection_id / "tileset.json").is_file():
         return []

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from shapely.geometry import mapping
 
@@ -37,12 +37,10 @@ from geoservice.guide.process import (
 )
 from geoservice.guide.service import GuideService, guide_config
 from geoservice.guide.spatial import ParcelNotFound
-from geoservice.ogc.runtime import Runtime, RuntimeDep
+from geoservice.runtime import RoomParts, Runtime, RuntimeDep, runtime_of
 from geoservice.state import open_db
 
 router = APIRouter()
-SERVICE = "guide"
-JOBS = "guide-jobs"
 
 
 class NoSuchJob(NotFound):
@@ -60,11 +58,14 @@ class ResultNotReady(NotFound):
 # --------------------------------------------------------------------------- start-up
 
 
-def _hazard_card(rt: Runtime, geom: Any, results: Any) -> dict[str, Any] | None:
-    """The hazards room's card for a site (that room attaches after this one), given the
-    API layers already fetched for the guide."""
-    hazards = rt.services.get("hazards")
-    return None if hazards is None else hazards.card(geom, official=results)
+class HazardCards(Protocol):
+    """What the guide needs from the hazards room; the composition root hands it in."""
+
+    def card(self, rt: Runtime, geometry: Any, official: Any) -> dict[str, Any] | None:
+        """The hazard card of a site given the API layers fetched for it (or ``None``)."""
+
+    def layers(self, rt: Runtime) -> list[str]:
+        """The API layers the card shows (fetched together with the guide's)."""
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -75,54 +76,61 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def _card_layers(rt: Runtime) -> list[str]:
-    """The API layers the hazards room's card shows (fetched with the guide's)."""
-    hazards = rt.services.get("hazards")
-    return [] if hazards is None else list(hazards.api_layers)
+def room(hazards: HazardCards | None = None) -> RoomParts:
+    """The guide room for the composition root (``geoservice.app.rooms``)."""
+    from geoservice.guide.pages import PAGE
+    from geoservice.guide.pages import router as pages
+
+    return RoomParts("guide", router, partial(attach, hazards=hazards), pages, PAGE)
 
 
-def attach(rt: Runtime) -> None:
+def attach(rt: Runtime, hazards: HazardCards | None = None) -> None:
     """Build the guide once: the service (indexes over every needed layer) and the jobs.
 
     Pending async jobs left by a previous run (accepted or running when it stopped) are
-    queued again here, so nothing acknowledged is lost.
+    queued again here, so nothing acknowledged is lost (their answers embed the hazard
+    card: the hazards room attaches before this one).
     """
-    conf = guide_config(rt.settings.extra.get("guide"))
-    service = GuideService(rt.store, rt.specs, parcel_layers=conf["parcel_layers"], conf=conf)
-    rt.services[SERVICE] = service
+    conf = guide_config(rt.settings.guide)
+    service = rt.services.put(
+        GuideService(rt.store, rt.specs, parcel_layers=conf.parcel_layers or (), conf=conf)
+    )
     service.use_source(rt.reinfolib, _running_loop())
-    service.hazard_card = partial(_hazard_card, rt)
-    service.card_layers = partial(_card_layers, rt)
+    if hazards is not None:
+        service.hazard_card = partial(hazards.card, rt)
+        service.card_layers = partial(hazards.layers, rt)
     register_service(service)
-    db = open_db(rt.settings, rt.store, "jobs", DDL, rt.settings.work_dir / str(conf["jobs_db"]))
+    db = open_db(rt.settings, rt.store, "jobs", DDL, rt.settings.work_dir / str(conf.jobs_db))
     jobs = JobStore(
         db,
         run=lambda inputs: run_inputs(service, inputs),
-        paused=bool(conf.get("pause_jobs", False)),
+        paused=bool(conf.pause_jobs),
         error_doc=error_doc,
-        lease_s=float(conf.get("job_lease_s", 30.0)),
+        lease_s=float(conf.job_lease_s or 30.0),
     )
-    rt.services[JOBS] = jobs
+    rt.services.put(jobs)
     jobs.start()
     # stopped before the store closes (a running job finishes first)
-    rt.services.setdefault("shutdown_hooks", []).append(lambda: asyncio.to_thread(jobs.stop))
-    for uri in CONFORMANCE:
-        if uri not in rt.extra_conformance:
-            rt.extra_conformance.append(uri)
+    rt.shutdown_hooks.append(lambda: asyncio.to_thread(jobs.stop))
+    rt.conform(CONFORMANCE)
 
 
 def _service(rt: Runtime) -> GuideService:
-    svc = rt.services.get(SERVICE)
-    if svc is None:  # attach not run: app started without the lifespan
-        raise ServiceError("the guide is not initialised")
-    return svc  # type: ignore[no-any-return]
+    # attach not run: app started without the lifespan
+    return rt.services.require(GuideService, ServiceError("the guide is not initialised"))
 
 
 def _jobs(rt: Runtime) -> JobStore:
-    jobs = rt.services.get(JOBS)
-    if jobs is None:
-        raise ServiceError("the guide's job store is not initialised")
-    return jobs  # type: ignore[no-any-return]
+    missing = ServiceError("the guide's job store is not initialised")
+    return rt.services.require(JobStore, missing)
+
+
+async def _guide_service(request: Request) -> GuideService:
+    return _service(runtime_of(request))
+
+
+#: A route parameter receiving the guide service.
+GuideDep = Annotated[GuideService, Depends(_guide_service)]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -161,19 +169,18 @@ async def answer_inputs(service: GuideService, inputs: Any) -> dict[str, Any]:
 
 
 @router.post("/api/guide", tags=["guide"])
-async def guide(request: Request, rt: RuntimeDep) -> Response:
+async def guide(request: Request, svc: GuideDep) -> Response:
     """The procedure guide: every catalogue procedure's status for this land and works."""
     body = await request_json(request)
     try:
-        return FastJSONResponse(await answer_inputs(_service(rt), body))
+        return FastJSONResponse(await answer_inputs(svc, body))
     except ParcelNotFound as exc:
         return _error(exc)
 
 
 @router.get("/api/guide/rules", tags=["guide"])
-async def guide_rules(rt: RuntimeDep) -> Response:
+async def guide_rules(svc: GuideDep) -> Response:
     """The rule catalogue and the accepted vocabulary (for forms)."""
-    svc = _service(rt)
     rules = [
         {
             "id": r.id,
@@ -202,13 +209,13 @@ async def guide_rules(rt: RuntimeDep) -> Response:
 
 @router.get("/api/parcels", tags=["guide"])
 async def parcels(
-    rt: RuntimeDep,
+    svc: GuideDep,
     municipality_code: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
     q: Annotated[str, Query(max_length=64)] = "",
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
     """Parcels by 地番 (prefix first, then close matches), with geometry, as GeoJSON."""
-    found = _service(rt).index.search_parcels(municipality_code, q.strip(), limit)
+    found = svc.index.search_parcels(municipality_code, q.strip(), limit)
     feats = [
         {
             "type": "Feature",

@@ -4,23 +4,21 @@ The page itself is static: ``guide.html`` renders the form from the fixed vocabu
 ``geoservice.guide.models``; ``static/guide.js`` calls ``POST /api/guide``,
 ``GET /api/parcels`` and the OGC API (map overlays, collection credits) on this server only.
 
-Wiring: ``app.include_router(router)`` and, at start-up, ``register_page(runtime)`` (adds the
-portal link to ``runtime.services["pages"]``).
+Wiring: the guide room (``geoservice.guide.api.room``) hands ``router`` and the portal link
+``PAGE`` to the composition root.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from geoservice.guide.models import ACTIVITIES, STRUCTURES, USES
-from geoservice.ogc.routes import RuntimeDep
+from geoservice.runtime import PageLink, RuntimeDep
 
 router = APIRouter(include_in_schema=False)
 
-PAGE = {
+PAGE: PageLink = {
     "href": "/guide/",
     "title": "Procedure guide / 手続きガイド",
     "description": "土地と計画から必要な手続きを調べる (parcel, point or polygon → every "
@@ -64,13 +62,6 @@ def _options(values: tuple[str, ...], labels: dict[str, tuple[str, str]]) -> lis
     return [
         {"value": v, "ja": labels.get(v, (v, v))[0], "en": labels.get(v, (v, v))[1]} for v in values
     ]
-
-
-def register_page(rt: Any) -> None:
-    """Add the guide to the portal's page links (idempotent; call once at start-up)."""
-    pages = rt.services.setdefault("pages", [])
-    if not any(p.get("href") == PAGE["href"] for p in pages):
-        pages.append(dict(PAGE))
 
 
 @router.get("/guide", response_class=RedirectResponse)

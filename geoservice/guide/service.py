@@ -12,6 +12,7 @@ import yaml
 from shapely.geometry.base import BaseGeometry
 
 from geoservice.catalogue import LayerSpec
+from geoservice.config import GuideSettings
 from geoservice.errors import ServiceError
 from geoservice.guide.authority import AuthorityTable, default_authorities
 from geoservice.guide.engine import HAZARD_LAYERS, evaluate
@@ -31,14 +32,16 @@ GUIDE_CONFIG = Path(__file__).with_name("guide.yml")
 
 
 @lru_cache(maxsize=1)
-def _packaged_config() -> dict[str, Any]:
+def _packaged_config() -> GuideSettings:
     with GUIDE_CONFIG.open(encoding="utf-8") as fh:
-        return dict(yaml.safe_load(fh) or {})
+        return GuideSettings.model_validate(yaml.safe_load(fh) or {})
 
 
-def guide_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The guide's configuration: packaged ``guide.yml`` updated with ``overrides``."""
-    return {**_packaged_config(), **dict(overrides or {})}
+def guide_config(overrides: GuideSettings | None = None) -> GuideSettings:
+    """The guide's configuration: packaged ``guide.yml`` updated with the keys set in
+    ``overrides`` (the ``guide`` section of ``config.yml``)."""
+    over = overrides.model_dump(exclude_none=True) if overrides is not None else {}
+    return _packaged_config().model_copy(update=over)
 
 
 class GuideService:
@@ -68,7 +71,7 @@ class GuideService:
         rules: list[Rule] | tuple[Rule, ...] | None = None,
         authorities: AuthorityTable | None = None,
         parcel_layers: Iterable[str] | None = None,
-        conf: Mapping[str, Any] | None = None,
+        conf: GuideSettings | None = None,
     ) -> None:
         conf = guide_config() if conf is None else conf
         self.rules = tuple(rules if rules is not None else default_rules())
@@ -76,16 +79,19 @@ class GuideService:
         self.specs = dict(catalogue_specs)
         #: The rules' layers, then the layers shown as site facts only (``shown_layers``).
         self.needed_layers = list(dict.fromkeys(
-            required_layers(self.rules) + list(conf.get("shown_layers") or [])))
+            required_layers(self.rules) + list(conf.shown_layers or [])))
         self.layer_ids = self.needed_layers + [
             lid for lid in HAZARD_LAYERS if lid not in self.needed_layers
         ]
         self.parcel_layers = list(
-            parcel_layers if parcel_layers is not None else conf["parcel_layers"]
+            parcel_layers if parcel_layers is not None else conf.parcel_layers or ()
         )
-        official = official_layers(conf.get("official_layers") or {}, self.specs)
+        roles = {k: v.model_dump() for k, v in (conf.official_layers or {}).items()}
+        official = official_layers(roles, self.specs)
         self.resolver = Resolver(self.specs, official, configured=False)
-        self.real_estate_conf: dict[str, Any] = dict(conf.get("real_estate") or {})
+        self.real_estate_conf: dict[str, Any] = (
+            conf.real_estate.model_dump() if conf.real_estate is not None else {}
+        )
         estate = [str(self.real_estate_conf.get(k)) for k in ("land_prices", "transactions")]
         self.api_layers = api_layer_ids(self.needed_layers, official, self.specs, estate)
         local = [lid for lid in self.layer_ids if not is_api_layer(self.specs.get(lid))]

@@ -29,7 +29,7 @@ from geoservice.guide.models import SiteInput
 
 ADMIN_LAYER = "admin-boundaries"
 PARCEL_LAYER = "parcels"
-#: Default parcel layers (the guide's ``guide.yml`` / ``settings.extra["guide"]`` override it).
+#: Default parcel layers (the guide's ``guide.yml`` / ``guide:`` in config.yml override it).
 PARCEL_LAYERS: tuple[str, ...] = (PARCEL_LAYER,)
 
 

@@ -14,19 +14,20 @@ collection routes):
 
 ``attach(rt)`` builds the service once: it writes the synthetic COG if the build did not
 (older store), reads every hazard layer into indexes, registers the coverage collection
-with the ``/ogc/collections`` listing (``rt.services["ogc.extra_collections"]``) and adds
-the Coverages conformance classes.
+with the ``/ogc/collections`` listing (``rt.extra_collections``) and adds the Coverages
+conformance classes.  ``card_for`` is what the composition root hands the guide room.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
+from shapely.geometry.base import BaseGeometry
 from starlette.concurrency import run_in_threadpool
 
 from geoservice.edge.bodies import request_json
@@ -34,12 +35,11 @@ from geoservice.errors import InvalidParameter, NotFound
 from geoservice.fastjson import FastJSONResponse
 from geoservice.hazards import raster as rastermod
 from geoservice.hazards.service import HazardService, point
-from geoservice.ogc.runtime import Runtime, RuntimeDep
-from geoservice.reinfolib.site import fetch_site
+from geoservice.reinfolib.site import Results, fetch_site
+from geoservice.runtime import RoomParts, Runtime, RuntimeDep, runtime_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-KEY = "hazards"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 GEOTIFF = "image/tiff; application=geotiff"
 MAX_BODY = 1024 * 1024
@@ -58,7 +58,7 @@ def attach(rt: Runtime) -> None:
     (e.g. the CQL2 test layers) neither writes nor lists it.
     """
     if not rastermod.serves_hazards(rt.specs):
-        rt.services[KEY] = HazardService.build(rt.store, rt.specs, None)
+        rt.services.put(HazardService.build(rt.store, rt.specs, None))
         return
     path = rastermod.raster_path(rt.settings)
     if not path.exists():
@@ -66,25 +66,44 @@ def attach(rt: Runtime) -> None:
             rastermod.write_flood_cog(rt.settings)
         except Exception:  # the card then reports the raster as unavailable
             log.exception("could not write the synthetic flood-depth raster %s", path)
-    rt.services[KEY] = HazardService.build(rt.store, rt.specs, path)
-    extra: list[Callable[[], dict[str, Any]]] = rt.services.setdefault(
-        "ogc.extra_collections", []
-    )
-    extra.append(lambda: coverage_collection(rt))
-    rt.extra_conformance.extend(c for c in COVERAGES_CONFORMANCE if c not in rt.extra_conformance)
+    rt.services.put(HazardService.build(rt.store, rt.specs, path))
+    rt.extra_collections.append(lambda: coverage_collection(rt))
+    rt.conform(COVERAGES_CONFORMANCE)
 
 
-def hazard_service(rt: Runtime) -> HazardService:
-    """The service built by ``attach`` (404 when absent).  The guide room reads
-    ``rt.services[KEY]`` itself, as the card is optional there."""
-    svc = rt.services.get(KEY)
-    if svc is None:
-        raise NotFound("the hazards service is not attached")
-    return svc  # type: ignore[no-any-return]
+def room() -> RoomParts:
+    """The hazards room for the composition root (``geoservice.app.rooms``)."""
+    return RoomParts("hazards", router, attach)
 
 
-def _raster(rt: Runtime) -> rastermod.FloodRaster:
-    svc = hazard_service(rt)
+class HazardCards:
+    """The hazard card as another room gets it (the composition root hands it to the guide):
+    ``None`` / no layers on a server where this room did not attach."""
+
+    def card(
+        self, rt: Runtime, geometry: BaseGeometry | Mapping[str, Any], official: Results | None
+    ) -> dict[str, Any] | None:
+        """The card of a site, given the API layers already fetched for it."""
+        svc = rt.services.get(HazardService)
+        return None if svc is None else svc.card(geometry, official=official)
+
+    def layers(self, rt: Runtime) -> list[str]:
+        """The API layers the card shows (fetched together with the asking room's)."""
+        svc = rt.services.get(HazardService)
+        return [] if svc is None else list(svc.api_layers)
+
+
+async def _hazard_service(request: Request) -> HazardService:
+    """The service built by ``attach`` (404 when absent)."""
+    missing = NotFound("the hazards service is not attached")
+    return runtime_of(request).services.require(HazardService, missing)
+
+
+#: A route parameter receiving the hazard service.
+HazardsDep = Annotated[HazardService, Depends(_hazard_service)]
+
+
+def _raster(svc: HazardService) -> rastermod.FloodRaster:
     if svc.raster is None:
         raise NotFound(
             f"the flood-depth coverage is not available: {svc.raster_error or 'not built'}"
@@ -97,24 +116,26 @@ def _raster(rt: Runtime) -> rastermod.FloodRaster:
 
 @router.get("/api/hazards", tags=["hazards"])
 async def card_at_point(
+    svc: HazardsDep,
     rt: RuntimeDep,
     lon: Annotated[float, Query(description="Longitude (CRS84 degrees)")],
     lat: Annotated[float, Query(description="Latitude (CRS84 degrees)")],
 ) -> FastJSONResponse:
     """The hazard card of a point (not a legal hazard map; no data is not safe)."""
-    return await _card(rt, point(lon, lat))
+    return await _card(rt, svc, point(lon, lat))
 
 
 @router.post("/api/hazards", tags=["hazards"])
-async def card_of_geometry(request: Request, rt: RuntimeDep) -> FastJSONResponse:
+async def card_of_geometry(
+    request: Request, svc: HazardsDep, rt: RuntimeDep
+) -> FastJSONResponse:
     """The hazard card of a GeoJSON geometry (Point, Polygon, ...; CRS84)."""
     doc = await request_json(request, MAX_BODY)
-    return await _card(rt, doc)
+    return await _card(rt, svc, doc)
 
 
-async def _card(rt: Runtime, geometry: Any) -> FastJSONResponse:
+async def _card(rt: Runtime, svc: HazardService, geometry: Any) -> FastJSONResponse:
     """The card, with its 不動産情報ライブラリ API layers fetched for the site first."""
-    svc = hazard_service(rt)
     site = svc.checked_site(geometry)  # bad input fails before any request to the API
     specs = list(svc.api_specs.values())
     official = await fetch_site(rt.reinfolib, specs, site)
@@ -126,13 +147,13 @@ async def _card(rt: Runtime, geometry: Any) -> FastJSONResponse:
 
 @router.get("/api/hazards/tiles/flood-depth/{z}/{x}/{y}.png", tags=["hazards"])
 async def flood_tile(
-    rt: RuntimeDep,
+    svc: HazardsDep,
     z: Annotated[int, Path(ge=0, le=22)],
     x: Annotated[int, Path(ge=0)],
     y: Annotated[int, Path(ge=0)],
 ) -> Response:
     """A 256 px Web-Mercator tile of the synthetic flood depth (colour = depth class)."""
-    r = _raster(rt)
+    r = _raster(svc)
     png = await run_in_threadpool(r.tile_png, z, x, y)
     return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
@@ -143,7 +164,7 @@ async def flood_tile(
 def coverage_collection(rt: Runtime) -> dict[str, Any]:
     """The ``/ogc/collections/flood-depth`` document (also listed in ``/ogc/collections``)."""
     base = f"{rt.base}/collections/{rastermod.COLLECTION}"
-    svc = rt.services.get(KEY)
+    svc = rt.services.get(HazardService)
     r = svc.raster if svc is not None else None
     bbox = list(r.bounds) if r is not None else list(rastermod.EXTENT)
     tiles = f"{rt.settings.server.base_url}/api/hazards/tiles/flood-depth"
@@ -248,15 +269,15 @@ async def flood_collection(rt: RuntimeDep) -> FastJSONResponse:
 
 
 @router.get(f"{PREFIX}/coverage/domainset", include_in_schema=False)
-async def flood_domainset(rt: RuntimeDep) -> FastJSONResponse:
+async def flood_domainset(svc: HazardsDep) -> FastJSONResponse:
     """The coverage's domain set."""
-    return FastJSONResponse(domainset(_raster(rt)))
+    return FastJSONResponse(domainset(_raster(svc)))
 
 
 @router.get(f"{PREFIX}/coverage/rangetype", include_in_schema=False)
-async def flood_rangetype(rt: RuntimeDep) -> FastJSONResponse:
+async def flood_rangetype(svc: HazardsDep) -> FastJSONResponse:
     """The coverage's range type."""
-    _raster(rt)
+    _raster(svc)
     return FastJSONResponse(RANGETYPE)
 
 
@@ -384,9 +405,9 @@ def parse_coverage_request(
 
 
 @router.get(f"{PREFIX}/coverage", include_in_schema=False)
-async def flood_coverage(request: Request, rt: RuntimeDep) -> Response:
+async def flood_coverage(request: Request, svc: HazardsDep) -> Response:
     """The coverage as GeoTIFF (whole raster, or a bbox/subset, optionally scaled)."""
-    r = _raster(rt)
+    r = _raster(svc)
     bbox, size = parse_coverage_request(request, r)
     tiff = await run_in_threadpool(r.coverage_tiff, bbox, size)
     out = bbox or list(r.bounds)

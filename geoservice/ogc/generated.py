@@ -1,7 +1,7 @@
 """Generated pygeoapi configuration + OpenAPI document, written once and shared by workers.
 
-``geoservice serve --workers N`` calls :func:`prepare` before uvicorn forks: it generates
-the configuration from the store and writes it with the OpenAPI document under
+``geoservice serve --workers N`` calls ``geoservice.app.prepare_generated`` before uvicorn
+forks: it generates the configuration from the store and writes it with the OpenAPI document under
 ``<work_dir>/generated/``.  Each worker's ``build_runtime`` calls :func:`load_or_build`,
 which regenerates the configuration (cheap: specs and store metadata) and reuses the
 written OpenAPI document when the configuration is byte-for-byte the one it was built from
@@ -15,8 +15,11 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from starlette.routing import BaseRoute
 
 from geoservice.config import Settings
 
@@ -37,8 +40,11 @@ def _write(path: Path, doc: Any) -> None:
     os.replace(tmp, path)
 
 
-def load_or_build(settings: Settings, config: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAPI document of ``config``: read if written for this config, else built+written."""
+def load_or_build(
+    settings: Settings, config: dict[str, Any], served: Sequence[BaseRoute]
+) -> dict[str, Any]:
+    """The OpenAPI document of ``config``: read if written for this config, else built+written
+    (``served``: the OGC routes; operations none of them answers are left out)."""
     from geoservice.ogc.pygeoapi_adapter import build_openapi
 
     folder = Path(settings.work_dir) / DIRNAME
@@ -49,7 +55,7 @@ def load_or_build(settings: Settings, config: dict[str, Any]) -> dict[str, Any]:
             return json.loads(path.read_text("utf-8"))  # type: ignore[no-any-return]
         except (OSError, ValueError):
             pass
-    doc = build_openapi(config)
+    doc = build_openapi(config, served)
     try:
         _write(path, doc)
         _write(folder / f"pygeoapi-{digest}.json", config)
@@ -60,15 +66,3 @@ def load_or_build(settings: Settings, config: dict[str, Any]) -> dict[str, Any]:
         pass  # a read-only work_dir: serve the generated document without caching it
     return doc
 
-
-def prepare(settings: Settings) -> Path:
-    """Generate configuration + OpenAPI once (before workers start); return the folder."""
-    from geoservice.app import build_runtime
-    from geoservice.store import open_store
-
-    store = open_store(settings)
-    try:
-        build_runtime(settings, store)
-    finally:
-        store.close()
-    return Path(settings.work_dir) / DIRNAME

@@ -11,11 +11,13 @@ document promises nothing that answers 405.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+from starlette.routing import BaseRoute
 
 _COMPONENTS = Path(__file__).with_name("openapi_components.yml")
 _METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -50,14 +52,11 @@ def _localise(node: Any, needed: set[str]) -> Any:
 _OVERRIDES = ("responses/Queryables", "responses/LandingPage")
 
 
-def _route_table() -> list[tuple[Any, set[str]]]:
-    """(path regex, methods) of every route our OGC routers serve (imported lazily)."""
-    from geoservice.ogc import routes, transactions
-
+def _route_table(served: Sequence[BaseRoute]) -> list[tuple[Any, set[str]]]:
+    """(path regex, methods) of every served route."""
     return [
         (r.path_regex, set(getattr(r, "methods", None) or ()))
-        for router in (routes.router, transactions.router)
-        for r in router.routes
+        for r in served
         if hasattr(r, "path_regex")
     ]
 
@@ -127,11 +126,14 @@ def _error_responses(op: dict[str, Any], write: bool = False) -> None:
         responses.setdefault(code, {"$ref": f"#/components/responses/{name}"})
 
 
-def patch_openapi(doc: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """Return a self-contained copy of ``doc`` describing our routes."""
+def patch_openapi(
+    doc: dict[str, Any], config: dict[str, Any], served: Sequence[BaseRoute]
+) -> dict[str, Any]:
+    """Return a self-contained copy of ``doc`` describing ``served`` (the app's OGC routes,
+    handed in by the composition root)."""
     needed: set[str] = set()
     doc = _localise(doc, needed)
-    table = _route_table()
+    table = _route_table(served)
     for path, item in doc["paths"].items():
         for method in [m for m in item if m in _METHODS and not _served(path, m, table)]:
             del item[method]

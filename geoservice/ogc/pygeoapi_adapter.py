@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,13 @@ from pygeoapi.api import API, APIRequest
 from pygeoapi.openapi import get_oas
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute
 
 from geoservice import crs as crsmod
 from geoservice.catalogue import LayerSpec
 from geoservice.config import Settings
 from geoservice.fastjson import FastJSONResponse
+from geoservice.runtime import Runtime
 from geoservice.store import Store
 
 
@@ -157,12 +159,13 @@ def build_config(
     }
 
 
-def build_openapi(config: dict[str, Any]) -> dict[str, Any]:
-    """pygeoapi's OpenAPI document, patched to describe what our routes really accept."""
+def build_openapi(config: dict[str, Any], served: Sequence[BaseRoute]) -> dict[str, Any]:
+    """pygeoapi's OpenAPI document, patched to describe what ``served`` (our OGC routes)
+    really accept."""
     from geoservice.ogc.openapi_patch import patch_openapi
 
     doc = get_oas(copy.deepcopy(config), fail_on_invalid_collection=False)
-    return patch_openapi(doc, config)
+    return patch_openapi(doc, config, served)
 
 
 class Pygeoapi:
@@ -198,3 +201,8 @@ def to_response(headers: dict[str, Any], status: int, content: Any) -> Response:
     if isinstance(content, dict):
         return FastJSONResponse(content, status_code=status, headers=headers)
     return Response(content, status_code=status, headers=headers)
+
+
+def pygeoapi_of(rt: Runtime) -> Pygeoapi:
+    """The pygeoapi wrapper the app put in the runtime's services (``build_runtime``)."""
+    return rt.services.require(Pygeoapi)

@@ -17,14 +17,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from geoservice import crs as crsmod
 from geoservice.catalogue import LayerSpec
-from geoservice.city3d.static import tileset_links
 from geoservice.concurrency import in_thread
 from geoservice.errors import InvalidParameter, NotFound
 from geoservice.fastjson import FastJSONResponse
-from geoservice.ogc import features_api, mvt, params, tiles
-from geoservice.ogc.pygeoapi_adapter import Pygeoapi, layer_notice, to_response
-from geoservice.ogc.runtime import Runtime, RuntimeDep, read_store, runtime_of
+from geoservice.ogc import features_api, params, tiles
+from geoservice.ogc.pygeoapi_adapter import layer_notice, pygeoapi_of, to_response
 from geoservice.ogc.transactions import feature_etag
+from geoservice.runtime import Runtime, RuntimeDep, read_store, runtime_of
 from geoservice.store.filtering import queryable_schema
 
 CONFORMANCE = [
@@ -88,7 +87,7 @@ async def ogc_root(request: Request, rt: RuntimeDep) -> Response:
 async def landing(request: Request, rt: RuntimeDep) -> Response:
     """OGC API landing page (pygeoapi)."""
     params.check_known(_qp(request), {"f", "lang"})
-    return await rt.pygeoapi.respond(core_api.landing_page, request)
+    return await pygeoapi_of(rt).respond(core_api.landing_page, request)
 
 
 @router.get("/openapi")
@@ -96,9 +95,9 @@ async def openapi(request: Request, rt: RuntimeDep) -> Response:
     """The OpenAPI document (JSON; HTML with f=html)."""
     params.check_known(_qp(request), {"f", "lang", "ui"})
     if params.parse_format(_qp(request), _accept(request)) == "html":
-        return await rt.pygeoapi.respond(core_api.openapi_, request)
+        return await pygeoapi_of(rt).respond(core_api.openapi_, request)
     return FastJSONResponse(
-        rt.pygeoapi.openapi, media_type="application/vnd.oai.openapi+json;version=3.0"
+        pygeoapi_of(rt).openapi, media_type="application/vnd.oai.openapi+json;version=3.0"
     )
 
 
@@ -108,7 +107,7 @@ async def conformance(request: Request, rt: RuntimeDep) -> Response:
     qp = _qp(request)
     params.check_known(qp, {"f", "lang"})
     if params.parse_format(qp, _accept(request)) == "html":
-        return await rt.pygeoapi.respond(core_api.conformance, request)
+        return await pygeoapi_of(rt).respond(core_api.conformance, request)
     return FastJSONResponse({"conformsTo": CONFORMANCE + rt.extra_conformance})
 
 
@@ -138,20 +137,22 @@ def _enrich(rt: Runtime, coll: dict[str, Any]) -> dict[str, Any]:
     )
     if rt.reinfolib is not None and spec.id in rt.reinfolib.layers:
         coll["source"] = rt.reinfolib.describe(spec)  # the API, fetch dates, on or off
-    coll["links"] += tileset_links(rt.settings, spec.id)  # 3D Tiles, when built
-    coll["links"].append(mvt.tilesets_link(rt.base, spec.id))  # OGC API Tiles (ogc/tiles.py)
+    for links in rt.collection_links:  # rooms' links (city3d: its 3D Tiles, when built)
+        coll["links"] += links(spec.id)
+    coll["links"].append(tiles.tilesets_link(rt.base, spec.id))  # OGC API Tiles (ogc/tiles.py)
     return coll
 
 
 async def _collections_json(request: Request, rt: RuntimeDep, cid: str | None) -> Response:
-    headers, status, content = await rt.pygeoapi.call(core_api.describe_collections, request, cid)
+    pg = pygeoapi_of(rt)
+    headers, status, content = await pg.call(core_api.describe_collections, request, cid)
     if status != 200:
         return to_response(headers, status, content)
     doc = json.loads(content) if isinstance(content, str | bytes) else content
     if cid is None:
         doc["collections"] = [_enrich(rt, c) for c in doc["collections"]]
         # Rooms' non-feature collections (the hazards room's flood-depth coverage).
-        doc["collections"] += [extra() for extra in rt.services.get("ogc.extra_collections", [])]
+        doc["collections"] += [extra() for extra in rt.extra_collections]
     else:
         doc = _enrich(rt, doc)
     return FastJSONResponse(doc)
@@ -163,7 +164,7 @@ async def collections(request: Request, rt: RuntimeDep) -> Response:
     qp = _qp(request)
     params.check_known(qp, {"f", "lang"})
     if params.parse_format(qp, _accept(request)) == "html":
-        return await rt.pygeoapi.respond(core_api.describe_collections, request)
+        return await pygeoapi_of(rt).respond(core_api.describe_collections, request)
     return await _collections_json(request, rt, None)
 
 
@@ -174,7 +175,7 @@ async def collection(cid: str, request: Request, rt: RuntimeDep) -> Response:
     qp = _qp(request)
     params.check_known(qp, {"f", "lang"})
     if params.parse_format(qp, _accept(request)) == "html":
-        return await rt.pygeoapi.respond(core_api.describe_collections, request, cid)
+        return await pygeoapi_of(rt).respond(core_api.describe_collections, request, cid)
     return await _collections_json(request, rt, cid)
 
 
@@ -185,7 +186,7 @@ async def queryables(cid: str, request: Request, rt: RuntimeDep) -> Response:
     qp = _qp(request)
     params.check_known(qp, {"f", "lang"})
     if params.parse_format(qp, _accept(request)) == "html":
-        return await rt.pygeoapi.respond(itemtypes_api.get_collection_queryables, request, cid)
+        return await pygeoapi_of(rt).respond(itemtypes_api.get_collection_queryables, request, cid)
     return FastJSONResponse(queryables_doc(spec, rt.base), media_type="application/schema+json")
 
 
@@ -280,7 +281,7 @@ async def tile_matrix_sets(request: Request, rt: RuntimeDep) -> Response:
     import pygeoapi.api.tiles as tiles_api
 
     params.check_known(_qp(request), {"f", "lang"})
-    return await rt.pygeoapi.respond(tiles_api.tilematrixsets, request)
+    return await pygeoapi_of(rt).respond(tiles_api.tilematrixsets, request)
 
 
 @router.get("/TileMatrixSets/{tms}")
@@ -293,7 +294,7 @@ async def tile_matrix_set(tms: str, request: Request, rt: RuntimeDep) -> Respons
     known = [t.value.tileMatrixSet for t in TileMatrixSetEnum]
     if tms not in known:
         raise NotFound(f"tile matrix set {tms!r} does not exist; known: {', '.join(known)}")
-    return await rt.pygeoapi.respond(tiles_api.tilematrixset, request, tms)
+    return await pygeoapi_of(rt).respond(tiles_api.tilematrixset, request, tms)
 
 
 @router.get("/collections/{cid}/schema")
@@ -301,9 +302,4 @@ async def schema(cid: str, request: Request, rt: RuntimeDep) -> Response:
     """The collection's schema (pygeoapi)."""
     rt.spec_of(cid)
     params.check_known(_qp(request), {"f", "lang"})
-    return await rt.pygeoapi.respond(core_api.get_collection_schema, request, cid)
-
-
-def pygeoapi_of(rt: Runtime) -> Pygeoapi:
-    """The pygeoapi wrapper of a runtime (for other rooms' routes, e.g. processes)."""
-    return rt.pygeoapi
+    return await pygeoapi_of(rt).respond(core_api.get_collection_schema, request, cid)

@@ -17,6 +17,7 @@ import threading
 from collections import OrderedDict
 
 from geoservice import __version__
+from geoservice.runtime import Services
 
 #: Default budget per process (``server.tile_cache_mb``).  A busy z10-z14 map touches a
 #: few thousand tiles of 1-40 KB.
@@ -75,15 +76,11 @@ def matches(if_none_match: str | None, tag: str) -> bool:
     return "*" in tags or tag in tags or f"W/{tag}" in tags
 
 
-def of(services: dict[str, object], max_mb: int) -> TileCache | None:
+def of(services: Services, max_mb: int) -> TileCache | None:
     """The cache of one app (its runtime's services), or ``None`` when configured off
     (``server.tile_cache_mb: 0``).  Per app, not per module: data versions are only
     comparable within one store."""
     if max_mb <= 0:
         return None
-    # get first: ``setdefault`` alone would build (and drop) a cache on every tile request
-    cache = services.get("ogc.tile_cache") or services.setdefault(
-        "ogc.tile_cache", TileCache(max_mb * 1024 * 1024)
-    )
-    assert isinstance(cache, TileCache)
-    return cache
+    cache = services.get(TileCache)
+    return cache if cache is not None else services.put(TileCache(max_mb * 1024 * 1024))

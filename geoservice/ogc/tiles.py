@@ -20,12 +20,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from geoservice import mvt
 from geoservice.catalogue import LayerSpec
 from geoservice.concurrency import in_thread
 from geoservice.errors import NotFound
 from geoservice.fastjson import FastJSONResponse
-from geoservice.ogc import mvt, params, tilecache
-from geoservice.ogc.runtime import Runtime, RuntimeDep, read_store, runtime_of
+from geoservice.ogc import params, tilecache
+from geoservice.runtime import Runtime, RuntimeDep, read_store, runtime_of
 
 router = APIRouter(prefix="/ogc", include_in_schema=False)
 
@@ -174,3 +175,13 @@ def _tile_response(data: bytes, headers: dict[str, str]) -> Response:
 tile_router = APIRouter(include_in_schema=False)
 tile_router.add_route("/ogc/collections/{cid}/tiles/{tms}/{z}/{y}/{x}", tile, methods=["GET"],
                       include_in_schema=False)
+
+
+def tilesets_link(base: str, cid: str) -> dict[str, str]:
+    """The collection link to its vector tilesets (OGC API - Tiles)."""
+    return {
+        "href": f"{base}/collections/{cid}/tiles?f=json",
+        "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
+        "type": "application/json",
+        "title": "Vector tilesets",
+    }

@@ -27,7 +27,7 @@ from geoservice.errors import InvalidParameter
 from geoservice.fastjson import FastJSONResponse
 from geoservice.features import Feature
 from geoservice.ogc import features_api
-from geoservice.ogc.runtime import Runtime, RuntimeDep
+from geoservice.runtime import Runtime, RuntimeDep
 
 __all__ = ["PART4", "attach", "feature_etag", "router"]
 
@@ -38,8 +38,6 @@ PART4 = [
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
 ]
-#: Largest accepted feature body (bytes); ``extra.transactions.max_body`` overrides it.
-MAX_BODY = 256 * 1024
 FEATURE_TYPES = ("application/geo+json", "application/json")
 PATCH_TYPES = ("application/merge-patch+json", *FEATURE_TYPES)
 
@@ -48,13 +46,8 @@ def attach(rt: Runtime) -> AuthServices:
     """Build the write services once and declare the Part 4 conformance classes."""
     svc = auth_services(rt)
     if any(s.editable for s in rt.specs.values()):
-        rt.extra_conformance.extend(c for c in PART4 if c not in rt.extra_conformance)
+        rt.conform(PART4)
     return svc
-
-
-def _max_body(rt: Runtime) -> int:
-    cfg = rt.settings.extra.get("transactions", {})
-    return int(cfg.get("max_body", MAX_BODY)) if isinstance(cfg, dict) else MAX_BODY
 
 
 def _media(request: Request, accepted: tuple[str, ...]) -> None:
@@ -67,7 +60,7 @@ def _media(request: Request, accepted: tuple[str, ...]) -> None:
 
 async def _feature_body(request: Request, rt: Runtime, accepted: tuple[str, ...]) -> Any:
     _media(request, accepted)
-    return await request_json(request, _max_body(rt))
+    return await request_json(request, rt.settings.transactions.max_body)
 
 
 def _parse_feature(doc: Any, content_crs: str | None) -> Feature:

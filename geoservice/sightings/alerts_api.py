@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import shapely
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry import mapping, shape
@@ -22,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from geoservice.auth.errors import Forbidden, Unauthorized
 from geoservice.errors import InvalidParameter, NotFound, ServiceError, Unprocessable
 from geoservice.fastjson import FastJSONResponse
-from geoservice.ogc.runtime import Runtime, get_runtime
+from geoservice.runtime import Runtime, RuntimeDep
 from geoservice.sightings.alerts import (
     ATTEMPT_HEADER,
     EVENT_HEADER,
@@ -35,7 +35,7 @@ from geoservice.sightings.alerts import (
 from geoservice.sightings.events import SIGHTINGS, EventBus
 
 router = APIRouter(tags=["alerts"])
-RT = Annotated[Runtime, Depends(get_runtime)]
+RT = RuntimeDep
 
 
 class SubscriptionIn(BaseModel):
@@ -53,11 +53,8 @@ class SubscriptionIn(BaseModel):
 
 
 def _services(rt: Runtime) -> tuple[Outbox, EventBus]:
-    outbox = rt.services.get("alerts")
-    bus = rt.services.get("events")
-    if outbox is None or bus is None:
-        raise ServiceError("alerts are not enabled on this server")
-    return outbox, bus
+    missing = ServiceError("alerts are not enabled on this server")
+    return rt.services.require(Outbox, missing), rt.services.require(EventBus, missing)
 
 
 def accepted_species(rt: Runtime) -> list[str] | None:

@@ -2,8 +2,8 @@
 
 ``attach`` builds the write side once at start-up (tokens, audit, the municipality index,
 OGC API Features Part 4 — see ``geoservice.ogc.transactions``) and installs the read
-policy of ``wildlife-sightings`` for the OGC read routes (``rt.services
-["ogc.read_policy"]``): unpublished reports hidden, sensitive locations generalised.
+policy of ``wildlife-sightings`` for the OGC read routes (``rt.read_policies``):
+unpublished reports hidden, sensitive locations generalised.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from geoservice.errors import InvalidParameter, NotFound
 from geoservice.fastjson import FastJSONResponse
 from geoservice.features import Feature
 from geoservice.ogc import features_api, transactions
-from geoservice.ogc.runtime import Runtime, RuntimeDep
+from geoservice.runtime import RoomParts, Runtime, RuntimeDep
 from geoservice.sightings import importer
 from geoservice.sightings.alerts_api import router as alerts_router
 from geoservice.sightings.events import attach_alerts
@@ -33,41 +33,46 @@ from geoservice.store import Store
 
 router = APIRouter(tags=["sightings"])
 router.include_router(alerts_router)
-KEY = "sightings"
 MAX_CSV = 10 * 1024 * 1024
 
 
 def attach(rt: Runtime) -> None:
-    """Build the room's services once at start-up."""
+    """Build the room's services once at start-up: the write side, the read policy of
+    ``wildlife-sightings`` and the alerts (bus, outbox, dispatcher)."""
     auth = transactions.attach(rt)
-    svc = SightingsService(
-        auth, rt.settings.work_dir, rt.settings.extra, open_photos(rt.settings, rt.store)
+    svc = rt.services.put(
+        SightingsService(
+            auth, rt.settings.work_dir, rt.settings.sightings, open_photos(rt.settings, rt.store)
+        )
     )
-    rt.services[KEY] = svc
 
-    def read_policy(request: Request, cid: str, base: Store) -> Store:
-        if cid != COLLECTION:
-            return base
+    def read_policy(request: Request, base: Store) -> Store:
         return SightingsView(base, auth.reader(request), svc.sensitive)
 
-    rt.services["ogc.read_policy"] = read_policy
+    rt.read_policies[COLLECTION] = read_policy
+    bus = attach_alerts(rt)
 
     def publish_event(cid: str, f: Feature) -> None:
-        # The alerts bus is attached after this room (if at all): look it up per write.
-        bus = rt.services.get("events")
-        if bus is not None and cid == COLLECTION:
+        if cid == COLLECTION:
             bus.published(cid, f)
 
     auth.writer.listeners.append(publish_event)
-    attach_alerts(rt)
+
+
+def room() -> RoomParts:
+    """The sightings room for the composition root (``geoservice.app.rooms``)."""
+    from geoservice.sightings.pages import PAGE
+    from geoservice.sightings.pages import router as pages
+
+    return RoomParts("sightings", router, attach, pages, PAGE)
 
 
 def _svc(rt: Runtime) -> SightingsService:
-    svc = rt.services.get(KEY)
+    svc = rt.services.get(SightingsService)
     if svc is None:
         attach(rt)
-        svc = rt.services[KEY]
-    return svc  # type: ignore[no-any-return]
+        svc = rt.services.require(SightingsService)
+    return svc
 
 
 def _auth(rt: Runtime) -> AuthServices:

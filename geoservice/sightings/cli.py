@@ -44,7 +44,7 @@ def import_file(
         specs = {c: store.spec(c) for c in store.collections()}
         auth = build_auth_services(settings, store, specs)
         photos = open_photos(settings, store)
-        svc = SightingsService(auth, settings.work_dir, settings.extra, photos)
+        svc = SightingsService(auth, settings.work_dir, settings.sightings, photos)
         bus = open_bus(settings, store)  # the serving app delivers the alerts this import records
         svc.writer.listeners.append(bus.published)
         who = auth.tokens.verify(token)

@@ -1,6 +1,6 @@
 """The event interface the sighting write paths call when a sighting becomes published.
 
-    rt.services["events"].published("wildlife-sightings", feature)
+    rt.services.require(EventBus).published("wildlife-sightings", feature)
 
 is called after each successful write that leaves a sighting published (created as
 published, updated while published, approved by moderation, harvested).  It records the
@@ -13,7 +13,7 @@ events published by another process (the ``geoservice harvest`` CLI, another app
 are delivered too; on PostGIS a ``LISTEN`` connection per process wakes both at once.
 
 ``attach_alerts(rt)`` builds the bus, the outbox and the dispatcher once at start-up; it
-registers its shutdown in ``rt.services["shutdown_hooks"]`` (run by the app lifespan).
+registers its shutdown in ``rt.shutdown_hooks`` (run by the app lifespan).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from shapely.geometry import mapping
 
 from geoservice.config import Settings
 from geoservice.features import Feature
+from geoservice.runtime import Runtime
 from geoservice.sightings.alerts import CHANNEL, DDL, Dispatcher, Notifier, Outbox
 from geoservice.sightings.policy import SensitiveConfig
 from geoservice.state import open_db
@@ -103,35 +104,32 @@ def open_bus(settings: Settings, store: Store | None = None) -> EventBus:
     """A bus without a dispatcher (for the CLI: the serving app delivers what it records);
     on PostGIS give the open ``store`` (the outbox lives in its database)."""
     outbox = open_outbox(settings, store)
-    return EventBus(outbox, sensitive=SensitiveConfig.load(settings.extra))
+    return EventBus(outbox, sensitive=SensitiveConfig.load(settings.sightings))
 
 
-def attach_alerts(rt: Any) -> None:
+def attach_alerts(rt: Runtime) -> EventBus:
     """Build the alert services for a runtime and start the dispatcher on the running loop.
 
-    Registers ``rt.services["events"]`` (an ``EventBus``), ``rt.services["alerts"]`` (the
-    ``Outbox``) and a shutdown hook in ``rt.services["shutdown_hooks"]``.
+    Puts the ``EventBus``, the ``Outbox`` and the ``Dispatcher`` in ``rt.services`` and
+    its shutdown in ``rt.shutdown_hooks``; returns the bus (the one already there, if any).
     """
-    if isinstance(rt.services.get("events"), EventBus):
-        return  # already attached (idempotent)
-    settings: Settings = rt.settings
-    outbox = open_outbox(settings, rt.store)
+    existing = rt.services.get(EventBus)
+    if existing is not None:
+        return existing  # already attached (idempotent)
+    settings = rt.settings
+    outbox = rt.services.put(open_outbox(settings, rt.store))
     notifier = Notifier()
-    bus = EventBus(outbox, notifier, SensitiveConfig.load(settings.extra))
-    rt.services["events"] = bus
-    rt.services["alerts"] = outbox
-    hooks: list[Any] = rt.services.setdefault("shutdown_hooks", [])
+    bus = rt.services.put(EventBus(outbox, notifier, SensitiveConfig.load(settings.sightings)))
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         loop = None
     if loop is None or not settings.alerts.enabled:
-        hooks.append(outbox.close)
-        return
+        rt.shutdown_hooks.append(outbox.close)
+        return bus
     notifier.bind(loop)
-    dispatcher = Dispatcher(outbox, notifier, settings.alerts)
+    dispatcher = rt.services.put(Dispatcher(outbox, notifier, settings.alerts))
     dispatcher.start()
-    rt.services["alerts_dispatcher"] = dispatcher
     listener = None
     if isinstance(outbox.db, PgDB):  # events committed by other hosts wake this one
         listener = Listener(outbox.db.store.url, CHANNEL, notifier.notify)
@@ -143,4 +141,5 @@ def attach_alerts(rt: Any) -> None:
         await dispatcher.stop()
         outbox.close()
 
-    hooks.append(shutdown)
+    rt.shutdown_hooks.append(shutdown)
+    return bus

@@ -15,12 +15,12 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from geoservice.ogc.pygeoapi_adapter import layer_notice
-from geoservice.ogc.routes import RuntimeDep
+from geoservice.runtime import PageLink, RuntimeDep
 
 router = APIRouter(include_in_schema=False)
 
 #: The portal's link to this page.
-PAGE = {
+PAGE: PageLink = {
     "href": "/map/",
     "title": "クマ出没マップ / Bear sightings map",
     "description": "ツキノワグマ等の目撃・痕跡・撮影・捕獲を地図と一覧で"

@@ -32,6 +32,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geoservice.auth.tokens import Principal
 from geoservice.catalogue import LayerSpec
+from geoservice.config import SightingsSettings
 from geoservice.cql2 import Literal, Op, Property, compile_filter, properties_used
 from geoservice.errors import NotFound
 from geoservice.features import Feature
@@ -52,17 +53,14 @@ class SensitiveConfig:
     record_cell: int = 1000
 
     @classmethod
-    def load(cls, extra: dict[str, Any] | None = None) -> SensitiveConfig:
-        """``sensitive.yml``, overridden by ``extra.sightings`` of the service config."""
+    def load(cls, over: SightingsSettings | None = None) -> SensitiveConfig:
+        """``sensitive.yml``, overridden by the ``sightings`` section of ``config.yml``."""
         raw = yaml.safe_load(SENSITIVE_FILE.read_text("utf-8")) or {}
         species = {str(k): int(v) for k, v in (raw.get("species") or {}).items()}
         cell = int(raw.get("record_cell", 1000))
-        over = (extra or {}).get("sightings", {}) if isinstance(extra, dict) else {}
-        if isinstance(over, dict):
-            species.update(
-                {str(k): int(v) for k, v in (over.get("sensitive_species") or {}).items()}
-            )
-            cell = int(over.get("sensitive_cell", cell))
+        if over is not None:
+            species.update(over.sensitive_species)
+            cell = over.sensitive_cell or cell
         return cls(species, cell)
 
     def cell(self, props: dict[str, Any]) -> int | None:
@@ -215,7 +213,7 @@ class SightingsView(Store):
     ) -> bytes:
         """The backend's own tile (its SQL pre-aggregation) when the policy reduces to property
         equality and no generalised record is near; otherwise the policy-aware default path."""
-        from geoservice.ogc import mvt
+        from geoservice import mvt
 
         if collection != COLLECTION:
             return self.base.tile(collection, z, x, y, properties)

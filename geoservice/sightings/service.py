@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from geoservice.auth.http import AuthServices
 from geoservice.auth.ratelimit import RateLimiter
 from geoservice.auth.tokens import Principal
 from geoservice.auth.writes import parse_geometry
+from geoservice.config import SightingsSettings
 from geoservice.errors import InvalidParameter, NotFound, PayloadTooLarge, Unprocessable
 from geoservice.features import Feature
 from geoservice.sightings.photos import PHOTO_TYPES, FilePhotos, PhotoStore
@@ -71,27 +71,6 @@ def prepare_sighting(who: Principal, f: Feature, before: Feature | None) -> Feat
     return Feature(f.id, props, f.geometry)
 
 
-@dataclass
-class Limits:
-    """Citizen-report limits (``extra.sightings`` in config overrides them)."""
-
-    reports_per_minute: int = 5
-    max_report_body: int = 4 * 1024 * 1024
-    max_photo: int = 2 * 1024 * 1024
-
-    @classmethod
-    def from_extra(cls, extra: dict[str, Any]) -> Limits:
-        cfg = extra.get("sightings", {}) if isinstance(extra, dict) else {}
-        base = cls()
-        if not isinstance(cfg, dict):
-            return base
-        return cls(
-            int(cfg.get("reports_per_minute", base.reports_per_minute)),
-            int(cfg.get("max_report_body", base.max_report_body)),
-            int(cfg.get("max_photo", base.max_photo)),
-        )
-
-
 class SightingsService:
     """Reports, moderation and imports of ``wildlife-sightings`` over the auth services."""
 
@@ -99,14 +78,14 @@ class SightingsService:
         self,
         auth: AuthServices,
         work_dir: Path,
-        extra: dict[str, Any],
+        settings: SightingsSettings,
         photos: PhotoStore | None = None,
     ) -> None:
         self.auth = auth
         self.writer = auth.writer
         self.store = auth.writer.store
-        self.limits = Limits.from_extra(extra)
-        self.sensitive = SensitiveConfig.load(extra)
+        self.limits = settings
+        self.sensitive = SensitiveConfig.load(settings)
         self.limiter = RateLimiter(auth.db, self.limits.reports_per_minute, 60.0)
         self.photos = photos or FilePhotos(work_dir / "photos")
         self.writer.hooks[COLLECTION] = prepare_sighting

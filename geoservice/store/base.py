@@ -146,7 +146,7 @@ class Store(ABC):
         ``properties`` restricts the tile to features with those property values (read
         policies use it, e.g. ``status: published``).
         """
-        from geoservice.ogc import mvt
+        from geoservice import mvt
         from geoservice.store import tiling
 
         spec = self.spec(collection)

@@ -576,7 +576,7 @@ class GpkgStore(Store):
         made for its zoom now (``tiling``): the R-tree gives every candidate's box,
         sub-pixel polygons are aggregated from those boxes alone, and only the other rows
         are read and decoded - a z11 tile of a city reads no building geometry."""
-        from geoservice.ogc import mvt
+        from geoservice import mvt
         from geoservice.store import tiling
 
         spec = self.spec(collection)

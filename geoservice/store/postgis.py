@@ -853,7 +853,7 @@ class PostgisStore(Store):
         (``GROUP BY``), and only the other rows are fetched - a z11 tile of a city moves a
         few thousand cells, not 190,000 buildings.  Encoded by the same code as the
         GeoPackage store's tiles, so both stores draw the same map."""
-        from geoservice.ogc import mvt
+        from geoservice import mvt
         from geoservice.store import tiling
 
         spec = self.spec(collection)

@@ -158,7 +158,7 @@ def render(spec: LayerSpec, z: int, x: int, y: int, features: list[Feature],
            cells: Cells | None = None, *, layer: str | None = None) -> bytes:
     """One MVT of ``features`` (CRS84; those already coalesced are in ``cells``, on the
     level-0 grid) made for zoom ``z`` and kept under the layer's byte budget."""
-    from geoservice.ogc import mvt, mvtpb
+    from geoservice import mvt, mvtpb
 
     ts = spec.tiles
     if not ts.minzoom <= z <= ts.maxzoom:
@@ -215,7 +215,7 @@ def _thin_points(point: np.ndarray, cx: np.ndarray, cy: np.ndarray,
 
 def _props(f: Feature, only: list[str] | None, count: int | None) -> dict[str, Any]:
     """A feature's tile properties: scalars as they are, others as JSON text, ``id``."""
-    from geoservice.ogc.mvt import tile_value
+    from geoservice.mvt import tile_value
 
     props = {k: tile_value(v) for k, v in f.properties.items()
              if v is not None and (only is None or k in only)}

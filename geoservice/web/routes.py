@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from geoservice.fastjson import FastJSONResponse
 from geoservice.ogc.pygeoapi_adapter import layer_notice
-from geoservice.ogc.routes import RuntimeDep
+from geoservice.runtime import RuntimeDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -40,9 +40,8 @@ def layer_rows(rt: Any) -> list[dict[str, Any]]:
 async def portal(request: Request, rt: RuntimeDep) -> HTMLResponse:
     """The portal: what the service is, where to go, every layer with its credit."""
     rows = layer_rows(rt)
-    pages = rt.services.get("pages", [])
     return rt.html.render(
-        "portal.html", layers=rows, pages=pages, any_synthetic=any(r["synthetic"] for r in rows)
+        "portal.html", layers=rows, pages=rt.pages, any_synthetic=any(r["synthetic"] for r in rows)
     )
 
 

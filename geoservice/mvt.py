@@ -156,7 +156,7 @@ def tile_value(v: Any) -> Any:
 
 def encode(layer: str, features: Iterable[Feature], z: int, x: int, y: int) -> bytes:
     """One MVT layer named ``layer`` holding ``features`` (CRS84) clipped to tile z/x/y."""
-    from geoservice.ogc import mvtpb
+    from geoservice import mvtpb
 
     feats = list(features)
     out = []
@@ -169,12 +169,3 @@ def encode(layer: str, features: Iterable[Feature], z: int, x: int, y: int) -> b
         out.append((g, props))
     return mvtpb.encode_layer(layer, out, EXTENT)
 
-
-def tilesets_link(base: str, cid: str) -> dict[str, str]:
-    """The collection link to its vector tilesets (OGC API - Tiles)."""
-    return {
-        "href": f"{base}/collections/{cid}/tiles?f=json",
-        "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
-        "type": "application/json",
-        "title": "Vector tilesets",
-    }
