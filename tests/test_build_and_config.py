@@ -78,7 +78,7 @@ def test_config_is_validated(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "where", "accepted"),
     [
-        ("guide:\n  pause_job: true\n", "guide.pause_job", "jobs_db, parcel_layers, pause_jobs"),
+        ("guide:\n  pause_job: true\n", "guide.pause_job", "parcel_layers, pause_jobs"),
         ("sightings:\n  reports_per_min: 3\n", "sightings.reports_per_min", "max_photo"),
         ("auth:\n  peper: x\n", "auth.peper", "pepper"),
         ("transactions:\n  max_bytes: 9\n", "transactions.max_bytes", "max_body"),
