@@ -32,7 +32,7 @@ from geoservice.errors import ServiceError
 from geoservice.fastjson import FastJSONResponse
 from geoservice.ogc import generated, provider
 from geoservice.ogc.pygeoapi_adapter import Pygeoapi, build_config
-from geoservice.runtime import Room, Runtime
+from geoservice.runtime import AfterBuild, Room, Runtime
 from geoservice.store import Store, open_read_store, open_store
 from geoservice.web.html import HtmlRenderer
 
@@ -172,6 +172,12 @@ def rooms() -> list[Room]:
         sightings.room(),
         city3d.room(),
     ]
+
+
+def after_build_steps() -> dict[str, AfterBuild]:
+    """Each room's after-build step by room name (``geoservice.build`` runs the steps of the
+    rooms whose layers it built)."""
+    return {r.name: r.after_build for r in rooms() if r.after_build is not None}
 
 
 def ogc_routes() -> list[BaseRoute]:

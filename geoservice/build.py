@@ -12,103 +12,27 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-
-import httpx
-import yaml
 
 from geoservice.catalogue import LayerSpec, load_catalogue
 from geoservice.config import Settings
 from geoservice.errors import SourceError
 from geoservice.features import Feature
-from geoservice.loaders import codelists, get_loader
+from geoservice.loaders import codelists
+from geoservice.loaders.sources import (
+    BuildReport,
+    Mirror,
+    resolve_sources,
+    source_features,
+)
+from geoservice.runtime import AfterBuild
 from geoservice.store import database_url
 from geoservice.store.base import Store
 from geoservice.store.gpkg import GpkgStore
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int], None]
-
-
-@dataclass
-class BuildReport:
-    """What a build did, per layer."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-    store: Path | None = None
-    #: PLATEAU code lists absent from the sources: their coded attributes keep raw codes
-    raw_codelists: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Mirror:
-    """A directory laid out like the official sources, and whether its content is synthetic."""
-
-    root: Path
-    synthetic: bool
-    label: str
-
-    @classmethod
-    def open(cls, root: Path) -> Mirror:
-        """Read ``MIRROR.yml`` if present: a demo mirror declares itself synthetic."""
-        manifest = root / "MIRROR.yml"
-        meta = yaml.safe_load(manifest.read_text(encoding="utf-8")) if manifest.exists() else {}
-        return cls(
-            root.resolve(),
-            bool(meta.get("synthetic", False)),
-            str(meta.get("label", f"mirror {root}")),
-        )
-
-
-def _download(spec: LayerSpec, rel: str, cache: Path) -> Path:
-    """Fetch a source file from its official URL into the cache (once)."""
-    target = cache / rel
-    if target.exists():
-        return target
-    if not spec.source.url or len(spec.source.paths) != 1:
-        raise SourceError(f"{spec.id}: no direct download URL; build with --mirror DIR")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with httpx.stream("GET", spec.source.url, follow_redirects=True, timeout=60) as r:
-            r.raise_for_status()
-            tmp = target.with_suffix(target.suffix + ".part")
-            with tmp.open("wb") as fh:
-                for chunk in r.iter_bytes():
-                    fh.write(chunk)
-            tmp.replace(target)
-    except httpx.HTTPError as exc:
-        raise SourceError(
-            f"{spec.id}: could not download {spec.source.url} ({exc}); "
-            "build from a local copy with --mirror DIR"
-        ) from None
-    return target
-
-
-def resolve_sources(
-    spec: LayerSpec, settings: Settings, mirror: Mirror | None
-) -> tuple[list[Path], Path, str, bool]:
-    """Files to load, the root they are relative to, a source label and the synthetic flag."""
-    if spec.source.bundled:
-        root = settings.data_dir
-        return [root / p for p in spec.source.paths], root, "bundled", True
-    if mirror is not None:
-        files = [mirror.root / p for p in spec.source.paths]
-        missing = [str(f) for f in files if not f.exists()]
-        if missing:
-            raise SourceError(f"{spec.id}: source file(s) not in the mirror: {missing}")
-        return files, mirror.root, mirror.label, mirror.synthetic
-    cache = settings.work_dir / "cache"
-    files = [_download(spec, p, cache) for p in spec.source.paths]
-    return files, cache, spec.source.url or "download", False
-
-
-def _features(spec: LayerSpec, files: list[Path], root: Path) -> Iterator[Feature]:
-    opts = {**spec.source.options, "_root": str(root)}
-    src = spec.source.model_copy(update={"options": opts})
-    yield from get_loader(spec.source.format)(spec.model_copy(update={"source": src}), files)
 
 
 def _counted(features: Iterable[Feature], lid: str, progress: Progress | None) -> Iterator[Feature]:
@@ -123,8 +47,12 @@ def build(
     mirror: Path | None = None,
     layers: list[str] | None = None,
     progress: Progress | None = None,
+    after_build: Mapping[str, AfterBuild] | None = None,
 ) -> BuildReport:
-    """Load every enabled layer into a fresh store and swap it in; raise on any failure."""
+    """Load every enabled layer into a fresh store and swap it in; raise on any failure.
+
+    Then run the after-build step of each room that has a layer in this build (``after_build``
+    by room name; default: the rooms of ``geoservice.app.rooms``)."""
     specs = load_catalogue(settings.layers_dir, settings.enabled_layers)
     if layers:
         unknown = sorted(set(layers) - set(specs))
@@ -135,8 +63,7 @@ def build(
     swap_in = _build_postgis if settings.store.backend == "postgis" else _build_gpkg
     codelists.take_absent()
     report = swap_in(settings, specs, mir, progress)
-    post_build(settings)
-    _city3d_tiles(settings, specs, mir, report)
+    _after_build(settings, specs, mir, report, after_build)
     report.raw_codelists = codelists.take_absent()
     if report.raw_codelists:  # one line, not one warning per list
         log.warning("%d PLATEAU code lists are not in the sources (%s): their coded"
@@ -188,20 +115,23 @@ def _build_gpkg(
     return report
 
 
-def post_build(settings: Settings) -> None:
-    """Derived files written after a successful build: the synthetic flood-depth COG."""
-    from geoservice.hazards.raster import write_flood_cog
-
-    write_flood_cog(settings)
-
-
-def _city3d_tiles(
-    settings: Settings, specs: dict[str, LayerSpec], mir: Mirror | None, report: BuildReport
+def _after_build(
+    settings: Settings,
+    specs: dict[str, LayerSpec],
+    mir: Mirror | None,
+    report: BuildReport,
+    steps: Mapping[str, AfterBuild] | None,
 ) -> None:
-    """After the swap: 3D Tiles of a built ``buildings`` layer (see city3d.tiles3d)."""
-    from geoservice.city3d.tiles3d import tiles_after_build
+    """After the swap: each room's step, for the rooms whose layers (``domain``) were built
+    (the hazards room writes its flood raster, city3d its 3D Tiles)."""
+    if steps is None:
+        from geoservice.app import after_build_steps
 
-    tiles_after_build(settings, specs, mir, report)
+        steps = after_build_steps()
+    present = {spec.domain for spec in specs.values()}
+    for room, step in steps.items():
+        if room in present:
+            step(settings, specs, mir, report)
 
 
 def _load_all(
@@ -219,7 +149,7 @@ def _load_all(
             continue
         files, root, label, synthetic = resolve_sources(spec, settings, mir)
         store.create_collection(spec, source=label, synthetic=synthetic or spec.synthetic)
-        n = store.bulk_load(lid, _counted(_features(spec, files, root), lid, progress))
+        n = store.bulk_load(lid, _counted(source_features(spec, files, root), lid, progress))
         report.counts[lid] = n
         if progress is not None:
             progress(lid, n)

@@ -26,6 +26,7 @@ from starlette.applications import Starlette
 from geoservice.catalogue import LayerSpec
 from geoservice.config import Settings
 from geoservice.errors import NotFound, ServiceError
+from geoservice.loaders.sources import BuildReport, Mirror
 from geoservice.store import Store
 from geoservice.web.html import HtmlRenderer
 
@@ -40,6 +41,9 @@ ReadPolicy = Callable[[Request, Store], Store]
 CollectionDoc = Callable[[], dict[str, object]]
 #: Links a room adds to the document of a collection (``[]`` for collections it ignores).
 CollectionLinks = Callable[[str], list[dict[str, str]]]
+#: A room's step after a build swapped the new store in: ``step(settings, specs, mirror,
+#: report)`` (derived files such as rasters or 3D Tiles; failures go to ``report.skipped``).
+AfterBuild = Callable[[Settings, dict[str, LayerSpec], Mirror | None, BuildReport], None]
 #: Called once when the app stops; an awaitable result is awaited.
 ShutdownHook = Callable[[], Awaitable[None] | None]
 
@@ -190,8 +194,10 @@ class Room(Protocol):
     ``router`` is included before the ``/ogc`` routes (a room may serve a more specific
     OGC path); ``pages`` (HTML routes) before it, ``page`` is the portal's link to them;
     ``attach(rt)`` builds the room's services once at start-up, in the order rooms are
-    listed.  A room needing another's service gets it from the composition root as a
-    constructor argument, never by reaching into the other room.
+    listed; ``after_build`` runs after a ``geoservice build`` that built the room's layers
+    (those whose ``domain`` is the room's name).  A room needing another's service gets it
+    from the composition root as a constructor argument, never by reaching into the other
+    room.
     """
 
     @property
@@ -206,6 +212,9 @@ class Room(Protocol):
     @property
     def page(self) -> PageLink | None: ...
 
+    @property
+    def after_build(self) -> AfterBuild | None: ...
+
     def attach(self, rt: Runtime) -> None:
         """Build the room's services and plug them into ``rt`` (see the module docstring)."""
 
@@ -219,6 +228,7 @@ class RoomParts:
     attach_fn: Callable[[Runtime], None]
     pages: APIRouter | None = None
     page: PageLink | None = None
+    after_build: AfterBuild | None = None
 
     def attach(self, rt: Runtime) -> None:
         """Run the room's start-up function."""

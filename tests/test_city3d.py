@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 
 from geoservice.build import build
 from geoservice.catalogue import load_layer
-from geoservice.city3d.citygml import ReadErrors, read_buildings, read_many
 from geoservice.city3d.synthetic import SYNTHETIC_NOTE, write_synthetic
 from geoservice.city3d.tiles3d import Geoid, ecef_to_geodetic, write_tiles
 from geoservice.city3d.validate import run_gltf_validator, validate_all, validate_tileset
 from geoservice.errors import SourceError
 from geoservice.loaders import get_loader
+from geoservice.loaders.citygml import ReadErrors, read_buildings, read_many
 from geoservice.loaders.codelists import CodeLists
 from tests.conftest import DATA, ROOT, need, need_data, settings_for
 
@@ -111,7 +111,7 @@ def test_unknown_code_is_kept_raw_with_a_warning(
     assert ">422</bldg:usage>" in text
     path = tmp_path / YOKOSUKA.name
     path.write_text(text.replace(">422</bldg:usage>", ">9999</bldg:usage>"), encoding="utf-8")
-    with caplog.at_level(logging.WARNING, logger="geoservice.city3d.citygml"):
+    with caplog.at_level(logging.WARNING, logger="geoservice.loaders.citygml"):
         buildings = list(read_buildings(path, _codelists()))
     raw = [b for b in buildings if b.usage_code == "9999"]
     assert raw and all(b.usage == "9999" for b in raw)

@@ -43,7 +43,7 @@ def _mirrored_layers() -> list[str]:
 
 
 def test_mirror_manifest_declares_synthetic() -> None:
-    from geoservice.build import Mirror
+    from geoservice.loaders.sources import Mirror
 
     mirror = Mirror.open(DEMO)
     assert mirror.synthetic is True

@@ -263,7 +263,7 @@ def test_failed_build_leaves_the_previous_tables(
         yield Feature("x", {}, None)
         raise RuntimeError("source broke")
 
-    monkeypatch.setattr(buildmod, "_features", broken)
+    monkeypatch.setattr(buildmod, "source_features", broken)
     with pytest.raises(RuntimeError):
         buildmod.build(settings, mirror=CQL2)
     assert before.collections() == ["ne_110m_rivers_lake_centerlines"]

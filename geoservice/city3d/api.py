@@ -25,5 +25,6 @@ def room() -> RoomParts:
     """The city3d room for the composition root (``geoservice.app.rooms``)."""
     from geoservice.city3d.pages import PAGE
     from geoservice.city3d.pages import router as pages
+    from geoservice.city3d.tiles3d import tiles_after_build
 
-    return RoomParts("city3d", router, attach, pages, PAGE)
+    return RoomParts("city3d", router, attach, pages, PAGE, after_build=tiles_after_build)

@@ -55,8 +55,8 @@ def tiles(
     target = out or settings.tiles_dir / "buildings"
     attribution = None
     if not files:
-        from geoservice.build import Mirror, resolve_sources
         from geoservice.catalogue import load_catalogue
+        from geoservice.loaders.sources import Mirror, resolve_sources
 
         spec = load_catalogue(settings.layers_dir)["buildings"]
         mir = Mirror.open(mirror) if mirror else None

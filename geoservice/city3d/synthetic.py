@@ -3,7 +3,7 @@
 :func:`write_synthetic` writes a CityGML 2.0 ``bldg`` file laid out like PLATEAU 2020
 data (EPSG:6697, ``lat lon height`` posLists, ``bldg:lod1Solid`` with bottom, top and wall
 faces, ``gen`` 建物ID, ``uro:buildingDetails``, a flood generic-attribute set on some
-buildings), so :mod:`geoservice.city3d.citygml` reads it like the real thing.
+buildings), so :mod:`geoservice.loaders.citygml` reads it like the real thing.
 
 Everything is invented and labelled so: the file's ``gml:description``, every building's
 ``gml:description`` and a ``synthetic`` generic attribute say SYNTHETIC.  Buildings are

@@ -2,7 +2,7 @@
 
 Pipeline (memory does not grow with the input)
 ----------------------------------------------
-1. **One streaming pass** over the CityGML files (:func:`geoservice.city3d.citygml.read_many`).
+1. **One streaming pass** over the CityGML files (:func:`geoservice.loaders.citygml.read_many`).
    Each building is meshed at once - LOD2 surfaces when present (each planar polygon
    projected to its Newell best-fit plane and triangulated with ``mapbox_earcut``), else
    an LOD1 extrusion of its footprint (walls, roof and floor; counter-clockwise outward
@@ -58,9 +58,12 @@ from typing import Any
 import mapbox_earcut
 import numpy as np
 
-from geoservice.city3d.citygml import Building, ReadErrors, read_many
-from geoservice.city3d.loader import building_record
+from geoservice.catalogue import LayerSpec
+from geoservice.config import Settings
+from geoservice.loaders.citygml import Building, ReadErrors, read_many
 from geoservice.loaders.codelists import CodeLists
+from geoservice.loaders.plateau_bldg import building_record
+from geoservice.loaders.sources import BuildReport, Mirror, resolve_sources, rooted
 
 log = logging.getLogger(__name__)
 
@@ -940,7 +943,9 @@ def _swap_dir(new: Path, target: Path) -> None:
 # --------------------------------------------------------------------------- build hook
 
 
-def tiles_after_build(settings: Any, specs: dict[str, Any], mirror: Any, report: Any) -> None:
+def tiles_after_build(
+    settings: Settings, specs: dict[str, LayerSpec], mirror: Mirror | None, report: BuildReport
+) -> None:
     """``geoservice build`` hook: re-read the ``buildings`` layer's sources into 3D Tiles.
 
     Called after the store swap when a ``buildings`` layer was built.  The tiles are made
@@ -949,7 +954,6 @@ def tiles_after_build(settings: Any, specs: dict[str, Any], mirror: Any, report:
     ``report.skipped["buildings-3dtiles"]`` - the new store stays in place and the previous
     tileset is kept; per-file read errors are recorded the same way.
     """
-    from geoservice.build import resolve_sources
     from geoservice.loaders.gml import spec_codelists
 
     spec = specs.get("buildings")
@@ -957,8 +961,7 @@ def tiles_after_build(settings: Any, specs: dict[str, Any], mirror: Any, report:
         return
     try:
         files, root, _label, synthetic = resolve_sources(spec, settings, mirror)
-        opts = {**spec.source.options, "_root": str(root)}
-        sp = spec.model_copy(update={"source": spec.source.model_copy(update={"options": opts})})
+        sp = rooted(spec, root)
         result = write_tiles(
             files,
             Path(settings.tiles_dir) / "buildings",

@@ -73,7 +73,7 @@ def attach(rt: Runtime) -> None:
 
 def room() -> RoomParts:
     """The hazards room for the composition root (``geoservice.app.rooms``)."""
-    return RoomParts("hazards", router, attach)
+    return RoomParts("hazards", router, attach, after_build=rastermod.after_build)
 
 
 class HazardCards:

@@ -104,9 +104,12 @@ def serves_hazards(specs: Mapping[str, LayerSpec]) -> bool:
     return any(s.domain == "hazards" for s in specs.values())
 
 
-def after_build(settings: Settings, specs: Mapping[str, LayerSpec]) -> Path | None:
-    """The post-build hook: write the COG when the build included hazards layers."""
-    return write_flood_cog(settings) if serves_hazards(specs) else None
+def after_build(
+    settings: Settings, specs: Mapping[str, LayerSpec], mirror: object, report: object
+) -> None:
+    """The room's after-build step: write the COG when the build included hazards layers."""
+    if serves_hazards(specs):
+        write_flood_cog(settings)
 
 
 def synthetic_depth() -> tuple[np.ndarray, Any]:

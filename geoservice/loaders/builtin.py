@@ -7,7 +7,13 @@ when a build actually asks for a loader.  Registered formats: ``geojson``,
 
 from __future__ import annotations
 
-from geoservice.city3d import loader as plateau_bldg  # registers plateau-bldg
-from geoservice.loaders import csv_points, geojson, mojxml_parcels, plateau_fld, plateau_urf
+from geoservice.loaders import (
+    csv_points,
+    geojson,
+    mojxml_parcels,
+    plateau_bldg,
+    plateau_fld,
+    plateau_urf,
+)
 
 __all__ = ["plateau_bldg", "csv_points", "geojson", "mojxml_parcels", "plateau_fld", "plateau_urf"]

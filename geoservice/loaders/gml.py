@@ -1,7 +1,7 @@
 """Streaming helpers shared by the PLATEAU CityGML readers.
 
 Used by :mod:`geoservice.loaders.plateau_urf` (urban-planning and sediment zones; also
-:mod:`geoservice.loaders.plateau_fld` through it) and :mod:`geoservice.city3d.citygml`
+:mod:`geoservice.loaders.plateau_fld` through it) and :mod:`geoservice.loaders.citygml`
 (buildings): local tag names, ``gml:id``, "file: line N"
 error locations, ``iterparse`` failures as ``SourceError`` and releasing a consumed
 ``cityObjectMember`` so memory stays flat.

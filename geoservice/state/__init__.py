@@ -33,6 +33,8 @@ import psycopg
 
 from geoservice.config import Settings
 from geoservice.store import Store
+from geoservice.store.postgis import SEARCH_PATH as SEARCH_PATH  # re-exported
+from geoservice.store.postgis import schema_of as schema_of
 
 #: What a state database raises when it cannot be reached or refuses a statement.
 DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
@@ -108,18 +110,6 @@ def worker_id() -> str:
     """``host/pid/random``: names the owner of a lease (a delivery, a job), so an operator
     - or a test that kills a host - can tell which process holds it."""
     return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
-
-
-def schema_of(concern: str) -> str:
-    """The PostgreSQL schema of a concern."""
-    return f"geoservice_{concern}"
-
-
-#: The ``search_path`` of every PostgreSQL connection: the state schemas (their table
-#: names are distinct, so statements name tables unqualified), then PostGIS in ``public``.
-SEARCH_PATH = ",".join(
-    [schema_of(c) for c in ("auth", "alerts", "jobs", "harvest", "photos")] + ["public"]
-)
 
 
 def open_db(

@@ -51,7 +51,7 @@ class PgDB:
     """A concern's schema in the store's database.
 
     Statements name tables unqualified: every pool connection's ``search_path`` lists the
-    state schemas (``geoservice.state.SEARCH_PATH``), whose table names are distinct."""
+    state schemas (``geoservice.store.postgis.SEARCH_PATH``), whose table names are distinct."""
 
     dialect = "postgresql"
     atomic = True

@@ -99,10 +99,21 @@ def _acquire_pool(url: str, *, wait: bool = True) -> ConnectionPool:
         return entry[0]
 
 
+def schema_of(concern: str) -> str:
+    """The PostgreSQL schema of a state concern (``geoservice.state``)."""
+    return f"geoservice_{concern}"
+
+
+#: The state concerns with a schema of their own (``geoservice.state``).
+STATE_CONCERNS = ("auth", "alerts", "jobs", "harvest", "photos")
+#: The ``search_path`` of every PostgreSQL connection: the state schemas (their table
+#: names are distinct, so statements name tables unqualified), then PostGIS in ``public``.
+#: Here, not in ``geoservice.state``: the store is the lower floor and opens the pools.
+SEARCH_PATH = ",".join([schema_of(c) for c in STATE_CONCERNS] + ["public"])
+
+
 def _search_path() -> str:
     """The state schemas first (``geoservice.state``), then ``public`` (PostGIS)."""
-    from geoservice.state import SEARCH_PATH
-
     return SEARCH_PATH
 
 

@@ -25,10 +25,10 @@ import shapely
 from shapely.geometry import MultiPoint, MultiPolygon, Polygon
 
 from geoservice.catalogue import LayerSpec
-from geoservice.city3d.citygml import Building, ReadErrors, read_many
 from geoservice.errors import SourceError
 from geoservice.features import Feature
 from geoservice.loaders import register
+from geoservice.loaders.citygml import Building, ReadErrors, read_many
 from geoservice.loaders.common import PropertyMapper
 from geoservice.loaders.gml import spec_codelists
 
