@@ -141,6 +141,7 @@ def test_invalid_geometry_says_why(client: TestClient) -> None:
                                                   [139.70, 35.57]]]}
     r = client.post("/api/guide", json=body({"geometry": bowtie}))
     assert r.status_code == 400 and "Self-intersection" in r.json()["description"]
+    assert r.json()["code"] == "InvalidGeometry"  # as on every route (geoservice.geometry)
     broken = {"type": "Polygon", "coordinates": [[[139.70, 35.57], [139.71, 35.58]]]}
     r = client.post("/api/guide", json=body({"geometry": broken}))
     assert r.status_code == 400 and "Traceback" not in r.text

@@ -28,7 +28,8 @@ from geoservice.hazards import raster as rastermod
 from geoservice.hazards.demo import demo_fld_gml
 from geoservice.hazards.incidents import Ingester, incident_id
 from geoservice.hazards.raster import NODATA, FloodRaster, RasterError
-from geoservice.hazards.service import HazardService, InvalidSite, to_6677
+from geoservice.geometry import InvalidGeometry
+from geoservice.hazards.service import HazardService, to_6677
 from geoservice.loaders import get_loader
 from geoservice.loaders.plateau_fld import decode_flood
 from geoservice.runtime import runtime_of_app
@@ -323,7 +324,7 @@ def test_bad_card_input_is_4xx(client: TestClient, method: str, kwargs: dict[str
 
 def test_bowtie_polygon_is_named() -> None:
     svc = HazardService({}, None, None, None, None, {})  # type: ignore[arg-type]
-    with pytest.raises(InvalidSite) as exc:
+    with pytest.raises(InvalidGeometry) as exc:
         svc.card({"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]})
     assert "Self-intersection" in exc.value.description
 

@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from geoservice import crs as crsmod
 from geoservice import fastjson
 from geoservice.auth.audit import AuditLog, feature_json
 from geoservice.auth.errors import Forbidden, PreconditionFailed
@@ -66,44 +63,6 @@ def etag_matches(if_match: str, f: Feature) -> bool:
         if tag == "*" or tag == current:
             return True
     return False
-
-
-def parse_geometry(obj: Any, content_crs: str | None = None) -> BaseGeometry:
-    """A GeoJSON geometry → shapely in CRS84; anything malformed is a 400 saying why."""
-    if not isinstance(obj, dict) or "type" not in obj or "coordinates" not in obj:
-        raise InvalidParameter(
-            "geometry: expected a GeoJSON geometry object with 'type' and 'coordinates'"
-        )
-    try:
-        geom = shape(obj)
-    except Exception as exc:  # shapely raises several types for malformed input
-        raise InvalidParameter(
-            f"geometry: not a valid GeoJSON {obj.get('type')!r} ({exc})"
-        ) from None
-    if geom.is_empty:
-        raise InvalidParameter("geometry: empty geometries are not accepted")
-    if content_crs:
-        uri = content_crs.strip().strip("<>")
-        info = crsmod.crs_info(uri, "Content-Crs")
-        if info.uri != crsmod.CRS84:
-            geom = crsmod.to_crs84(geom, info)
-    xs = [c for c in _coords(geom)]
-    if any(not (math.isfinite(x) and math.isfinite(y)) for x, y in xs):
-        raise InvalidParameter("geometry: coordinates must be finite numbers")
-    if any(not (-180 <= x <= 180 and -90 <= y <= 90) for x, y in xs):
-        raise InvalidParameter(
-            "geometry: coordinates must be longitude, latitude in CRS84 (lon in [-180, 180],"
-            " lat in [-90, 90])"
-        )
-    if not geom.is_valid:
-        raise InvalidParameter("geometry: invalid (self-intersecting or degenerate)")
-    return geom
-
-
-def _coords(geom: BaseGeometry) -> list[tuple[float, float]]:
-    import shapely
-
-    return [(float(c[0]), float(c[1])) for c in shapely.get_coordinates(geom)]
 
 
 def check_properties(spec: LayerSpec, props: dict[str, Any]) -> None:

@@ -18,12 +18,13 @@ import numpy as np
 import shapely
 import shapely.validation
 from pyproj import Transformer
-from shapely.geometry import Point, box, shape
+from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
 from geoservice.catalogue import LayerSpec
-from geoservice.errors import InvalidParameter, NotFound, Unprocessable
+from geoservice.errors import NotFound, Unprocessable
 from geoservice.features import Feature
+from geoservice.geometry import checked, parse_geometry
 from geoservice.guide.engine import Coverage, FeatureHit, LayerFacts, SiteFacts
 from geoservice.guide.models import SiteInput
 
@@ -37,12 +38,6 @@ class OutsideServiceArea(Unprocessable):
     """The site does not touch any municipality of the service area (admin boundaries)."""
 
     code = "outside-service-area"
-
-
-class InvalidGeometry(InvalidParameter):
-    """The site geometry is not a valid polygon (the description says why)."""
-
-    code = "invalid-geometry"
 
 
 class ParcelNotFound(NotFound):
@@ -272,12 +267,8 @@ class SpatialIndex:
                 )
             return geom, key[0]
         if site.point is not None:
-            return self._in_service_area(_checked(Point(*site.point))), None
-        try:
-            geom = shape(site.geometry)
-        except Exception as exc:  # shapely/GeoJSON errors: report the cause, never a trace
-            raise InvalidGeometry(f"site.geometry is not a valid GeoJSON polygon: {exc}") from None
-        return self._in_service_area(_checked(geom)), None
+            return self._in_service_area(checked(Point(*site.point), "site.point")), None
+        return self._in_service_area(parse_geometry(site.geometry, "site.geometry")), None
 
     def _in_service_area(self, geom: BaseGeometry) -> BaseGeometry:
         if self.admin is not None and self.admin.geometries and not self.admin.query(geom):
@@ -316,15 +307,3 @@ def _chiban_sort(chiban: str) -> tuple[Any, ...]:
     """Natural order of 地番 ("2" before "10", "10-2" before "10-10")."""
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p)
                  for p in re.split(r"[-番の]", chiban))
-
-
-def _checked(geom: BaseGeometry) -> BaseGeometry:
-    if geom.is_empty:
-        raise InvalidGeometry("site geometry is empty")
-    minx, miny, maxx, maxy = geom.bounds
-    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise Unprocessable("site coordinates must be CRS84 longitude, latitude")
-    if not geom.is_valid:
-        why = shapely.validation.explain_validity(geom)
-        raise InvalidGeometry(f"site geometry is invalid: {why}")
-    return geom

@@ -35,13 +35,13 @@ import shapely.validation
 import yaml
 from pyproj import Transformer
 from shapely import STRtree
-from shapely.geometry import Point, box, shape
+from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
 from geoservice.auth.scope import MunicipalityIndex
 from geoservice.catalogue import LayerSpec
-from geoservice.errors import InvalidParameter
 from geoservice.features import Feature
+from geoservice.geometry import InvalidGeometry, parse_geometry
 from geoservice.hazards.raster import COLLECTION as RASTER_ID
 from geoservice.hazards.raster import TITLE as RASTER_TITLE
 from geoservice.hazards.raster import FloodRaster, RasterError
@@ -122,12 +122,6 @@ DISCLAIMER = {
 HAZARD_MAPS = Path(__file__).with_name("hazard_maps.yml")
 
 
-class InvalidSite(InvalidParameter):
-    """The site geometry cannot be used (the description says why)."""
-
-    code = "InvalidGeometry"
-
-
 @lru_cache(maxsize=1)
 def _to_6677() -> Transformer:
     return Transformer.from_crs("OGC:CRS84", "EPSG:6677", always_xy=True)
@@ -144,37 +138,16 @@ def to_6677(geom: BaseGeometry) -> BaseGeometry:
     return shapely.transform(geom, apply)
 
 
-def parse_site(obj: Any) -> BaseGeometry:
-    """A GeoJSON geometry (or Feature) in CRS84 -> a valid shapely geometry, or 400.
+#: Site geometry types the card accepts.
+SITE_TYPES = ("Point", "MultiPoint", "Polygon", "MultiPolygon", "LineString", "MultiLineString")
 
-    Accepted: Point, MultiPoint, Polygon, MultiPolygon, LineString, MultiLineString.
-    Coordinates must be finite lon/lat; polygons must be valid (the reason is named).
-    """
-    if isinstance(obj, BaseGeometry):
-        geom = obj
-    else:
-        if isinstance(obj, Mapping) and obj.get("type") == "Feature":
-            obj = obj.get("geometry")
-        if not isinstance(obj, Mapping) or "type" not in obj:
-            raise InvalidSite('body: expected a GeoJSON geometry {"type": ..., "coordinates": ...}')
-        allowed = ("Point", "MultiPoint", "Polygon", "MultiPolygon", "LineString",
-                   "MultiLineString")
-        if obj.get("type") not in allowed:
-            raise InvalidSite(f"geometry type {obj.get('type')!r} is not accepted; use {allowed}")
-        try:
-            geom = shape(obj)
-        except Exception as exc:  # shapely raises several types on malformed coordinates
-            raise InvalidSite(f"malformed {obj.get('type')} coordinates: {exc}") from None
-    if geom.is_empty:
-        raise InvalidSite("the geometry is empty")
-    coords = shapely.get_coordinates(geom)
-    if not np.isfinite(coords).all():
-        raise InvalidSite("coordinates must be finite numbers")
-    if (np.abs(coords[:, 0]) > 180).any() or (np.abs(coords[:, 1]) > 90).any():
-        raise InvalidSite("coordinates must be longitude, latitude in degrees (CRS84)")
-    if not geom.is_valid:
-        raise InvalidSite(f"invalid geometry: {shapely.validation.explain_validity(geom)}")
-    return geom
+
+def parse_site(obj: Any) -> BaseGeometry:
+    """A GeoJSON geometry or Feature (CRS84) -> a valid shapely geometry, or 400
+    (``geoservice.geometry``: one parser and error for every route)."""
+    if isinstance(obj, Mapping) and obj.get("type") == "Feature":
+        obj = obj.get("geometry")
+    return parse_geometry(obj, "geometry", SITE_TYPES)
 
 
 @dataclass
@@ -405,7 +378,7 @@ class HazardService:
         site = parse_site(geometry)
         area = float(to_6677(site).area)
         if area > MAX_AREA_M2:
-            raise InvalidSite(
+            raise InvalidGeometry(
                 f"the site covers {area:,.0f} m²; the card is limited to "
                 f"{MAX_AREA_M2:,.0f} m² (a site, not a district)"
             )
@@ -704,5 +677,5 @@ class HazardService:
 def point(lon: float, lat: float) -> Point:
     """A CRS84 point, with a 400 for out-of-range values."""
     if not (math.isfinite(lon) and math.isfinite(lat)) or abs(lon) > 180 or abs(lat) > 90:
-        raise InvalidSite("lon must be in [-180, 180] and lat in [-90, 90] (CRS84 degrees)")
+        raise InvalidGeometry("lon must be in [-180, 180] and lat in [-90, 90] (CRS84 degrees)")
     return Point(lon, lat)

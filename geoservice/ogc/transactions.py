@@ -21,11 +21,12 @@ from geoservice import crs as crsmod
 from geoservice.auth.errors import UnsupportedMediaType
 from geoservice.auth.http import AuthServices, auth_services
 from geoservice.auth.tokens import Principal
-from geoservice.auth.writes import feature_etag, parse_geometry
+from geoservice.auth.writes import feature_etag
 from geoservice.edge.bodies import request_json
 from geoservice.errors import InvalidParameter
 from geoservice.fastjson import FastJSONResponse
 from geoservice.features import Feature
+from geoservice.geometry import parse_geometry
 from geoservice.ogc import features_api
 from geoservice.runtime import Runtime, RuntimeDep
 
@@ -71,7 +72,7 @@ def _parse_feature(doc: Any, content_crs: str | None) -> Feature:
     if not isinstance(props, dict):
         raise InvalidParameter("properties: expected a JSON object")
     raw = doc.get("geometry")
-    geom = None if raw is None else parse_geometry(raw, content_crs)
+    geom = None if raw is None else parse_geometry(raw, content_crs=content_crs)
     return Feature("", props, geom)
 
 
@@ -130,7 +131,8 @@ async def update_item(cid: str, fid: str, request: Request, rt: RuntimeDep) -> R
     if not isinstance(props, dict):
         raise InvalidParameter("properties: expected a JSON object")
     raw = body.get("geometry")
-    geom = None if raw is None else parse_geometry(raw, request.headers.get("content-crs"))
+    crs = request.headers.get("content-crs")
+    geom = None if raw is None else parse_geometry(raw, content_crs=crs)
     result = await run_in_threadpool(
         svc.writer.update, who, cid, fid, props, geom, request.headers.get("if-match")
     )

@@ -12,16 +12,16 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-import shapely
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from shapely.geometry import mapping, shape
+from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from geoservice.auth.errors import Forbidden, Unauthorized
 from geoservice.errors import InvalidParameter, NotFound, ServiceError, Unprocessable
 from geoservice.fastjson import FastJSONResponse
+from geoservice.geometry import InvalidGeometry, parse_geometry
 from geoservice.runtime import Runtime, RuntimeDep
 from geoservice.sightings.alerts import (
     ATTEMPT_HEADER,
@@ -86,7 +86,7 @@ def parse_area(area: dict[str, Any], rt: Runtime) -> BaseGeometry:
             or not all(_number(v) for v in pt)
             or not (-180 <= pt[0] <= 180 and -90 <= pt[1] <= 90)
         ):
-            raise InvalidParameter("area.point must be [longitude, latitude] in CRS84 degrees")
+            raise InvalidGeometry("area.point must be [longitude, latitude] in CRS84 degrees")
         r = area.get("radius_m")
         if not isinstance(r, int | float) or not _number(r):
             raise Unprocessable("area.radius_m must be a number of metres")
@@ -96,25 +96,12 @@ def parse_area(area: dict[str, Any], rt: Runtime) -> BaseGeometry:
                 f"got {r:g}"
             )
         return circle(float(pt[0]), float(pt[1]), float(r))
-    gtype = area.get("type")
-    if gtype not in ("Polygon", "MultiPolygon"):
-        raise InvalidParameter(
+    if area.get("type") not in ("Polygon", "MultiPolygon"):
+        raise InvalidGeometry(
             f"area must be a GeoJSON Polygon or MultiPolygon, or {{point, radius_m}}; "
-            f"got type {gtype!r}"
+            f"got type {area.get('type')!r}"
         )
-    try:
-        geom = shape(area)
-    except Exception as exc:  # shapely raises several types for malformed coordinates
-        raise InvalidParameter(f"area is not a valid GeoJSON {gtype}: {exc}") from None
-    if geom.is_empty:
-        raise InvalidParameter("area is empty")
-    minx, miny, maxx, maxy = geom.bounds
-    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise InvalidParameter("area coordinates must be CRS84 longitude/latitude degrees")
-    if not geom.is_valid:
-        reason = shapely.is_valid_reason(geom)
-        raise InvalidParameter(f"area is not a valid polygon: {reason}")
-    return geom
+    return parse_geometry(area, "area")
 
 
 def check_webhook(url: str, allow_private: bool) -> str:

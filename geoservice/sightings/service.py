@@ -12,10 +12,10 @@ from geoservice.auth.errors import Forbidden
 from geoservice.auth.http import AuthServices
 from geoservice.auth.ratelimit import RateLimiter
 from geoservice.auth.tokens import Principal
-from geoservice.auth.writes import parse_geometry
 from geoservice.config import SightingsSettings
 from geoservice.errors import InvalidParameter, NotFound, PayloadTooLarge, Unprocessable
 from geoservice.features import Feature
+from geoservice.geometry import parse_geometry
 from geoservice.sightings.photos import PHOTO_TYPES, FilePhotos, PhotoStore
 from geoservice.sightings.policy import COLLECTION, PUBLISHED, SensitiveConfig
 from geoservice.store import Query
