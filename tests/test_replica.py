@@ -25,10 +25,11 @@ from fastapi.testclient import TestClient
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from geoservice.app import create_app
-from geoservice.auth.db import AuthDB, auth_db_path
+from geoservice.auth.db import open_auth_db
 from geoservice.auth.tokens import TokenStore
 from geoservice.build import build
 from geoservice.config import Settings
+from geoservice.store import open_store
 from tests.conftest import DATA, ROOT, need, pg_settings_for
 
 pytestmark = pytest.mark.postgis
@@ -97,7 +98,11 @@ def env(
     })
     build(settings, mirror=DATA, layers=LAYERS)
     _wait(_replayed(replica), "the standby to replay the build")
-    token, _ = TokenStore(AuthDB(auth_db_path(tmp))).create("都 管理者", admin=True)
+    store = open_store(settings)  # tokens live in the primary's auth schema on PostGIS
+    try:
+        token, _ = TokenStore(open_auth_db(settings, store)).create("都 管理者", admin=True)
+    finally:
+        store.close()
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield Env(client, replica, token)
 
