@@ -245,6 +245,28 @@ def test_concurrency_cap_holds_across_loops_and_threads(server: ReinfolibServer,
     assert server.state.max_in_flight == 2  # one cap for the whole process
 
 
+def test_concurrent_answers_share_requests(server: ReinfolibServer, tmp_path: Path) -> None:
+    s = use_server(_built(settings_for(tmp_path, _layers(tmp_path))), server)
+    server.state.latency_s = 0.2
+    store = open_store(s)
+    source = ReinfolibSource.open(s, store)
+    spec = source.layers["rf-use"]
+
+    async def twice() -> list[LayerResult]:
+        deadline = time.monotonic() + 10
+        try:
+            return list(await asyncio.gather(*(source.site_features(spec, SITE, deadline=deadline)
+                                               for _ in range(2))))
+        finally:
+            await source.aclose()
+
+    first, second = _run(twice())
+    store.close()
+    assert first.ok and second.ok and [f.id for f in first.features] == [
+        f.id for f in second.features]
+    assert len(server.served) == len(covering(SITE, 15))  # each tile asked for once
+
+
 # -- tile edges and formats --------------------------------------------------------------
 
 
@@ -338,6 +360,17 @@ def test_refetch_replaces_what_the_tile_said(store_settings: Settings, tmp_path:
     finally:
         store.close()
     assert new.id in ids and old.id not in ids  # the decision changed: the old one is gone
+
+
+def test_refused_key_is_not_tried_again(server: ReinfolibServer, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REINFOLIB_API_KEY", "not-the-key")
+    s = use_server(_built(settings_for(tmp_path, _layers(tmp_path))), server, concurrency=1)
+    area = box(139.70, 35.57, 139.74, 35.59)
+    assert len(covering(area, 15)) > 4
+    result = _site(s, area=area)
+    assert result.error is not None and result.error.reason == "unauthorized"
+    assert len(server.served) == 1  # one refusal, then no more requests with that key
 
 
 def test_failure_makes_layer_unusable_with_reason(server: ReinfolibServer,

@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -39,6 +39,9 @@ from geoservice.reinfolib.tiles import Tile, decode_mvt, iter_geojson
 log = logging.getLogger("geoservice.reinfolib")
 T = TypeVar("T")
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
+#: After a 401 the key is wrong for every tile: answer "unauthorized" without asking again
+#: for this long (the key is read at start-up, so fixing it means a restart anyway).
+REFUSED_PAUSE_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,8 @@ class ReinfolibClient:
         self._runner_lock = threading.Lock()
         self._client: httpx.AsyncClient | None = None
         self._gate: asyncio.Semaphore | None = None
+        self._pending: dict[str, asyncio.Future[TileAnswer]] = {}  # URL -> request in flight
+        self._refused_until = 0.0  # after a 401, no request until then
         self.requests = 0  # requests sent (benchmarks report requests per site)
 
     def _loop(self) -> _LoopThread:
@@ -174,7 +179,27 @@ class ReinfolibClient:
         if self._key is None:
             raise ReinfolibError("not-configured", self.settings.not_configured, api=api)
         url = self.url(api, tile, params, fmt)
-        return await self.on_loop(self._retrying(api, tile, url, fmt, deadline))
+        return await self.on_loop(self._shared(api, tile, url, fmt, deadline))
+
+    async def _shared(self, api: str, tile: Tile, url: str, fmt: str,
+                      deadline: float | None) -> TileAnswer:
+        """One request per URL at a time: concurrent callers (two guide answers for
+        neighbouring sites) share the one in flight instead of spending the budget twice.
+        Runs on the client's loop, so the table needs no lock; a caller that gives up
+        does not cancel the request for the others."""
+        task = self._pending.get(url)
+        if task is None:
+            task = asyncio.ensure_future(self._retrying(api, tile, url, fmt, deadline))
+            self._pending[url] = task
+            task.add_done_callback(self._settled(url))
+        return await asyncio.shield(task)
+
+    def _settled(self, url: str) -> Callable[[asyncio.Future[TileAnswer]], None]:
+        def done(task: asyncio.Future[TileAnswer]) -> None:
+            self._pending.pop(url, None)
+            if not task.cancelled():
+                task.exception()  # retrieved: no "never retrieved" warning if all gave up
+        return done
 
     async def _retrying(self, api: str, tile: Tile, url: str, fmt: str,
                         deadline: float | None) -> TileAnswer:
@@ -195,35 +220,48 @@ class ReinfolibClient:
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _send(self, client: httpx.AsyncClient, api: str, tile: Tile, url: str,
+                    timeout: float) -> httpx.Response:
+        """One GET with the key header; transport failures become reasons."""
+        assert self._key is not None
+        headers = {KEY_HEADER: self._key.get_secret_value(), "Accept-Encoding": "gzip"}
+        self.requests += 1
+        try:
+            return await client.get(url, headers=headers, timeout=timeout)
+        except httpx.TimeoutException:
+            raise ReinfolibError("timeout", f"{api}: no answer for tile {tile} within "
+                                 f"{timeout:.1f} s", api=api) from None
+        except httpx.DecodingError:
+            raise ReinfolibError("bad-body", f"{api}: the compressed answer for tile {tile}"
+                                 " is corrupt or truncated", api=api) from None
+        except httpx.RemoteProtocolError:
+            raise ReinfolibError("bad-body", f"{api}: the answer for tile {tile} was cut "
+                                 "off (truncated body)", api=api) from None
+        except httpx.TransportError as exc:
+            raise ReinfolibError("unreachable", f"{api}: the API could not be reached "
+                                 f"({type(exc).__name__})", api=api) from None
+
+    def _check_refused(self, api: str) -> None:
+        if time.monotonic() < self._refused_until:  # the key was refused a moment ago
+            raise status_error(api, 401)
+
     async def _once(self, api: str, tile: Tile, url: str, fmt: str,
                     deadline: float | None) -> TileAnswer:
         client, gate = self._http()
+        self._check_refused(api)
         await self.budget.acquire(api, deadline)
         async with gate:
+            self._check_refused(api)  # a request queued behind the one that got the 401
             timeout = self.settings.timeout_s
             if deadline is not None:
                 timeout = min(timeout, deadline - time.monotonic())
                 if timeout <= 0:
                     raise ReinfolibError("timeout", f"{api}: no time left for tile {tile} "
                                          "within the answer's budget", api=api)
-            assert self._key is not None
-            headers = {KEY_HEADER: self._key.get_secret_value(), "Accept-Encoding": "gzip"}
-            self.requests += 1
             started = time.monotonic()
-            try:
-                r = await client.get(url, headers=headers, timeout=timeout)
-            except httpx.TimeoutException:
-                raise ReinfolibError("timeout", f"{api}: no answer for tile {tile} within "
-                                     f"{timeout:.1f} s", api=api) from None
-            except httpx.DecodingError:
-                raise ReinfolibError("bad-body", f"{api}: the compressed answer for tile {tile}"
-                                     " is corrupt or truncated", api=api) from None
-            except httpx.RemoteProtocolError:
-                raise ReinfolibError("bad-body", f"{api}: the answer for tile {tile} was cut "
-                                     "off (truncated body)", api=api) from None
-            except httpx.TransportError as exc:
-                raise ReinfolibError("unreachable", f"{api}: the API could not be reached "
-                                     f"({type(exc).__name__})", api=api) from None
+            r = await self._send(client, api, tile, url, timeout)
+            if r.status_code == 401:  # stop asking with a refused key (the operator watches)
+                self._refused_until = time.monotonic() + REFUSED_PAUSE_S
         log.info("reinfolib %s %s %s: HTTP %d in %.0f ms", api, tile, fmt, r.status_code,
                  (time.monotonic() - started) * 1000)
         if r.status_code != 200:
