@@ -223,3 +223,14 @@ def test_forest_development_solar_case(area: float, solar: bool, expected: str) 
     p = proc(forest, "forest-development-permit", activities=["land-development"],
              area=area, use="solar-power" if solar else "other")
     assert p.status == expected
+
+
+def test_undetermined_keeps_the_general_timing_when_no_case_is_known() -> None:
+    p = proc({"area_divisions": LayerFacts("none")}, "development-permit",
+             activities=["land-development"])
+    assert p.status == "undetermined"
+    assert not p.timing.text.startswith("市街化調整区域")  # no case's own text: none is known
+    parks = proc({"natural_parks": LayerFacts("none")}, "natural-park-permit",
+                 activities=["earthwork"])
+    assert parks.status == "undetermined"
+    assert parks.timing.offset_days == -30  # the ordinary-zone notice is the earlier date

@@ -145,10 +145,13 @@ def main(argv: list[str] | None = None) -> int:
             print("mutation: the guide tests fail on the unmutated rules; fix them first")
             return 1
         survivors = []
-        for m in mutants:
+        for i, m in enumerate(mutants, 1):
             _write_copy(copy_dir, rules, m)
             if _run_tests(copy_dir):
                 survivors.append(m)
+            if i % 25 == 0 or i == len(mutants):
+                print(f"mutation: {i}/{len(mutants)} run, {len(survivors)} survived so far",
+                      flush=True)
     took = time.perf_counter() - start
     print(f"mutation: {len(mutants)} mutants of {len(rules)} rules, "
           f"{len(mutants) - len(survivors)} killed, {len(survivors)} survived ({took:.0f} s)")

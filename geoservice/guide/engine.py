@@ -385,10 +385,19 @@ def _undetermined(
     if best is not None:
         known = [_case_reason(rule, best[0], True), *best[1].reasons]
     missing = [r for case, o in open_ for r in (_case_reason(rule, case, None), *o.reasons)]
-    earliest = min([c for c, _ in open_] + ([best[0]] if best else []),
-                   key=lambda c: _rank(rule, c)[1:])
     needs = any(o.needs_site_area for _, o in open_)
-    return "undetermined", _dedupe(pre + known + missing), _timing(rule, earliest), needs
+    timing = _earliest(rule, [c for c, _ in open_] + ([best[0]] if best else []))
+    return "undetermined", _dedupe(pre + known + missing), timing, needs
+
+
+def _earliest(rule: Rule, cases: list[Case]) -> Timing:
+    """The earliest deadline among the candidate cases (the safe date while undecided);
+    the rule's general timing when it falls on the same day, since no case is known."""
+    first = min((_timing(rule, c) for c in cases),
+                key=lambda t: (MILESTONES.index(t.milestone), t.offset_days or 0))
+    same = (first.milestone, first.offset_days or 0) == (rule.timing.milestone,
+                                                         rule.timing.offset_days or 0)
+    return rule.timing if same else first
 
 
 def _procedure(rule: Rule, ctx: _Ctx) -> tuple[ProcedureOut, bool]:
