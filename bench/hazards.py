@@ -156,7 +156,7 @@ def main() -> None:
 
 
 def _area(geojson: dict[str, Any]) -> float:
-    from geoservice.hazards.service import to_6677
+    from geoservice.crs import to_6677
 
     return float(to_6677(shape(geojson)).area)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import shapely
 from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
@@ -94,6 +95,34 @@ def from_crs84(geom: BaseGeometry, dst: CrsInfo) -> BaseGeometry:
 def to_crs84(geom: BaseGeometry, src: CrsInfo) -> BaseGeometry:
     """``src`` → CRS84 (for request geometries and bboxes)."""
     return transform(geom, src, SUPPORTED[CRS84])
+
+
+#: JGD2011 / Japan Plane Rectangular CS IX (Tokyo): the metric CRS of areas, distances
+#: and generalisation grids (x easting, y northing: ``always_xy``).
+METRIC = "EPSG:6677"
+
+
+def to_6677(geom: BaseGeometry) -> BaseGeometry:
+    """A CRS84 geometry projected to EPSG:6677 (metres), for areas and distances."""
+    tr = _transformer("OGC:CRS84", METRIC)
+
+    def project(xy: np.ndarray) -> np.ndarray:
+        x, y = tr.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([x, y])
+
+    return shapely.transform(geom, project)
+
+
+def lonlat_to_6677(lon: float, lat: float) -> tuple[float, float]:
+    """One CRS84 position in EPSG:6677 metres (easting, northing)."""
+    x, y = _transformer("OGC:CRS84", METRIC).transform(lon, lat)
+    return float(x), float(y)
+
+
+def lonlat_from_6677(x: float, y: float) -> tuple[float, float]:
+    """One EPSG:6677 position (easting, northing) in CRS84 degrees."""
+    lon, lat = _transformer(METRIC, "OGC:CRS84").transform(x, y)
+    return float(lon), float(lat)
 
 
 def bbox_to_crs84(bbox: tuple[float, float, float, float], src: CrsInfo) -> tuple[float, ...]:

@@ -24,12 +24,13 @@ from geoservice.auth.tokens import TokenStore
 from geoservice.build import build
 from geoservice.catalogue import load_layer
 from geoservice.config import Settings
+from geoservice.crs import to_6677
 from geoservice.geometry import InvalidGeometry
 from geoservice.hazards import raster as rastermod
 from geoservice.hazards.demo import demo_fld_gml
 from geoservice.hazards.incidents import Ingester, incident_id
 from geoservice.hazards.raster import NODATA, FloodRaster, RasterError
-from geoservice.hazards.service import HazardService, to_6677
+from geoservice.hazards.service import HazardService
 from geoservice.loaders import get_loader
 from geoservice.loaders.plateau_fld import decode_flood
 from geoservice.runtime import runtime_of_app

@@ -29,6 +29,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geoservice.catalogue import LayerSpec
+from geoservice.crs import to_6677
 from geoservice.features import Feature
 from geoservice.guide.engine import FeatureHit, LayerFacts, SiteFacts
 from geoservice.guide.models import (
@@ -37,7 +38,6 @@ from geoservice.guide.models import (
     RealEstate,
     TransactionSummary,
 )
-from geoservice.guide.spatial import to_6677
 from geoservice.reinfolib.site import (
     ApiResult,
     Failure,

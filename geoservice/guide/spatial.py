@@ -11,17 +11,15 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from functools import lru_cache
 from typing import Any, Protocol
 
-import numpy as np
 import shapely
 import shapely.validation
-from pyproj import Transformer
 from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
 from geoservice.catalogue import LayerSpec
+from geoservice.crs import to_6677
 from geoservice.errors import NotFound, Unprocessable
 from geoservice.features import Feature
 from geoservice.geometry import checked, parse_geometry
@@ -66,11 +64,6 @@ def read_layer(store: FeatureSource, layer_id: str) -> list[Feature] | None:
         return None
 
 
-@lru_cache(maxsize=1)
-def _to_6677() -> Transformer:
-    return Transformer.from_crs("OGC:CRS84", "EPSG:6677", always_xy=True)
-
-
 def area_m2(geom: BaseGeometry) -> float:
     """Area of a CRS84 geometry in square metres, computed in EPSG:6677.
 
@@ -80,17 +73,6 @@ def area_m2(geom: BaseGeometry) -> float:
     10046
     """
     return float(to_6677(geom).area)
-
-
-def to_6677(geom: BaseGeometry) -> BaseGeometry:
-    """A CRS84 geometry projected to EPSG:6677 (metres), for areas and distances."""
-    t = _to_6677()
-
-    def project(xy: np.ndarray) -> np.ndarray:
-        x, y = t.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([x, y])
-
-    return shapely.transform(geom, project)
 
 
 class LayerIndex:

@@ -66,6 +66,6 @@ def ingest(
         raise typer.Exit(1) from None
     finally:
         store.close()
-    typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
+    typer.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=1))
     if report.skipped:
         raise typer.Exit(3 if report.created + report.updated + report.unchanged == 0 else 0)

@@ -24,16 +24,16 @@ import hashlib
 import io
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
 
 import httpx
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
+from geoservice import feeds as pager
 from geoservice.auth.audit import AuditLog, audited_upsert
 from geoservice.auth.scope import MunicipalityIndex
 from geoservice.auth.tokens import Principal
@@ -41,6 +41,7 @@ from geoservice.catalogue import LayerSpec
 from geoservice.errors import NotFound, SourceError
 from geoservice.features import Feature
 from geoservice.loaders.common import coerce
+from geoservice.runs import RunReport
 from geoservice.store import Store
 
 COLLECTION = "incidents"
@@ -65,21 +66,12 @@ _LAT = ("lat", "latitude", "y", "緯度")
 _ID = ("source_id", "id", "ID", "番号")
 
 
-@dataclass
-class IngestReport:
+@dataclass(kw_only=True)
+class IngestReport(RunReport):
     """What one ingest did."""
 
     source: str
     read: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    skipped: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
 
 
 def incident_id(source: str, source_id: str) -> str:
@@ -149,15 +141,14 @@ class Ingester:
     def upsert(self, label: str, records: Iterable[tuple[str, dict[str, Any], Any, Any]]
                ) -> IngestReport:
         """Write every record (``(where, raw, geometry, feature id)``); skip bad ones."""
-        report = IngestReport(label)
+        report = IngestReport(source=label)
         who = Principal(f"ingest:{label}"[:60], f"incidents ingest {label}", None, True)
         for where, raw, geom, fid in records:
             report.read += 1
             try:
                 feature = self.to_feature(label, raw, geom, fid)
             except SourceError as exc:
-                report.skipped += 1
-                report.problems.append(f"{where}: {exc.description}")
+                report.skip(f"{where}: {exc.description}")
                 continue
             try:
                 before = self.store.get(COLLECTION, feature.id)
@@ -167,10 +158,7 @@ class Ingester:
                 report.unchanged += 1
                 continue
             self._write(who, before, feature)
-            if before is None:
-                report.created += 1
-            else:
-                report.updated += 1
+            report.wrote(before)
         return report
 
     def _write(self, who: Principal, before: Feature | None, after: Feature) -> None:
@@ -279,31 +267,8 @@ def _features(name: str, feats: list[Any]) -> Iterator[tuple[str, dict[str, Any]
 def read_feed(
     client: httpx.Client, url: str, collection: str, page_size: int = 100
 ) -> Iterator[tuple[str, dict[str, Any], Any, Any]]:
-    """Items of ``{url}/collections/{collection}/items``, page by page (``rel=next``)."""
-    nxt: str | None = f"{url.rstrip('/')}/collections/{collection}/items"
-    params: dict[str, Any] | None = {"limit": page_size}
-    seen: set[str] = set()
-    pages = 0
-    while nxt and pages < MAX_PAGES:
-        try:
-            r = client.get(nxt, params=params, headers={"Accept": "application/geo+json"})
-        except httpx.HTTPError as exc:
-            raise SourceError(f"feed {url}: {exc}") from None
-        if r.status_code >= 400:
-            raise SourceError(f"feed {url}: GET {r.url} -> HTTP {r.status_code}")
-        try:
-            doc = r.json()
-        except ValueError:
-            raise SourceError(f"feed {url}: GET {r.url} did not return JSON") from None
-        pages += 1
-        feats = doc.get("features") or []
-        yield from _features(f"{collection} page {pages}", feats)
-        link = next((lk.get("href") for lk in doc.get("links") or []
-                     if lk.get("rel") == "next" and lk.get("href")), None)
-        if not feats or link is None:
-            return
-        link = urljoin(str(r.url), link)
-        if link in seen:
-            return
-        seen.add(link)
-        nxt, params = link, None
+    """Items of ``{url}/collections/{collection}/items``, page by page (``rel=next``;
+    ``geoservice.feeds``): a page's records are written before the next page is fetched."""
+    first = pager.items_url(url, collection)
+    for n, feats in enumerate(pager.pages(client, first, {"limit": page_size}, url, MAX_PAGES), 1):
+        yield from _features(f"{collection} page {n}", feats)

@@ -25,7 +25,6 @@ import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,13 @@ import numpy as np
 import shapely
 import shapely.validation
 import yaml
-from pyproj import Transformer
 from shapely import STRtree
 from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
 from geoservice.auth.scope import MunicipalityIndex
 from geoservice.catalogue import LayerSpec
+from geoservice.crs import to_6677
 from geoservice.features import Feature
 from geoservice.geometry import InvalidGeometry, parse_geometry
 from geoservice.hazards.raster import COLLECTION as RASTER_ID
@@ -120,22 +119,6 @@ DISCLAIMER = {
     ),
 }
 HAZARD_MAPS = Path(__file__).with_name("hazard_maps.yml")
-
-
-@lru_cache(maxsize=1)
-def _to_6677() -> Transformer:
-    return Transformer.from_crs("OGC:CRS84", "EPSG:6677", always_xy=True)
-
-
-def to_6677(geom: BaseGeometry) -> BaseGeometry:
-    """Project a CRS84 geometry to EPSG:6677 (metres)."""
-    tr = _to_6677()
-
-    def apply(xy: np.ndarray) -> np.ndarray:
-        x, y = tr.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([x, y])
-
-    return shapely.transform(geom, apply)
 
 
 #: Site geometry types the card accepts.

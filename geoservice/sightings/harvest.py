@@ -23,12 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -36,6 +34,7 @@ import shapely
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
+from geoservice import feeds as pager
 from geoservice.auth.audit import AuditLog, audited_upsert
 from geoservice.auth.db import open_auth_db
 from geoservice.auth.tokens import Principal
@@ -43,6 +42,7 @@ from geoservice.catalogue import LayerSpec
 from geoservice.config import FeedSettings, Settings
 from geoservice.errors import InvalidParameter, NotFound, SourceError
 from geoservice.features import Feature
+from geoservice.runs import RunReport
 from geoservice.state import StateDB, open_db
 from geoservice.state.sqlite import SqliteDB
 from geoservice.store import Store, values
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from geoservice.sightings.events import EventBus
 
 log = logging.getLogger("geoservice.harvest")
-MAX_PAGES = 100_000
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS feeds (
@@ -72,24 +71,15 @@ CREATE TABLE IF NOT EXISTS items (
 DDL = {"sqlite": _DDL, "postgresql": _DDL}  # portable as written
 
 
-@dataclass
-class HarvestReport:
-    """What one run did for one feed."""
+@dataclass(kw_only=True)
+class HarvestReport(RunReport):
+    """What one run did for one feed (its JSON is kept as the feed's last report)."""
 
     feed: str
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    skipped: int = 0
     fetched: int = 0
     pages: int = 0
     incremental: bool = False
     high_water: str | None = None
-    problems: list[str] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        """JSON form (kept as the feed's last report)."""
-        return dict(self.__dict__)
 
 
 class HarvestState:
@@ -220,39 +210,6 @@ def map_feature(feed: FeedSettings, spec: LayerSpec, remote: dict[str, Any]) -> 
     return Feature(local_id(feed, rid), props, geom)
 
 
-def _pages(
-    client: httpx.Client, feed: FeedSettings, params: dict[str, Any], report: HarvestReport
-) -> Iterator[list[dict[str, Any]]]:
-    url: str | None = f"{feed.url.rstrip('/')}/collections/{feed.collection}/items"
-    seen: set[str] = set()
-    query: dict[str, Any] | None = params
-    while url and report.pages < MAX_PAGES:
-        r = client.get(url, params=query, headers={"Accept": "application/geo+json"})
-        if r.status_code >= 400:
-            raise SourceError(f"feed {feed.id}: GET {r.url} → HTTP {r.status_code}")
-        doc = r.json()
-        feats = doc.get("features") or []
-        report.pages += 1
-        if not feats:
-            return
-        yield feats
-        nxt = next(
-            (
-                link.get("href")
-                for link in doc.get("links") or []
-                if link.get("rel") == "next" and link.get("href")
-            ),
-            None,
-        )
-        if nxt is None:
-            return
-        nxt = urljoin(str(r.url), nxt)
-        if nxt in seen:
-            return
-        seen.add(nxt)
-        url, query = nxt, None
-
-
 def harvest_feed(
     feed: FeedSettings,
     store: Store,
@@ -263,7 +220,7 @@ def harvest_feed(
 ) -> HarvestReport:
     """Pull one feed; return what changed."""
     spec = store.spec(feed.target)
-    report = HarvestReport(feed.id)
+    report = HarvestReport(feed=feed.id)
     who = Principal(f"harvest-{feed.id}", f"harvest:{feed.id}", None, True)
     params: dict[str, Any] = {"limit": feed.page_size}
     mark = state.high_water(feed.id) if feed.updated_field else None
@@ -271,62 +228,66 @@ def harvest_feed(
         params["datetime"] = f"{mark}/.."
         report.incremental = True
     high: datetime | None = values.parse_datetime(mark) if mark else None
+
+    def take(remote: dict[str, Any]) -> None:
+        """Map, dedupe and write one remote record (its audit, mark and event with it)."""
+        nonlocal high
+        report.fetched += 1
+        try:
+            f = map_feature(feed, spec, remote)
+        except InvalidParameter as exc:
+            report.skip(exc.description, keep=50)
+            return
+        rid = str(f.properties["source_id"])
+        if feed.updated_field:
+            raw = (remote.get("properties") or {}).get(feed.updated_field)
+            try:
+                t = values.parse_datetime(raw) if raw is not None else None
+            except (TypeError, ValueError):
+                t = None
+            if t is not None and (high is None or t > high):
+                high = t
+        digest = content_hash(spec, f)
+        try:
+            before: Feature | None = store.get(feed.target, f.id)
+        except NotFound:
+            before = None
+        if before is not None and (
+            state.item_hash(feed.id, rid) == digest or content_hash(spec, before) == digest
+        ):
+            report.unchanged += 1
+            state.remember(feed.id, rid, f.id, digest)
+            return
+        try:
+            # PostGIS: the record, its audit entry, its mark and its event commit together
+            with store.unit():
+                stored = audited_upsert(store, audit, who, feed.target, before, f, "harvest")
+                state.remember(feed.id, rid, f.id, digest)
+                if bus is not None:  # the bus itself ignores records that are not published
+                    bus.published(feed.target, stored)
+        except Exception as exc:  # one bad record must not stop the feed
+            report.skip(f"{f.id}: {exc}")
+            return
+        report.wrote(before)
+
+    def walk() -> None:
+        """Write page by page: a page is written before the next one is fetched."""
+        for page in pager.pages(client, url, params, feed.id):
+            report.pages += 1
+            for remote in page:
+                take(remote)
+
+    url = pager.items_url(feed.url, feed.collection)
     try:
-        pages = list(_pages(client, feed, params, report))
+        walk()
     except SourceError:
-        if not report.incremental:
+        if not report.incremental or report.pages:
             raise
-        # the remote refused datetime=: read it in full (hashes dedupe)
+        # the remote refused datetime= (on its first page): read it in full (hashes dedupe)
         log.warning("feed %s refused datetime=; reading in full", feed.id)
         report.incremental = False
-        report.pages = 0
         params.pop("datetime")
-        pages = list(_pages(client, feed, params, report))
-    for page in pages:
-        for remote in page:
-            report.fetched += 1
-            try:
-                f = map_feature(feed, spec, remote)
-            except InvalidParameter as exc:
-                report.skipped += 1
-                if len(report.problems) < 50:
-                    report.problems.append(exc.description)
-                continue
-            rid = str(f.properties["source_id"])
-            if feed.updated_field:
-                raw = (remote.get("properties") or {}).get(feed.updated_field)
-                try:
-                    t = values.parse_datetime(raw) if raw is not None else None
-                except (TypeError, ValueError):
-                    t = None
-                if t is not None and (high is None or t > high):
-                    high = t
-            digest = content_hash(spec, f)
-            try:
-                before: Feature | None = store.get(feed.target, f.id)
-            except NotFound:
-                before = None
-            if before is not None and (
-                state.item_hash(feed.id, rid) == digest or content_hash(spec, before) == digest
-            ):
-                report.unchanged += 1
-                state.remember(feed.id, rid, f.id, digest)
-                continue
-            try:
-                # PostGIS: the record, its audit entry, its mark and its event commit together
-                with store.unit():
-                    stored = audited_upsert(store, audit, who, feed.target, before, f, "harvest")
-                    state.remember(feed.id, rid, f.id, digest)
-                    if bus is not None:  # the bus itself ignores records that are not published
-                        bus.published(feed.target, stored)
-            except Exception as exc:  # one bad record must not stop the feed
-                report.skipped += 1
-                report.problems.append(f"{f.id}: {exc}")
-                continue
-            if before is None:
-                report.created += 1
-            else:
-                report.updated += 1
+        walk()
     if high is not None:
         report.high_water = values.format_datetime(high)
     state.finish(report)

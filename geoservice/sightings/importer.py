@@ -36,6 +36,7 @@ from geoservice.catalogue import LayerSpec
 from geoservice.errors import InvalidParameter, ServiceError, Unprocessable
 from geoservice.features import Feature
 from geoservice.loaders.common import coerce
+from geoservice.runs import RunReport
 from geoservice.sightings.policy import COLLECTION
 from geoservice.store import Query, values
 
@@ -68,33 +69,16 @@ _REL_JA = {"高": "high", "中": "middle", "低": "low"}
 Progress = Callable[[int, int], None]
 
 
-@dataclass
-class ImportReport:
-    """What an import did (or would have done), by line."""
+@dataclass(kw_only=True)
+class ImportReport(RunReport):
+    """What an import did (or would have done), by line (``rejected``: line and errors)."""
 
     mode: str
     layout: str
     rows: int = 0
     accepted: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
     written: bool = False
-
-    def as_json(self) -> dict[str, Any]:
-        """JSON form returned by the API and printed by the CLI."""
-        return {
-            "mode": self.mode,
-            "layout": self.layout,
-            "rows": self.rows,
-            "accepted": self.accepted,
-            "rejected": self.rejected,
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "written": self.written,
-        }
 
 
 def _pick(row: dict[str, str], names: tuple[str, ...]) -> str | None:
@@ -218,7 +202,7 @@ def import_csv(
     if mode not in MODES:
         raise InvalidParameter(f"mode={mode!r}; accepted: {', '.join(MODES)}")
     layout, entries = _records(text)
-    report = ImportReport(mode, layout)
+    report = ImportReport(mode=mode, layout=layout)
     spec = writer.editable(COLLECTION)
     existing: dict[str, dict[str, Feature]] = {}
     seen: dict[tuple[str, str], int] = {}
@@ -297,10 +281,7 @@ def _write(
                 _undo(writer, who, done)
             raise
         done.append(op)
-        if op.kind == "create":
-            report.created += 1
-        else:
-            report.updated += 1
+        report.wrote(None if op.kind == "create" else op)
     report.written = bool(done)
 
 

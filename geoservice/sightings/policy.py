@@ -20,13 +20,11 @@ import dataclasses
 import hashlib
 import math
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import shapely
 import yaml
-from pyproj import Transformer
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
@@ -34,6 +32,7 @@ from geoservice.auth.tokens import Principal
 from geoservice.catalogue import LayerSpec
 from geoservice.config import SightingsSettings
 from geoservice.cql2 import Literal, Op, Property, compile_filter, properties_used
+from geoservice.crs import lonlat_from_6677, lonlat_to_6677
 from geoservice.errors import NotFound
 from geoservice.features import Feature
 from geoservice.store import CollectionInfo, Page, Query, Store
@@ -87,19 +86,13 @@ class SensitiveConfig:
         return Feature(f.id, props, generalise(f.geometry, cell))
 
 
-@lru_cache(maxsize=2)
-def _tf(forward: bool) -> Transformer:
-    a, b = ("OGC:CRS84", "EPSG:6677") if forward else ("EPSG:6677", "OGC:CRS84")
-    return Transformer.from_crs(a, b, always_xy=True)
-
-
 def generalise(geom: BaseGeometry, cell: int) -> Point:
     """The centre of the EPSG:6677 grid cell of ``cell`` metres holding the point."""
     pt = geom if isinstance(geom, Point) else geom.representative_point()
-    x, y = _tf(True).transform(pt.x, pt.y)
+    x, y = lonlat_to_6677(pt.x, pt.y)
     cx = (math.floor(x / cell) + 0.5) * cell
     cy = (math.floor(y / cell) + 0.5) * cell
-    lon, lat = _tf(False).transform(cx, cy)
+    lon, lat = lonlat_from_6677(cx, cy)
     return Point(round(lon, 7), round(lat, 7))
 
 
