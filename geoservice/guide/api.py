@@ -33,7 +33,6 @@ from geoservice.guide.process import (
     PROCESS_ID,
     process_description,
     process_summary,
-    register_service,
 )
 from geoservice.guide.service import GuideService, guide_config
 from geoservice.guide.spatial import ParcelNotFound
@@ -99,7 +98,6 @@ def attach(rt: Runtime, hazards: HazardCards | None = None) -> None:
     if hazards is not None:
         service.hazard_card = partial(hazards.card, rt)
         service.card_layers = partial(hazards.layers, rt)
-    register_service(service)
     db = open_db(rt.settings, rt.store, "jobs", DDL, rt.settings.work_dir / str(conf.jobs_db))
     jobs = JobStore(
         db,

@@ -1,9 +1,8 @@
-"""The OGC API Processes description of ``procedure-guide`` and its pygeoapi plugin.
+"""The OGC API Processes description of ``procedure-guide``.
 
 The process is executed by the guide's own routes (``geoservice.guide.api``: sync, and
-async with a durable job table); the pygeoapi plugin below is registered in the generated
-pygeoapi configuration so the process also appears in pygeoapi's landing page and OpenAPI
-document.  Inputs are the body of ``POST /api/guide``: ``site`` and ``works``.
+async with a durable job table), which also serve ``/ogc/processes``; pygeoapi does not
+run it.  Inputs are the body of ``POST /api/guide``: ``site`` and ``works``.
 """
 
 from __future__ import annotations
@@ -12,13 +11,9 @@ import copy
 from functools import lru_cache
 from typing import Any
 
-from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
-
-from geoservice.errors import ServiceError
 from geoservice.guide.models import GuideAnswer, SiteInput, Works
 
 PROCESS_ID = "procedure-guide"
-PLUGIN = "geoservice.guide.process.ProcedureGuideProcessor"
 _P1 = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf"
 CONFORMANCE: tuple[str, ...] = (
     f"{_P1}/core",
@@ -133,41 +128,3 @@ def process_description(base: str) -> dict[str, Any]:
         "outputs": copy.deepcopy(m["outputs"]),
         "example": copy.deepcopy(m["example"]),
     }
-
-
-def process_resources() -> dict[str, Any]:
-    """The pygeoapi ``resources`` entry that registers the plugin (for ``build_config``)."""
-    return {PROCESS_ID: {"type": "process", "processor": {"name": PLUGIN}}}
-
-
-#: The GuideService the plugin uses when pygeoapi itself executes (set by ``attach``).
-_SERVICE: dict[str, Any] = {}
-
-
-def register_service(service: Any) -> None:
-    """Give the pygeoapi plugin the service built once at start-up."""
-    _SERVICE["guide"] = service
-
-
-class ProcedureGuideProcessor(BaseProcessor):  # type: ignore[misc]
-    """pygeoapi plugin of ``procedure-guide`` (the app's own routes normally execute it)."""
-
-    def __init__(self, processor_def: dict[str, Any]) -> None:
-        super().__init__(processor_def, metadata())
-        self.supports_outputs = True
-
-    def execute(
-        self, data: dict[str, Any], outputs: dict[str, Any] | None = None
-    ) -> tuple[str, dict[str, Any]]:
-        """Answer ``data`` (``{"site", "works"}``) with the shared GuideService."""
-        service = _SERVICE.get("guide")
-        if service is None:
-            raise ProcessorExecuteError("the guide service is not initialised")
-        try:
-            answer = service.answer(data)
-        except ServiceError as exc:
-            raise ProcessorExecuteError(f"{exc.code}: {exc.description}") from None
-        return "application/json", answer.model_dump(mode="json")
-
-    def __repr__(self) -> str:
-        return f"<ProcedureGuideProcessor> {self.name}"

@@ -37,15 +37,8 @@ from geoservice.catalogue import LayerSpec
 from geoservice.features import Feature
 from geoservice.loaders import register
 from geoservice.loaders.common import PropertyMapper, promote
-from geoservice.loaders.gml import spec_codelists
-from geoservice.loaders.plateau_urf import (
-    _FileContext,
-    _identify,
-    _iter_city_objects,
-    _local,
-    _record,
-    _simple,
-)
+from geoservice.loaders.gml import local_name, spec_codelists
+from geoservice.loaders.plateau import FileContext, identify, iter_city_objects, record, simple
 
 #: ``uro:rank`` (WaterBodyRiverFloodingRiskAttribute_rank.xml, PLATEAU 標準製品仕様書).
 RANK_LABELS: dict[str, str] = {
@@ -82,15 +75,15 @@ def load_plateau_fld(spec: LayerSpec, files: list[Path]) -> Iterator[Feature]:
     codelists = spec_codelists(spec, files)
     mapper = PropertyMapper(spec)
     for path in files:
-        ctx = _FileContext(path=path, default_srs=spec.source.crs, codelists=codelists)
+        ctx = FileContext(path=path, default_srs=spec.source.crs, codelists=codelists)
         index = 0
-        for obj in _iter_city_objects(ctx):
-            if _local(obj.tag) not in FLD_TYPES:
+        for obj in iter_city_objects(ctx):
+            if local_name(obj.tag) not in FLD_TYPES:
                 continue
-            raw, geometry = _record(obj, ctx)
+            raw, geometry = record(obj, ctx)
             _risk_attributes(obj, raw, ctx)
             decode_flood(raw)
-            fid, at = _identify(spec, raw, obj, path, index)
+            fid, at = identify(spec, raw, obj, path, index)
             index += 1
             yield Feature(
                 id=fid,
@@ -99,21 +92,21 @@ def load_plateau_fld(spec: LayerSpec, files: list[Path]) -> Iterator[Feature]:
             )
 
 
-def _risk_attributes(obj: Any, raw: dict[str, Any], ctx: _FileContext) -> None:
-    """Flatten ``uro:floodingRiskAttribute`` leaves (``_record`` takes ``*Attribute``
+def _risk_attributes(obj: Any, raw: dict[str, Any], ctx: FileContext) -> None:
+    """Flatten ``uro:floodingRiskAttribute`` leaves (``record`` takes ``*Attribute``
     elements for generic attributes, which these are not)."""
     undecoded = [u for u in str(raw.get("undecoded") or "").split(",") if u]
     holder = next(obj.iter("{*}floodingRiskAttribute"), None)  # one scenario per WaterBody
     for leaf in holder.iter() if holder is not None else ():
         if isinstance(leaf.tag, str) and len(leaf) == 0:
-            _simple(leaf, _local(leaf.tag), raw, undecoded, ctx)
+            simple(leaf, local_name(leaf.tag), raw, undecoded, ctx)
     raw["undecoded"] = ",".join(undecoded) or None
 
 
 def decode_flood(raw: dict[str, Any]) -> dict[str, Any]:
     """Add the flood keys (rank, rankOrg, scale, adminType, depth bounds) to a raw record.
 
-    ``plateau_urf._record`` stores a coded element as ``<name>_code`` + ``<name>`` (label,
+    ``plateau.record`` stores a coded element as ``<name>_code`` + ``<name>`` (label,
     or the raw code when its list is absent, then named in ``undecoded``).  Labels from a
     present code list win; the built-in tables fill in only for absent lists.
     """

@@ -32,11 +32,6 @@ def register_store(key: str, store: Store) -> None:
     _STORES[key] = store
 
 
-def unregister_store(key: str) -> None:
-    """Forget a store (app shutdown)."""
-    _STORES.pop(key, None)
-
-
 def feature_json(f: Feature) -> dict[str, Any]:
     """A feature as a GeoJSON dict in CRS84."""
     from shapely.geometry import mapping
