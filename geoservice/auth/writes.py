@@ -255,14 +255,8 @@ class GuardedWriter:
         action: str = "replace",
     ) -> Feature:
         """Replace properties and geometry of an existing feature."""
-        return self._rewrite(
-            who,
-            cid,
-            fid,
-            if_match,
-            action,
-            lambda before: Feature(fid, feature.properties, feature.geometry),
-        )
+        return self._rewrite(who, cid, fid, if_match, action,
+                             lambda before: Feature(fid, feature.properties, feature.geometry))
 
     def update(
         self,
@@ -275,14 +269,8 @@ class GuardedWriter:
         action: str = "update",
     ) -> Feature:
         """JSON merge-patch: ``properties`` merged (``null`` removes), geometry replaced."""
-        return self._rewrite(
-            who,
-            cid,
-            fid,
-            if_match,
-            action,
-            lambda before: values.merge_patch(fid, before, properties, geometry),
-        )
+        return self._rewrite(who, cid, fid, if_match, action,
+                             lambda before: values.merge_patch(fid, before, properties, geometry))
 
     def _rewrite(
         self,

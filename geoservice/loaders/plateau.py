@@ -23,7 +23,14 @@ from geoservice.loaders.common import (
     is_lat_lon,
     to_crs84,
 )
-from geoservice.loaders.gml import gml_id, local_name, release, source_errors, where
+from geoservice.loaders.gml import (
+    gml_id,
+    local_name,
+    release,
+    source_errors,
+    spec_codelists,
+    where,
+)
 
 #: i-UR 1.4 ``urf:class`` code (Common_districtsAndZonesType) -> i-UR 2.0 class name.
 CLASS_TO_TYPE: dict[str, str] = {
@@ -59,19 +66,30 @@ class FileContext:
     default_srs: str
     default_dim: int | None = None
     codelists: CodeLists = field(default_factory=lambda: CodeLists(None))
+    #: city objects of this file made into features so far (numbers ids without one)
+    count: int = 0
+
+    def identify(self, spec: LayerSpec, raw: dict[str, Any], obj: etree._Element
+                 ) -> tuple[str, str]:
+        """The next feature's id (``id_property``, else ``gml:id``, else file stem + its
+        number in the file) and its "file: line N (gml:id)" location for error messages."""
+        index, self.count = self.count, self.count + 1
+        path = self.path
+        fid = (
+            feature_id(spec, raw, path, index)
+            if spec.id_property
+            else str(raw.get("gml_id") or f"{path.stem}-{index}")
+        )
+        return fid, f"{where(path, obj)} ({raw.get('gml_id')})"
 
 
-def identify(
-    spec: LayerSpec, raw: dict[str, Any], obj: etree._Element, path: Path, index: int
-) -> tuple[str, str]:
-    """A city object's feature id (``id_property``, else ``gml:id``, else file stem + index)
-    and its "file: line N (gml:id)" location for error messages."""
-    fid = (
-        feature_id(spec, raw, path, index)
-        if spec.id_property
-        else str(raw.get("gml_id") or f"{path.stem}-{index}")
-    )
-    return fid, f"{where(path, obj)} ({raw.get('gml_id')})"
+def city_objects(spec: LayerSpec, files: list[Path]) -> Iterator[tuple[FileContext, Any]]:
+    """Every city object of every file with its file's context (code lists read once)."""
+    codelists = spec_codelists(spec, files)
+    for path in files:
+        ctx = FileContext(path=path, default_srs=spec.source.crs, codelists=codelists)
+        for obj in iter_city_objects(ctx):
+            yield ctx, obj
 
 
 def iter_city_objects(ctx: FileContext) -> Iterator[etree._Element]:

@@ -37,8 +37,8 @@ from geoservice.catalogue import LayerSpec
 from geoservice.features import Feature
 from geoservice.loaders import register
 from geoservice.loaders.common import PropertyMapper, promote
-from geoservice.loaders.gml import local_name, spec_codelists
-from geoservice.loaders.plateau import FileContext, identify, iter_city_objects, record, simple
+from geoservice.loaders.gml import local_name
+from geoservice.loaders.plateau import FileContext, city_objects, record, simple
 
 #: ``uro:rank`` (WaterBodyRiverFloodingRiskAttribute_rank.xml, PLATEAU 標準製品仕様書).
 RANK_LABELS: dict[str, str] = {
@@ -72,24 +72,16 @@ FLD_TYPES = frozenset({"WaterBody"})
 @register("plateau-fld")
 def load_plateau_fld(spec: LayerSpec, files: list[Path]) -> Iterator[Feature]:
     """Yield one feature per flood-inundation WaterBody (triangles dissolved)."""
-    codelists = spec_codelists(spec, files)
     mapper = PropertyMapper(spec)
-    for path in files:
-        ctx = FileContext(path=path, default_srs=spec.source.crs, codelists=codelists)
-        index = 0
-        for obj in iter_city_objects(ctx):
-            if local_name(obj.tag) not in FLD_TYPES:
-                continue
-            raw, geometry = record(obj, ctx)
-            _risk_attributes(obj, raw, ctx)
-            decode_flood(raw)
-            fid, at = identify(spec, raw, obj, path, index)
-            index += 1
-            yield Feature(
-                id=fid,
-                properties=mapper.map(raw, at),
-                geometry=_dissolve(geometry, spec.geometry_type),
-            )
+    for ctx, obj in city_objects(spec, files):
+        if local_name(obj.tag) not in FLD_TYPES:
+            continue
+        raw, geometry = record(obj, ctx)
+        _risk_attributes(obj, raw, ctx)
+        decode_flood(raw)
+        fid, at = ctx.identify(spec, raw, obj)
+        geom = _dissolve(geometry, spec.geometry_type)
+        yield Feature(id=fid, properties=mapper.map(raw, at), geometry=geom)
 
 
 def _risk_attributes(obj: Any, raw: dict[str, Any], ctx: FileContext) -> None:

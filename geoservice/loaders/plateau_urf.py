@@ -49,8 +49,8 @@ from geoservice.catalogue import LayerSpec
 from geoservice.features import Feature
 from geoservice.loaders import register
 from geoservice.loaders.common import PropertyMapper
-from geoservice.loaders.gml import local_name, spec_codelists
-from geoservice.loaders.plateau import FileContext, identify, iter_city_objects, record
+from geoservice.loaders.gml import local_name
+from geoservice.loaders.plateau import city_objects, record
 
 LSLD_TYPES = ("SedimentDisasterProneArea", "GenericCityObject")
 
@@ -72,15 +72,10 @@ def _load(
 ) -> Iterator[Feature]:
     wanted = spec.source.options.get("feature_types", default_types)
     types = frozenset(wanted) if wanted else None
-    codelists = spec_codelists(spec, files)
     mapper = PropertyMapper(spec)
-    for path in files:
-        ctx = FileContext(path=path, default_srs=spec.source.crs, codelists=codelists)
-        index = 0
-        for obj in iter_city_objects(ctx):
-            raw, geometry = record(obj, ctx)
-            if types is not None and not ({local_name(obj.tag), raw.get("feature_type")} & types):
-                continue
-            fid, at = identify(spec, raw, obj, path, index)
-            index += 1
-            yield Feature(id=fid, properties=mapper.map(raw, at), geometry=geometry)
+    for ctx, obj in city_objects(spec, files):
+        raw, geometry = record(obj, ctx)
+        if types is not None and not ({local_name(obj.tag), raw.get("feature_type")} & types):
+            continue
+        fid, at = ctx.identify(spec, raw, obj)
+        yield Feature(id=fid, properties=mapper.map(raw, at), geometry=geometry)

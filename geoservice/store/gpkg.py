@@ -410,13 +410,8 @@ class GpkgStore(Store):
             raise NotFound(f"{collection}: no feature with id {fid!r}")
         return self.get(collection, fid)
 
-    def update(
-        self,
-        collection: str,
-        fid: str,
-        properties: dict[str, Any],
-        geometry: BaseGeometry | None = None,
-    ) -> Feature:
+    def update(self, collection: str, fid: str, properties: dict[str, Any],
+               geometry: BaseGeometry | None = None) -> Feature:
         current = self.get(collection, fid)
         return self.replace(collection, fid, values.merge_patch(fid, current, properties, geometry))
 

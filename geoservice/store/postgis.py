@@ -570,13 +570,8 @@ class PostgisStore(Store):
             self._after_write(con, collection, 0, extent.bounds(feature.geometry), old)
         return self._get(collection, fid, primary=True)
 
-    def update(
-        self,
-        collection: str,
-        fid: str,
-        properties: dict[str, Any],
-        geometry: BaseGeometry | None = None,
-    ) -> Feature:
+    def update(self, collection: str, fid: str, properties: dict[str, Any],
+               geometry: BaseGeometry | None = None) -> Feature:
         spec = self.spec(collection)
         with self.connection() as con, con.transaction():
             row = con.execute(
