@@ -46,6 +46,9 @@ run: build-demo
 lint: $(STAMP)
 	$(BIN)/ruff check geoservice tests tools bench
 	$(BIN)/mypy geoservice
+	# the seams rooms plug into carry no Any (issue 16): runtime and every config section
+	$(BIN)/mypy --strict --disallow-any-explicit --follow-imports=silent \
+		geoservice/runtime.py geoservice/config.py geoservice/reinfolib/settings.py
 
 test: $(STAMP) $(VENDOR) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
