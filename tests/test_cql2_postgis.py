@@ -157,7 +157,7 @@ def test_string_folding_matches_python_for_every_code_point(
         "ACCENTI(CASEI(x))": lambda s: accenti(casei(s)),
     }
     tr = Translator({"x": "string"}, lambda n: sql.Identifier(n), sql.SQL("geom"))
-    code, _ = tr.expr(parse_text(text))
+    code = tr.expr(parse_text(text)).sql
     assert pg_cql2_settings.store.database_url
     with psycopg.connect(pg_cql2_settings.store.database_url) as con:
         stmt = sql.SQL("SELECT x, {} FROM unnest(%(samples)s::text[]) x").format(code)

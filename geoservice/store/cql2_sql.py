@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -36,12 +36,14 @@ from psycopg import sql
 from shapely.geometry.base import BaseGeometry
 
 from geoservice.cql2 import nodes as n
-from geoservice.cql2.compiler import Compiler, _has_property
+from geoservice.cql2.compiler import _has_property
 from geoservice.cql2.nodes import Expr
-from geoservice.cql2.values import TEMPORAL_SQL
+from geoservice.store.cql2_base import Code, Untranslatable
+from geoservice.store.cql2_base import Translator as BaseTranslator
 
 #: an SQL fragment and its static kind: string, int, float, boolean, date, datetime, geometry
-Typed = tuple[sql.Composable, str]
+#: A translated expression (``cql2_base.Code``) over psycopg SQL.
+Typed = Code[sql.Composable]
 #: a temporal operand: start and end (timestamptz SQL) and the parts that may be NULL
 Span = tuple[sql.Composable, sql.Composable, tuple[sql.Composable, ...]]
 
@@ -77,10 +79,6 @@ _CMP = {"=": "=", "<>": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _NUMERIC = {"int", "float"}
 _TEMPORAL = {"date", "datetime"}
 _BIGINT = (-(2**63), 2**63 - 1)
-
-
-class Untranslatable(Exception):
-    """A filter (part) with no faithful SQL translation; evaluate it in Python instead."""
 
 
 @cache
@@ -154,12 +152,14 @@ class SqlFilter:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-class Translator:
-    """Translate expressions over one layer (schema: queryable name -> CQL2 schema type).
+class Translator(BaseTranslator[sql.Composable]):
+    """The PostgreSQL dialect (``cql2_base``).
 
     ``column(name)`` gives the SQL of a property's column; ``geometry`` the geometry
     column; ``casei_collation`` an ICU collation for locale-independent case mapping.
     """
+
+    TRUE, FALSE = sql.SQL("TRUE"), sql.SQL("FALSE")
 
     def __init__(
         self,
@@ -168,12 +168,23 @@ class Translator:
         geometry: sql.Composable,
         casei_collation: str | None = "und-x-icu",
     ) -> None:
-        self.schema = dict(schema)
+        super().__init__(schema)
         self.column = column
         self.geometry = geometry
         self.casei_collation = casei_collation
-        self.compiler = Compiler(schema)
         self.params: dict[str, Any] = {}
+
+    def fmt(self, template: str, **parts: sql.Composable) -> sql.Composable:
+        """Fill ``{name}`` slots."""
+        return sql.SQL(template).format(**parts)
+
+    def join(self, sep: str, parts: Sequence[sql.Composable]) -> sql.Composable:
+        """``parts`` joined by ``sep``."""
+        return sql.SQL(sep).join(parts)
+
+    def translate(self, expr: Expr) -> SqlFilter:
+        """The WHERE condition for a filter already checked by ``compile_filter``."""
+        return SqlFilter(self.condition(expr), self.params)
 
     # -- parameters and constants ----------------------------------------------------
     def param(self, value: Any, cast: str) -> sql.Composable:
@@ -185,31 +196,27 @@ class Translator:
     def constant(self, value: Any, kind: str) -> Typed:
         """A value computed by the evaluator, as a typed SQL literal."""
         if value is None:
-            return sql.SQL(_NULLS.get(kind, "NULL")), kind
+            return Code(sql.SQL(_NULLS.get(kind, "NULL")), kind)
         if isinstance(value, bool):
-            return sql.SQL("TRUE" if value else "FALSE"), "boolean"
+            return Code(sql.SQL("TRUE" if value else "FALSE"), "boolean")
         if isinstance(value, int):
             cast = "bigint" if _BIGINT[0] <= value <= _BIGINT[1] else "numeric"
-            return self.param(value, cast), "int"
+            return Code(self.param(value, cast), "int")
         if isinstance(value, float):
-            return self.param(value, "double precision"), "float"
+            return Code(self.param(value, "double precision"), "float")
         if isinstance(value, str):
-            return self.param(value, "text"), "string"
+            return Code(self.param(value, "text"), "string")
         if isinstance(value, dt.datetime):
-            return self.param(value, "timestamptz"), "datetime"
+            return Code(self.param(value, "timestamptz"), "datetime")
         if isinstance(value, dt.date):
-            return self.param(value, "date"), "date"
+            return Code(self.param(value, "date"), "date")
         if isinstance(value, BaseGeometry):
             wkb = shapely.to_wkb(shapely.force_2d(value), flavor="iso")
-            return sql.SQL("ST_GeomFromWKB({}, 4326)").format(self.param(wkb, "bytea")), "geometry"
+            geom = sql.SQL("ST_GeomFromWKB({}, 4326)").format(self.param(wkb, "bytea"))
+            return Code(geom, "geometry")
         raise Untranslatable(f"constant of type {type(value).__name__}")
 
-    def fold(self, node: Expr) -> Typed:
-        """Evaluate a property-free expression with the evaluator and bind the result."""
-        value = self.compiler.compile(node)({}, None)
-        return self.constant(value, self.static_kind(node))
-
-    def static_kind(self, node: Expr) -> str:
+    def kind_of(self, node: Expr) -> str:
         """Our kind of an expression (the evaluator's, with number split into int/float)."""
         kind = self.compiler.kind(node)
         if kind != "number":
@@ -226,25 +233,6 @@ class Translator:
             return all(self.is_int(a) for a in node.args)
         return False
 
-    # -- entry point -------------------------------------------------------------------
-    def translate(self, expr: Expr) -> SqlFilter:
-        """The WHERE condition for a filter already checked by ``compile_filter``."""
-        cond, kind = self.expr(expr)
-        if kind != "boolean":
-            raise Untranslatable(f"a filter of kind {kind}")
-        return SqlFilter(cond, self.params)
-
-    def expr(self, node: Expr) -> Typed:
-        """Translate any value expression."""
-        if not isinstance(node, n.Interval | n.OpenEnd | n.Array) and not _has_property(node):
-            return self.fold(node)
-        if isinstance(node, n.Property):
-            return self.prop(node.name)
-        if isinstance(node, n.Op):
-            handler = self.handler(node.op)
-            return handler(node)
-        raise Untranslatable(f"{type(node).__name__} outside its operator")
-
     def prop(self, name: str) -> Typed:
         """A property as its column (the geometry name as the geometry column)."""
         stype = self.compiler.property_type(name)
@@ -252,54 +240,13 @@ class Translator:
         if kind is None:
             raise Untranslatable(f"property {name!r} of type {stype}")
         if kind == "geometry":
-            return self.geometry, kind
-        return self.column(name), kind
+            return Code(self.geometry, kind)
+        return Code(self.column(name), kind)
 
-    def handler(self, op: str) -> Callable[[n.Op], Typed]:
-        """The method translating one operator family."""
-        if op in n.LOGICAL_OPS:
-            return self.logical
-        if op in n.COMPARISON_OPS:
-            return self.comparison
-        table: dict[str, Callable[[n.Op], Typed]] = {
-            "like": self.like,
-            "between": self.between,
-            "in": self.in_list,
-            "isNull": self.is_null,
-            "casei": self.casei,
-            "accenti": self.accenti,
-        }
-        if op in table:
-            return table[op]
-        if op in n.ARITHMETIC_OPS:
-            return self.arithmetic
-        if op in n.SPATIAL_OPS:
-            return self.spatial
-        if op in n.TEMPORAL_OPS:
-            return self.temporal_op
-        if op in n.ARRAY_OPS:
-            return self.array_op
-        raise Untranslatable(f"operator {op!r}")
-
-    # -- logic and comparison ------------------------------------------------------------
-    def logical(self, node: n.Op) -> Typed:
-        """AND / OR / NOT: SQL's are Kleene's, as in ``tri_and`` / ``tri_or``."""
-        parts = [self.boolean(a) for a in node.args]
-        if node.op == "not":
-            return sql.SQL("(NOT {})").format(parts[0]), "boolean"
-        joiner = sql.SQL(" AND " if node.op == "and" else " OR ")
-        return sql.SQL("({})").format(joiner.join(parts)), "boolean"
-
-    def boolean(self, node: Expr) -> sql.Composable:
-        """An operand that must be a predicate."""
-        code, kind = self.expr(node)
-        if kind != "boolean":
-            raise Untranslatable(f"{kind} where a boolean is needed")
-        return code
-
+    # -- comparison ------------------------------------------------------------------------
     def compare(self, op: str, a: Typed, b: Typed) -> sql.Composable:
         """``a op b`` with the evaluator's alignment rules (dates as midnight UTC, C order)."""
-        (ca, ka), (cb, kb) = a, b
+        (ca, ka), (cb, kb) = (a.sql, a.kind), (b.sql, b.kind)
         if ka in _TEMPORAL and kb in _TEMPORAL and ka != kb:
             ca, cb = self.as_timestamp(a), self.as_timestamp(b)
         elif not (ka == kb or {ka, kb} <= _NUMERIC):
@@ -309,50 +256,6 @@ class Translator:
             cb = sql.SQL('({} COLLATE "C")').format(cb)
         return sql.SQL("({} " + _CMP[op] + " {})").format(ca, cb)
 
-    def comparison(self, node: n.Op) -> Typed:
-        """``=``, ``<>``, ``<`` ... between any two comparable expressions."""
-        left, right = (self.expr(a) for a in node.args)
-        return self.compare(node.op, left, right), "boolean"
-
-    def between(self, node: n.Op) -> Typed:
-        """BETWEEN as ``x >= lo AND x <= hi`` (the evaluator's three-valued rule)."""
-        x, lo, hi = (self.expr(a) for a in node.args)
-        low, high = self.compare(">=", x, lo), self.compare("<=", x, hi)
-        return sql.SQL("({} AND {})").format(low, high), "boolean"
-
-    def in_list(self, node: n.Op) -> Typed:
-        """IN as an OR of equalities: unknown when nothing matched but a null took part."""
-        value, items = node.args
-        if not isinstance(items, n.Array):
-            raise Untranslatable("IN without a list")
-        v = self.expr(value)
-        hits = [self.compare("=", v, self.expr(i)) for i in items.items]
-        if not hits:
-            raise Untranslatable("empty IN list")
-        return sql.SQL("({})").format(sql.SQL(" OR ").join(hits)), "boolean"
-
-    def is_null(self, node: n.Op) -> Typed:
-        """IS NULL; a literal list is never null, an interval is when an end is."""
-        arg = node.args[0]
-        if isinstance(arg, n.Array):
-            return sql.SQL("FALSE"), "boolean"
-        if isinstance(arg, n.Interval):
-            start, end, nullable = self.span(arg)
-            if not nullable:
-                return sql.SQL("FALSE"), "boolean"
-            checks = [sql.SQL("{} IS NULL").format(p) for p in nullable]
-            return sql.SQL("({})").format(sql.SQL(" OR ").join(checks)), "boolean"
-        code, _ = self.expr(arg)
-        return sql.SQL("({} IS NULL)").format(code), "boolean"
-
-    # -- strings -------------------------------------------------------------------------
-    def string(self, node: Expr) -> sql.Composable:
-        """An operand that must be text."""
-        code, kind = self.expr(node)
-        if kind != "string":
-            raise Untranslatable(f"{kind} where a string is needed")
-        return code
-
     def like(self, node: n.Op) -> Typed:
         """LIKE with the evaluator's escapes; a literal pattern is rewritten in Python."""
         value, pattern = node.args
@@ -360,15 +263,15 @@ class Translator:
         if not _has_property(pattern):
             text = self.compiler.compile(pattern)({}, None)
             if not isinstance(text, str):
-                return sql.SQL("NULL::boolean"), "boolean"
+                return Code(sql.SQL("NULL::boolean"), "boolean")
             p = self.param(like_pattern(text), "text")
-            return sql.SQL("({} LIKE {})").format(v, p), "boolean"
+            return Code(sql.SQL("({} LIKE {})").format(v, p), "boolean")
         # a pattern from the data: make a trailing lone escape literal, as the evaluator does
         raw = self.string(pattern)
         fixed = sql.SQL("(CASE WHEN {} ~ {} THEN {} || {} ELSE {} END)").format(
             raw, self.param(r"(^|[^\\])(\\\\)*\\$", "text"), raw, self.param("\\", "text"), raw
         )
-        return sql.SQL("({} LIKE {})").format(v, fixed), "boolean"
+        return Code(sql.SQL("({} LIKE {})").format(v, fixed), "boolean")
 
     def casei(self, node: n.Op) -> Typed:
         """Python's ``str.casefold()`` in SQL (exact for every code point, checked by tests).
@@ -394,19 +297,18 @@ class Translator:
             self.param(dst, "text"),
             self.param(_DOTLESS_STANDIN, "text"),
         )
-        return code, "string"
+        return Code(code, "string")
 
     def accenti(self, node: n.Op) -> Typed:
         """NFD, drop every combining mark, NFC - ``values.accenti`` step for step."""
         v = self.string(node.args[0])
         marks = self.param(combining_class_pattern(), "text")
         code = sql.SQL("normalize(regexp_replace(normalize({}, NFD), {}, '', 'g'), NFC)")
-        return code.format(v, marks), "string"
+        return Code(code.format(v, marks), "string")
 
-    # -- arithmetic ------------------------------------------------------------------------
     def arithmetic(self, node: n.Op) -> Typed:
         """Integer maths in numeric (no overflow), the rest in double; errors become NULL."""
-        (ca, ka), (cb, kb) = (self.expr(a) for a in node.args)
+        (ca, ka), (cb, kb) = ((c.sql, c.kind) for c in (self.expr(a) for a in node.args))
         if not {ka, kb} <= _NUMERIC:
             raise Untranslatable(f"arithmetic on {ka} and {kb}")
         ints = ka == kb == "int"
@@ -424,7 +326,7 @@ class Translator:
                 "%": "mod({a}, NULLIF({b}, 0))",
                 "div": "div({a}, NULLIF({b}, 0))",
             }[op]
-            return sql.SQL(code).format(**fmt), "int"
+            return Code(sql.SQL(code).format(**fmt), "int")
         fmt = {
             "a": sql.SQL("({})::double precision").format(ca),
             "b": sql.SQL("({})::double precision").format(cb),
@@ -439,21 +341,19 @@ class Translator:
             "^": "(CASE WHEN ({a} = 0 AND {b} < 0) OR ({a} < 0 AND {b} <> trunc({b}))"
             " THEN NULL ELSE power({a}, {b}) END)",
         }[op]
-        return sql.SQL(code).format(**fmt), "float"
+        return Code(sql.SQL(code).format(**fmt), "float")
 
-    # -- spatial ---------------------------------------------------------------------------
     def spatial(self, node: n.Op) -> Typed:
         """S_* as the PostGIS (GEOS) predicate of the same name; GiST-assisted."""
-        (ca, ka), (cb, kb) = (self.expr(a) for a in node.args)
+        (ca, ka), (cb, kb) = ((c.sql, c.kind) for c in (self.expr(a) for a in node.args))
         if ka != "geometry" or kb != "geometry":
             raise Untranslatable(f"spatial predicate on {ka} and {kb}")
         func = sql.SQL(_SPATIAL[node.op])
-        return sql.SQL("{}({}, {})").format(func, ca, cb), "boolean"
+        return Code(sql.SQL("{}({}, {})").format(func, ca, cb), "boolean")
 
-    # -- temporal --------------------------------------------------------------------------
     def as_timestamp(self, typed: Typed) -> sql.Composable:
         """A date or timestamp as ``timestamptz`` (a date counts as its midnight UTC)."""
-        code, kind = typed
+        code, kind = typed.sql, typed.kind
         if kind == "date":
             return sql.SQL("(({})::timestamp AT TIME ZONE 'UTC')").format(code)
         if kind == "datetime":
@@ -477,65 +377,13 @@ class Translator:
         at, null = self.instant(node, "")
         return at, at, (at,) if null else ()
 
-    def temporal_op(self, node: n.Op) -> Typed:
-        """T_*: the relation on spans, NULL (not FALSE) when any span part is NULL."""
-        a0, a1, an = self.span(node.args[0])
-        b0, b1, bn = self.span(node.args[1])
-        rel = sql.SQL(TEMPORAL_SQL[node.op]).format(a0=a0, a1=a1, b0=b0, b1=b1)
-        nullable = [sql.SQL("{} IS NULL").format(p) for p in (*an, *bn)]
-        if not nullable:
-            return sql.SQL("({})").format(rel), "boolean"
-        guard = sql.SQL(" OR ").join(nullable)
-        return sql.SQL("(CASE WHEN {} THEN NULL ELSE ({}) END)").format(guard, rel), "boolean"
-
-    # -- arrays ----------------------------------------------------------------------------
-    def items(self, node: Expr) -> list[Typed]:
-        """The items of a literal list (array properties do not exist in our stores)."""
-        if not isinstance(node, n.Array):
-            raise Untranslatable("an array that is not a literal list")
-        out = []
-        for item in node.items:
-            if isinstance(item, n.Array):
-                raise Untranslatable("nested arrays")
-            out.append(self.expr(item))
-        return out
-
     def equal(self, a: Typed, b: Typed) -> sql.Composable:
         """Array element equality as the evaluator's ``any(compare(...))`` sees it: TRUE/FALSE."""
-        kinds = {a[1], b[1]}
+        kinds = {a.kind, b.kind}
         comparable = len(kinds) == 1 or kinds <= _NUMERIC or kinds <= _TEMPORAL
         if not comparable or "geometry" in kinds:
             return sql.SQL("FALSE")
         return sql.SQL("COALESCE({}, FALSE)").format(self.compare("=", a, b))
-
-    def contains_all(self, container: list[Typed], items: list[Typed]) -> sql.Composable:
-        """Every item equals some element of the container (``_contains_all``)."""
-        if not items:
-            return sql.SQL("TRUE")
-        if not container:
-            return sql.SQL("FALSE")
-        each = [
-            sql.SQL("({})").format(sql.SQL(" OR ").join(self.equal(x, y) for y in container))
-            for x in items
-        ]
-        return sql.SQL("({})").format(sql.SQL(" AND ").join(each))
-
-    def array_op(self, node: n.Op) -> Typed:
-        """A_* relations, expanded element by element; never NULL, like the evaluator."""
-        a, b = self.items(node.args[0]), self.items(node.args[1])
-        if node.op == "a_contains":
-            return self.contains_all(a, b), "boolean"
-        if node.op == "a_containedby":
-            return self.contains_all(b, a), "boolean"
-        if node.op == "a_overlaps":
-            if not a or not b:
-                return sql.SQL("FALSE"), "boolean"
-            hits = [self.equal(x, y) for x in a for y in b]
-            return sql.SQL("({})").format(sql.SQL(" OR ").join(hits)), "boolean"
-        if len(a) != len(b):
-            return sql.SQL("FALSE"), "boolean"
-        both = sql.SQL("({} AND {})").format(self.contains_all(a, b), self.contains_all(b, a))
-        return both, "boolean"
 
 
 def translate(

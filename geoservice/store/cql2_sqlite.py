@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -40,11 +40,10 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geoservice.cql2 import nodes as n
-from geoservice.cql2.compiler import SWAPPED, Compiler, _has_property, _like
+from geoservice.cql2.compiler import SWAPPED, _has_property, _like
 from geoservice.cql2.nodes import Expr
 from geoservice.cql2.operators import arithmetic
 from geoservice.cql2.values import (
-    TEMPORAL_SQL,
     accenti,
     casei,
     coerce_date,
@@ -52,6 +51,8 @@ from geoservice.cql2.values import (
     instant_key,
 )
 from geoservice.store import gpkg_geom
+from geoservice.store.cql2_base import Code, Untranslatable
+from geoservice.store.cql2_base import Translator as BaseTranslator
 
 #: how sqlite3 reports an exception raised inside a registered function
 FUNCTION_ERROR = "user-defined function raised exception"
@@ -67,10 +68,6 @@ _COLUMN_KINDS = {
     "datetime": "datetime",
     "geometry": "geometry",
 }
-
-
-class Untranslatable(Exception):
-    """A filter (part) with no faithful SQLite translation; evaluate it in Python instead."""
 
 
 class Unrepresentable(ValueError):
@@ -115,15 +112,6 @@ def join(sep: str, parts: list[Sql]) -> Sql:
 def bind(value: Any) -> Sql:
     """One parameter."""
     return Sql("?", (value,))
-
-
-@dataclass(frozen=True, slots=True)
-class Code:
-    """A translated expression: its SQL, its kind and, for a folded literal, its value."""
-
-    sql: Sql
-    kind: str
-    value: Any = None
 
 
 TRUE, FALSE, NULL = Sql("1"), Sql("0"), Sql("NULL")
@@ -305,11 +293,11 @@ def like_to_glob(pattern: str) -> str:
 # -- the translator ---------------------------------------------------------------------------
 
 
-class Translator:
-    """Translate expressions over one layer (schema: queryable name -> CQL2 schema type).
+class Translator(BaseTranslator[Sql]):
+    """The SQLite dialect (``cql2_base``): ``column(name)`` gives the SQL of a property's
+    column; ``geometry`` the blob column."""
 
-    ``column(name)`` gives the SQL of a property's column; ``geometry`` the blob column.
-    """
+    TRUE, FALSE = TRUE, FALSE
 
     def __init__(
         self,
@@ -317,13 +305,25 @@ class Translator:
         column: Callable[[str], str],
         geometry: str = "t.geom",
     ) -> None:
-        self.schema = dict(schema)
+        super().__init__(schema)
         self.column = column
         self.geometry = geometry
-        self.compiler = Compiler(schema)
 
-    # -- constants ------------------------------------------------------------------------
-    def constant(self, value: Any, kind: str) -> Code:
+    def fmt(self, template: str, **parts: Sql) -> Sql:
+        """Fill ``{name}`` slots keeping the ``?`` parameters in text order."""
+        return fmt(template, **parts)
+
+    def join(self, sep: str, parts: Sequence[Sql]) -> Sql:
+        """``parts`` joined by ``sep``."""
+        return join(sep, list(parts))
+
+    def translate(self, expr: Expr) -> SqliteFilter:
+        """The WHERE condition for a filter already checked by ``compile_filter``."""
+        cond = self.condition(expr)
+        return SqliteFilter(cond.text, cond.params)
+
+    # -- constants and columns --------------------------------------------------------------
+    def constant(self, value: Any, kind: str) -> Code[Sql]:
         """A value computed by the evaluator as a bound parameter of the same meaning."""
         if value is None:
             return Code(NULL, kind)
@@ -344,28 +344,8 @@ class Translator:
             return Code(bind(shapely.to_wkb(value)), "geometry", value)
         raise Untranslatable(f"constant of type {type(value).__name__}")
 
-    def fold(self, node: Expr) -> Code:
-        """Evaluate a property-free expression with the evaluator and bind the result."""
-        value = self.compiler.compile(node)({}, None)
-        return self.constant(value, self.compiler.kind(node))
 
-    # -- entry point ----------------------------------------------------------------------
-    def translate(self, expr: Expr) -> SqliteFilter:
-        """The WHERE condition for a filter already checked by ``compile_filter``."""
-        code = self.boolean(expr)
-        return SqliteFilter(code.text, code.params)
-
-    def expr(self, node: Expr) -> Code:
-        """Translate any value expression."""
-        if not isinstance(node, n.Interval | n.OpenEnd | n.Array) and not _has_property(node):
-            return self.fold(node)
-        if isinstance(node, n.Property):
-            return self.prop(node.name)
-        if isinstance(node, n.Op):
-            return self.handler(node.op)(node)
-        raise Untranslatable(f"{type(node).__name__} outside its operator")
-
-    def prop(self, name: str) -> Code:
+    def prop(self, name: str) -> Code[Sql]:
         """A property: its column, dates and timestamps as the evaluator's instant keys."""
         stype = self.compiler.property_type(name)
         kind = _COLUMN_KINDS.get(stype)
@@ -378,96 +358,16 @@ class Translator:
             return Code(Sql(f"{_KEY_FUNCTION[kind]}({col})"), kind)
         return Code(Sql(col), kind)
 
-    def handler(self, op: str) -> Callable[[n.Op], Code]:
-        """The method translating one operator family."""
-        table: dict[str, Callable[[n.Op], Code]] = {
-            "like": self.like,
-            "between": self.between,
-            "in": self.in_list,
-            "isNull": self.is_null,
-            "casei": self.string_func,
-            "accenti": self.string_func,
-        }
-        families: tuple[tuple[frozenset[str], Callable[[n.Op], Code]], ...] = (
-            (n.LOGICAL_OPS, self.logical),
-            (n.COMPARISON_OPS, self.comparison),
-            (n.ARITHMETIC_OPS, self.arithmetic),
-            (n.SPATIAL_OPS, self.spatial),
-            (n.TEMPORAL_OPS, self.temporal_op),
-            (n.ARRAY_OPS, self.array_op),
-        )
-        if op in table:
-            return table[op]
-        for ops, method in families:
-            if op in ops:
-                return method
-        raise Untranslatable(f"operator {op!r}")
 
-    # -- logic and comparison -----------------------------------------------------------------
-    def boolean(self, node: Expr) -> Sql:
-        """An operand that must be a predicate."""
-        code = self.expr(node)
-        if code.kind != "boolean":
-            raise Untranslatable(f"{code.kind} where a boolean is needed")
-        return code.sql
-
-    def logical(self, node: n.Op) -> Code:
-        """AND / OR / NOT: SQLite's are Kleene's, as ``tri_and`` / ``tri_or``."""
-        parts = [self.boolean(a) for a in node.args]
-        if node.op == "not":
-            return Code(fmt("(NOT {x})", x=parts[0]), "boolean")
-        inner = join(" AND " if node.op == "and" else " OR ", parts)
-        return Code(fmt("({x})", x=inner), "boolean")
-
-    def compare(self, op: str, a: Code, b: Code) -> Sql:
+    def compare(self, op: str, a: Code[Sql], b: Code[Sql]) -> Sql:
         """``a op b`` for kinds the evaluator compares (temporal ones as instant keys)."""
         same = a.kind == b.kind or {a.kind, b.kind} <= _TEMPORAL
         if not same or a.kind == "geometry":
             raise Untranslatable(f"comparison of {a.kind} with {b.kind}")
         return fmt("({a} " + op + " {b})", a=a.sql, b=b.sql)
 
-    def comparison(self, node: n.Op) -> Code:
-        """``=``, ``<>``, ``<`` ... between two comparable expressions."""
-        left, right = (self.expr(a) for a in node.args)
-        return Code(self.compare(node.op, left, right), "boolean")
 
-    def between(self, node: n.Op) -> Code:
-        """BETWEEN as ``x >= lo AND x <= hi`` (the evaluator's three-valued rule)."""
-        x, lo, hi = (self.expr(a) for a in node.args)
-        low, high = self.compare(">=", x, lo), self.compare("<=", x, hi)
-        return Code(fmt("({low} AND {high})", low=low, high=high), "boolean")
-
-    def in_list(self, node: n.Op) -> Code:
-        """IN as an OR of equalities: unknown when nothing matched but a null took part."""
-        value, items = node.args
-        if not isinstance(items, n.Array) or not items.items:
-            raise Untranslatable("IN without a non-empty list")
-        v = self.expr(value)
-        hits = [self.compare("=", v, self.expr(i)) for i in items.items]
-        return Code(fmt("({x})", x=join(" OR ", hits)), "boolean")
-
-    def is_null(self, node: n.Op) -> Code:
-        """IS NULL; a literal list is never null, an interval is when an end is."""
-        arg = node.args[0]
-        if isinstance(arg, n.Array):
-            return Code(FALSE, "boolean")
-        if isinstance(arg, n.Interval):
-            _, _, nullable = self.span(arg)
-            if not nullable:
-                return Code(FALSE, "boolean")
-            checks = [fmt("{p} IS NULL", p=p) for p in nullable]
-            return Code(fmt("({x})", x=join(" OR ", checks)), "boolean")
-        return Code(fmt("({x} IS NULL)", x=self.expr(arg).sql), "boolean")
-
-    # -- strings ------------------------------------------------------------------------------
-    def string(self, node: Expr) -> Sql:
-        """An operand that must be text."""
-        code = self.expr(node)
-        if code.kind != "string":
-            raise Untranslatable(f"{code.kind} where a string is needed")
-        return code.sql
-
-    def like(self, node: n.Op) -> Code:
+    def like(self, node: n.Op) -> Code[Sql]:
         """LIKE: a literal pattern as GLOB (NUL-safe), a pattern from the data in Python."""
         value, pattern = node.args
         v = self.string(value)
@@ -486,21 +386,22 @@ class Translator:
         )
         return Code(code, "boolean")
 
-    def string_func(self, node: n.Op) -> Code:
+
+    def string_func(self, node: n.Op) -> Code[Sql]:
         """CASEI / ACCENTI through the evaluator's own folding."""
         v = self.string(node.args[0])
         return Code(fmt(f"cql2_{node.op}({{v}})", v=v), "string")
 
-    # -- arithmetic ---------------------------------------------------------------------------
-    def arithmetic(self, node: n.Op) -> Code:
+
+    def arithmetic(self, node: n.Op) -> Code[Sql]:
         """Arithmetic through the evaluator (integer overflow, div, %, ^ as in Python)."""
         a, b = (self.expr(x) for x in node.args)
         if a.kind != "number" or b.kind != "number":
             raise Untranslatable(f"arithmetic on {a.kind} and {b.kind}")
         return Code(fmt("cql2_arith({op}, {a}, {b})", op=bind(node.op), a=a.sql, b=b.sql), "number")
 
-    # -- spatial ------------------------------------------------------------------------------
-    def spatial(self, node: n.Op) -> Code:
+
+    def spatial(self, node: n.Op) -> Code[Sql]:
         """S_* between a literal and the geometry, argument order as the evaluator's."""
         left, right = node.args
         name = node.op[2:]
@@ -516,7 +417,7 @@ class Translator:
         code = fmt("cql2_spatial({name}, {lit}, {g})", name=bind(name), lit=lit.sql, g=geom.sql)
         return Code(code, "boolean")
 
-    # -- temporal -----------------------------------------------------------------------------
+
     def instant(self, node: Expr, open_end: float) -> tuple[Sql, bool]:
         """One interval end (or instant) as an instant key, and whether it can be NULL."""
         if isinstance(node, n.OpenEnd):
@@ -525,6 +426,7 @@ class Translator:
         if code.kind not in _TEMPORAL:
             raise Untranslatable(f"{code.kind} as an instant")
         return code.sql, code.value is None
+
 
     def span(self, node: Expr) -> tuple[Sql, Sql, list[Sql]]:
         """A temporal operand as (start, end, the parts that may be NULL)."""
@@ -536,60 +438,20 @@ class Translator:
         at, null = self.instant(node, 0.0)
         return at, at, [at] if null else []
 
-    def temporal_op(self, node: n.Op) -> Code:
-        """T_*: the relation on instant-key spans, NULL (not FALSE) when a part is NULL."""
-        a0, a1, an = self.span(node.args[0])
-        b0, b1, bn = self.span(node.args[1])
-        rel = fmt("(" + TEMPORAL_SQL[node.op] + ")", a0=a0, a1=a1, b0=b0, b1=b1)
-        if not an and not bn:
-            return Code(rel, "boolean")
-        guard = join(" OR ", [fmt("{p} IS NULL", p=p) for p in (*an, *bn)])
-        return Code(fmt("(CASE WHEN {g} THEN NULL ELSE {r} END)", g=guard, r=rel), "boolean")
 
-    # -- arrays -------------------------------------------------------------------------------
-    def items(self, node: Expr) -> list[Code]:
-        """The items of a literal list (array properties do not exist in our stores)."""
-        if not isinstance(node, n.Array):
-            raise Untranslatable("an array that is not a literal list")
-        out = []
-        for item in node.items:
-            if isinstance(item, n.Array | n.Interval):
-                raise Untranslatable("nested arrays or intervals")
-            code = self.expr(item)
-            if code.kind == "geometry":
-                raise Untranslatable("geometries in an array")
-            out.append(code)
-        return out
-
-    def equal(self, a: Code, b: Code) -> Sql:
+    def equal(self, a: Code[Sql], b: Code[Sql]) -> Sql:
         """Element equality as ``any(compare("=", ...))`` sees it: TRUE or FALSE."""
         if not (a.kind == b.kind or {a.kind, b.kind} <= _TEMPORAL):
             return FALSE  # str = number is False, bool vs other is unknown: never a hit
         return fmt("COALESCE({x}, 0)", x=self.compare("=", a, b))
 
-    def contains_all(self, container: list[Code], items: list[Code]) -> Sql:
-        """Every item equals some element of the container (``_contains_all``)."""
-        if not items:
-            return TRUE
-        if not container:
-            return FALSE
-        each = [fmt("({x})", x=join(" OR ", [self.equal(x, y) for y in container])) for x in items]
-        return fmt("({x})", x=join(" AND ", each))
+    def casei(self, node: n.Op) -> Code[Sql]:
+        """CASEI through the evaluator's own folding."""
+        return self.string_func(node)
 
-    def array_op(self, node: n.Op) -> Code:
-        """A_* relations, expanded element by element; never NULL, like the evaluator."""
-        a, b = self.items(node.args[0]), self.items(node.args[1])
-        if node.op == "a_contains":
-            return Code(self.contains_all(a, b), "boolean")
-        if node.op == "a_containedby":
-            return Code(self.contains_all(b, a), "boolean")
-        if node.op == "a_overlaps":
-            hits = [self.equal(x, y) for x in a for y in b]
-            return Code(fmt("({x})", x=join(" OR ", hits)) if hits else FALSE, "boolean")
-        if len(a) != len(b):
-            return Code(FALSE, "boolean")
-        both = fmt("({x} AND {y})", x=self.contains_all(a, b), y=self.contains_all(b, a))
-        return Code(both, "boolean")
+    def accenti(self, node: n.Op) -> Code[Sql]:
+        """ACCENTI through the evaluator's own folding."""
+        return self.string_func(node)
 
 
 def translate(
