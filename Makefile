@@ -72,6 +72,7 @@ bench: $(STAMP) $(VENDOR)
 	$(BIN)/python bench/city3d.py     # CityGML → 3D Tiles on 100,000 synthetic buildings
 	$(BIN)/python bench/postgis.py    # PostGIS + GeoPackage vs tipg and pygeoapi (needs PostGIS)
 	$(BIN)/python bench/multihost.py  # 1/2/3 hosts on one PostgreSQL; webhooks while hosts are killed
+	$(BIN)/python bench/scale.py      # 300,000 synthetic buildings: both stores vs tipg (needs PostGIS)
 
 clean:
 	rm -rf data/build tiles/*/ .pytest_cache

@@ -69,12 +69,21 @@ def build(
         log.warning("%d PLATEAU code lists are not in the sources (%s): their coded"
                     " attributes keep raw codes", len(report.raw_codelists),
                     ", ".join(report.raw_codelists))
-    if settings.store.backend != "postgis":
-        prebuild_tiles(settings.store.path, specs, report)
+    prebuild_tiles(tile_target(settings), specs, report)
     return report
 
 
-def prebuild_tiles(path: Path, specs: dict[str, LayerSpec], report: BuildReport) -> None:
+def tile_target(settings: Settings) -> Path | tuple[str, str]:
+    """Where a store keeps its prebuilt tiles: the GeoPackage, or (URL, schema)."""
+    if settings.store.backend == "postgis":
+        from geoservice.store.postgis import DEFAULT_SCHEMA
+
+        return database_url(settings), DEFAULT_SCHEMA
+    return settings.store.path
+
+
+def prebuild_tiles(target: Path | tuple[str, str], specs: dict[str, LayerSpec],
+                   report: BuildReport) -> None:
     """After the swap: the vector tile pyramids of layers with ``tiles.prebuild``
     (``store.pyramid``).  Until a pyramid is done its tiles are made on demand, so a
     failure is recorded in ``report.skipped`` and the new store stays in place;
@@ -85,7 +94,7 @@ def prebuild_tiles(path: Path, specs: dict[str, LayerSpec], report: BuildReport)
         if not spec.tiles.prebuild or lid not in report.counts:
             continue
         try:
-            pyramid.prebuild(path, lid)
+            pyramid.prebuild(target, lid)
         except Exception as exc:  # the store is fine without: tiles are made on demand
             log.exception("prebuilt tiles of %s failed; they are made on demand", lid)
             report.skipped[f"{lid}-tiles"] = str(exc)

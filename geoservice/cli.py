@@ -88,16 +88,13 @@ def prebuild_tiles(
     layer: Annotated[list[str] | None, typer.Option(help="Only these layer ids")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Processes rendering tiles")] = 2,
 ) -> None:
-    """Make (or resume) the vector tile pyramids of the GeoPackage store's static layers
+    """Make (or resume) the vector tile pyramids of the store's static layers
     (``tiles.prebuild: true``), z0 up to each layer's maxzoom."""
-    from geoservice.store import pyramid
-    from geoservice.store.gpkg import GpkgStore
+    from geoservice.build import tile_target
+    from geoservice.store import open_store, pyramid
 
     settings = _settings(config)
-    if settings.store.backend == "postgis":
-        console.print("[red]prebuilt tiles are for the GeoPackage store[/red]")
-        raise typer.Exit(1)
-    store = GpkgStore(settings.store.path)
+    store = open_store(settings)
     try:
         ids = [c for c in store.collections() if store.spec(c).tiles.prebuild]
     finally:
@@ -109,7 +106,7 @@ def prebuild_tiles(
         def shown(z: int, n: int, k: int, lid: str = lid) -> None:
             console.print(f"{lid} z{z}: {n} tiles made, {k} non-empty")
 
-        rep = pyramid.prebuild(settings.store.path, lid, workers=workers, progress=shown)
+        rep = pyramid.prebuild(tile_target(settings), lid, workers=workers, progress=shown)
         console.print(f"{lid}: {rep.tiles} tiles ({rep.bytes / 1e6:.1f} MB), {rep.empty} empty,"
                       f" {rep.skipped} kept from before, in {rep.seconds:.1f} s")
 

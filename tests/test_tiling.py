@@ -282,3 +282,35 @@ def test_prebuilt_pyramid_is_read_not_made_and_resumes(
     store.create("city", Feature("new", {"usage": "x"}, shapely.box(w, s, w + 1e-4, s + 1e-4)))
     assert store.tile("city", 14, 4 * x + 1, 4 * y + 2) != made[(14, 4 * x + 1, 4 * y + 2)]
     store.close()
+
+
+def test_prebuilt_pyramid_on_postgis_is_read_not_made(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from geoservice.store import postgis, pyramid, tiling
+
+    spec = LayerSpec.model_validate({**city_spec().model_dump(),
+                                     "tiles": {**city_spec().tiles.model_dump(),
+                                               "maxzoom": 13, "prebuild": True}})
+    store = postgis.PostgisStore(pg_url, schema=f"t_{uuid.uuid4().hex[:12]}", create=True)
+    try:
+        store.create_collection(spec, source="t", synthetic=True)
+        store.bulk_load("city", city())
+        report = pyramid.prebuild((pg_url, store.schema), "city", workers=2)
+        assert report.tiles >= 14 and report.skipped == 0
+        x, y = _low_tile()
+        addresses = [(z, x >> (Z_LOW - z), y >> (Z_LOW - z)) for z in range(0, Z_LOW + 1)]
+        addresses += [(13, 2 * x, 2 * y + 1), (13, 0, 0)]
+        made = {a: store.tile("city", *a, prebuilt=False) for a in addresses}
+
+        def no_rendering(*args: object, **kw: object) -> bytes:
+            raise AssertionError("a prebuilt tile was made again")
+
+        monkeypatch.setattr(tiling, "render", no_rendering)
+        assert {a: store.tile("city", *a) for a in addresses} == made
+        monkeypatch.undo()
+        store.create("city", Feature("new", {"usage": "x"}, shapely.Point(*CENTRE)))
+        # a new data version: made on demand again (the new building is in it)
+        assert store.tile("city", Z_LOW, x, y) != made[(Z_LOW, x, y)]
+    finally:
+        store.close()

@@ -337,9 +337,26 @@ class PostgisStore(Store):
                     " row_count bigint NOT NULL DEFAULT 0)"
                 ).format(self._t(META))
             )
+            self._create_tile_tables(con)
+
+    def _create_tile_tables(self, con: psycopg.Connection[Any]) -> None:
+        """The tables of prebuilt tile pyramids (``store.pyramid``)."""
+        con.execute(sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (collection text NOT NULL, z int NOT NULL,"
+            " x int NOT NULL, y int NOT NULL, data bytea NOT NULL,"
+            " PRIMARY KEY (collection, z, x, y))").format(self._t("geoservice_tiles")))
+        con.execute(sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (collection text PRIMARY KEY, version text NOT NULL,"
+            " maxzoom int NOT NULL, done_zoom int NOT NULL)"
+        ).format(self._t("geoservice_tile_builds")))
 
     def _migrate(self, con: psycopg.Connection[Any]) -> None:
-        """Give a store built before ``row_count`` existed its counts (once, counted)."""
+        """Give a store built before ``row_count`` existed its counts (once, counted), and
+        one built before prebuilt tiles their (empty) tables."""
+        if not con.execute("SELECT to_regclass(%s) IS NOT NULL",
+                           (f'"{self.schema}".geoservice_tile_builds',)).fetchone()[0]:  # type: ignore[index]
+            with con.transaction():
+                self._create_tile_tables(con)
         has = con.execute(
             "SELECT 1 FROM information_schema.columns WHERE table_schema = %s"
             " AND table_name = %s AND column_name = 'row_count'", (self.schema, META)
@@ -764,6 +781,21 @@ class PostgisStore(Store):
             lambda con: self._page(con, spec, (clause, order, params), query, key, bool(where))
         )
 
+    def _prebuilt(self, con: psycopg.Connection[Any], collection: str, z: int, x: int,
+                  y: int) -> bytes | None:
+        """The pyramid's tile (``b""`` when empty) if it is of the current data version and
+        its level is complete, else ``None`` - one statement (``pyramid.lookup``)."""
+        row = con.execute(sql.SQL(
+            "SELECT m.xmin::text, b.version, b.done_zoom, t.data FROM {m} m"
+            " JOIN {b} b ON b.collection = m.collection LEFT JOIN {t} t ON"
+            " t.collection = m.collection AND t.z = %s AND t.x = %s AND t.y = %s"
+            " WHERE m.collection = %s").format(
+                m=self._t(META), b=self._t("geoservice_tile_builds"),
+                t=self._t("geoservice_tiles")), (z, x, y, collection)).fetchone()
+        if row is None or row[1] != f"{self.schema}:{row[0]}" or z > row[2]:
+            return None
+        return bytes(row[3]) if row[3] is not None else b""
+
     def _version_on(self, con: psycopg.Connection[Any], collection: str) -> str | None:
         stmt = sql.SQL("SELECT xmin::text FROM {} WHERE collection = %s").format(self._t(META))
         row = con.execute(stmt, (collection,)).fetchone()
@@ -852,9 +884,17 @@ class PostgisStore(Store):
         return Page(page, matched if known is None else known)
 
     def tile(
-        self, collection: str, z: int, x: int, y: int, properties: dict[str, Any] | None = None
+        self,
+        collection: str,
+        z: int,
+        x: int,
+        y: int,
+        properties: dict[str, Any] | None = None,
+        *,
+        prebuilt: bool = True,
     ) -> bytes:
-        """A tile made for its zoom (``store.tiling``), read in one snapshot: sub-pixel
+        """A tile made at build time (``store.pyramid``, layers with ``tiles.prebuild``),
+        else a tile made for its zoom (``store.tiling``), read in one snapshot: sub-pixel
         polygons are aggregated into pixel cells by SQL from their bounding boxes
         (``GROUP BY``), and only the other rows are fetched - a z11 tile of a city moves a
         few thousand cells, not 190,000 buildings.  Encoded by the same code as the
@@ -865,6 +905,10 @@ class PostgisStore(Store):
         spec = self.spec(collection)
         if not tiling.in_range(spec, z):
             return b""
+        if prebuilt and spec.tiles.prebuild and not properties:
+            made = self._read(lambda con: self._prebuilt(con, collection, z, x, y))
+            if made is not None:
+                return made
         sc = tiling.Scale.of(z, x, y)
         w, s, e, n = mvt.lonlat_bounds(z, x, y, mvt.BUFFER)
         eq = _tile_equalities(spec, properties or {})

@@ -1,12 +1,13 @@
-"""Vector tiles made at build time, stored in the GeoPackage, so a cold tile is a read.
+"""Vector tiles made at build time, stored in the store itself, so a cold tile is a read.
 
-Why: on the embedded store a low-zoom tile of a city is made in Python (``tiling``); for
+Why: a cold tile of a city is made in Python (``tiling``) from thousands of rows; for
 layers that only ``geoservice build`` changes (``tiles.prebuild: true`` in the layer
 spec, never an editable layer) that work is done once, after the build, for every
 non-empty tile from z0 to the layer's ``maxzoom``, and a request reads the stored bytes.
 
-- **Table** ``geoservice_tiles (collection, z, x, y, data)`` holds the tiles (an empty
-  tile is a zero-length blob, so its children are never visited); ``geoservice_tile_builds
+- **Tables** (in the GeoPackage, or in the PostGIS store's schema): ``geoservice_tiles
+  (collection, z, x, y, data)`` holds the tiles (an empty tile is a zero-length blob, so
+  its children are never visited); ``geoservice_tile_builds
   (collection, version, maxzoom, done_zoom)`` says which data version the pyramid is of
   and up to which zoom it is complete.  A tile is served from the table only when the
   version equals the collection's current ``data_version`` and ``z <= done_zoom``
@@ -14,22 +15,24 @@ non-empty tile from z0 to the layer's ``maxzoom``, and a request reads the store
   anything else is made on demand, as before.
 - **Order**: level by level; a level's candidates are the children of the previous
   level's non-empty tiles, so the work follows the data, not the world.
-- **Parallel**: ``workers`` processes (default 2, the machine's cores) each open the file
-  read-only and render tiles; the parent writes them in batches.  Memory per worker is
+- **Parallel**: ``workers`` processes (default 2, the machine's cores) each open the store
+  and render tiles; the parent writes them in batches.  Memory per worker is
   one tile's rows (low zooms read R-tree boxes only).
 - **Resumable**: rows already written for the current version are kept; an interrupted
-  run (or ``geoservice tiles prebuild`` again) continues with the missing tiles of the
+  run (or ``geoservice prebuild-tiles``) continues with the missing tiles of the
   first incomplete level.  A new data version starts over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DDL = """
 CREATE TABLE IF NOT EXISTS geoservice_tiles (
@@ -68,22 +71,101 @@ def lookup(con: sqlite3.Connection, collection: str, version: str | None,
     return bytes(row[2]) if row[2] is not None else b""
 
 
+# -- where the tiles are kept ---------------------------------------------------------------
+class _Tiles:
+    """The pyramid tables of one store (GeoPackage file or PostGIS schema)."""
+
+    def __init__(self, target: Path | tuple[str, str]) -> None:
+        self.target = target
+        if isinstance(target, Path):
+            self.con: Any = sqlite3.connect(target, timeout=30, isolation_level=None)
+            self.mark, self.upsert = "?", "INSERT OR REPLACE INTO {t} VALUES (?, ?, ?, ?, ?)"
+            self.con.executescript(DDL)
+            self.tiles, self.builds = "geoservice_tiles", "geoservice_tile_builds"
+        else:
+            import psycopg
+
+            url, schema = target
+            self.con = psycopg.connect(url, autocommit=True)
+            self.tiles, self.builds = f'"{schema}".geoservice_tiles', \
+                f'"{schema}".geoservice_tile_builds'
+            self.mark = "%s"
+            self.upsert = ("INSERT INTO {t} VALUES (%s, %s, %s, %s, %s) ON CONFLICT"
+                           " (collection, z, x, y) DO UPDATE SET data = excluded.data")
+
+    def _q(self, text: str) -> str:
+        return text.replace("?", self.mark).format(t=self.tiles, b=self.builds)
+
+    def _tx(self) -> Any:
+        return contextlib.nullcontext() if isinstance(self.target, Path) else \
+            self.con.transaction()
+
+    def start(self, collection: str, version: str, maxzoom: int) -> int:
+        """The first zoom to (re)build: after the last complete level of this version."""
+        row = self.con.execute(self._q("SELECT version, done_zoom, maxzoom FROM {b}"
+                                       " WHERE collection = ?"), (collection,)).fetchone()
+        if row is not None and row[0] == version and row[2] == maxzoom:
+            return int(row[1]) + 1
+        self._begin()
+        with self._tx():
+            self.con.execute(self._q("DELETE FROM {t} WHERE collection = ?"), (collection,))
+            self.con.execute(self._q("DELETE FROM {b} WHERE collection = ?"), (collection,))
+            self.con.execute(self._q("INSERT INTO {b} VALUES (?, ?, ?, -1)"),
+                             (collection, version, maxzoom))
+        self._commit()
+        return 0
+
+    def level(self, collection: str, z: int) -> dict[tuple[int, int], bool]:
+        """Tiles of level ``z`` already written: ``{(x, y): non-empty}``."""
+        rows = self.con.execute(self._q("SELECT x, y, length(data) > 0 FROM {t}"
+                                        " WHERE collection = ? AND z = ?"),
+                                (collection, z)).fetchall()
+        return {(x, y): bool(full) for x, y, full in rows}
+
+    def put(self, collection: str, batch: list[tuple[int, int, int, bytes]]) -> None:
+        self._begin()
+        with self._tx():
+            cur = self.con.cursor()
+            cur.executemany(self._q(self.upsert), [(collection, *t) for t in batch])
+        self._commit()
+
+    def done(self, collection: str, z: int) -> None:
+        self.con.execute(self._q("UPDATE {b} SET done_zoom = ? WHERE collection = ?"),
+                         (z, collection))
+
+    def _begin(self) -> None:
+        if isinstance(self.target, Path):
+            self.con.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        if isinstance(self.target, Path):
+            self.con.execute("COMMIT")
+
+    def close(self) -> None:
+        self.con.close()
+
+
 # -- workers ----------------------------------------------------------------------------
-_STORE: object | None = None
+_STORE: Any = None
 
 
-def _open(path: str) -> None:
-    from geoservice.store.gpkg import GpkgStore
-
+def _open(target: Path | tuple[str, str]) -> None:
     global _STORE
-    _STORE = GpkgStore(Path(path))
+    _STORE = _store(target)
+
+
+def _store(target: Path | tuple[str, str]) -> Any:
+    if isinstance(target, Path):
+        from geoservice.store.gpkg import GpkgStore
+
+        return GpkgStore(target)
+    from geoservice.store.postgis import PostgisStore
+
+    return PostgisStore(target[0], schema=target[1])
 
 
 def _render(job: tuple[str, int, int, int]) -> tuple[int, int, int, bytes]:
-    from geoservice.store.gpkg import GpkgStore
-
     collection, z, x, y = job
-    assert isinstance(_STORE, GpkgStore)
     return z, x, y, _STORE.tile(collection, z, x, y, prebuilt=False)
 
 
@@ -92,33 +174,12 @@ def _children(parents: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return sorted({(2 * x + dx, 2 * y + dy) for x, y in parents for dx in (0, 1) for dy in (0, 1)})
 
 
-def _level(con: sqlite3.Connection, collection: str, z: int) -> dict[tuple[int, int], bool]:
-    """Tiles of level ``z`` already written: ``{(x, y): non-empty}``."""
-    rows = con.execute("SELECT x, y, length(data) > 0 FROM geoservice_tiles"
-                       " WHERE collection = ? AND z = ?", (collection, z)).fetchall()
-    return {(x, y): bool(full) for x, y, full in rows}
-
-
-def _start(con: sqlite3.Connection, collection: str, version: str, maxzoom: int) -> int:
-    """The first zoom to (re)build: after the last complete level of this version."""
-    row = con.execute("SELECT version, done_zoom, maxzoom FROM geoservice_tile_builds"
-                      " WHERE collection = ?", (collection,)).fetchone()
-    if row is not None and row[0] == version and row[2] == maxzoom:
-        return int(row[1]) + 1
-    with con:
-        con.execute("DELETE FROM geoservice_tiles WHERE collection = ?", (collection,))
-        con.execute("INSERT OR REPLACE INTO geoservice_tile_builds VALUES (?, ?, ?, -1)",
-                    (collection, version, maxzoom))
-    return 0
-
-
-def prebuild(path: Path, collection: str, *, workers: int = 2,
+def prebuild(target: Path | tuple[str, str], collection: str, *, workers: int = 2,
              progress: Callable[[int, int, int], None] | None = None) -> PyramidReport:
-    """Make (or finish) the tile pyramid of ``collection`` in the GeoPackage at ``path``."""
-    from geoservice.store.gpkg import GpkgStore
-
+    """Make (or finish) the tile pyramid of ``collection`` in the GeoPackage at ``target``
+    or the PostGIS ``(database URL, schema)``."""
     t0 = time.perf_counter()
-    store = GpkgStore(path)
+    store = _store(target)
     try:
         spec = store.spec(collection)
         version = store.data_version(collection)
@@ -128,46 +189,41 @@ def prebuild(path: Path, collection: str, *, workers: int = 2,
         raise ValueError(f"{collection} is editable: its tiles are made on demand")
     assert version is not None
     report = PyramidReport(collection, maxzoom=spec.tiles.maxzoom)
-    con = sqlite3.connect(path, timeout=30)
+    tiles = _Tiles(target)
     try:
-        con.executescript(DDL)
-        start = _start(con, collection, version, spec.tiles.maxzoom)
-        parents = [(0, 0)] if start == 0 else [
-            k for k, full in _level(con, collection, start - 1).items() if full]
+        start = tiles.start(collection, version, spec.tiles.maxzoom)
+        parents = [k for k, full in tiles.level(collection, start - 1).items() if full]
         ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(max(1, workers), initializer=_open, initargs=(str(path),)) as pool:
+        with ctx.Pool(max(1, workers), initializer=_open, initargs=(target,)) as pool:
             for z in range(start, spec.tiles.maxzoom + 1):
-                if z == 0:
-                    parents = [(0, 0)]
-                    todo_xy = parents
-                else:
-                    todo_xy = _children(parents)
-                done = _level(con, collection, z)
-                report.skipped += sum(1 for k in todo_xy if k in done)
-                jobs = [(collection, z, x, y) for x, y in todo_xy if (x, y) not in done]
-                full = [k for k, f in done.items() if f]
-                for batch in _batches(pool.imap_unordered(_render, jobs, chunksize=4)):
-                    with con:
-                        con.executemany("INSERT OR REPLACE INTO geoservice_tiles"
-                                        " VALUES (?, ?, ?, ?, ?)",
-                                        [(collection, *t) for t in batch])
-                    for _z, tx, ty, data in batch:
-                        if data:
-                            full.append((tx, ty))
-                            report.tiles += 1
-                            report.bytes += len(data)
-                        else:
-                            report.empty += 1
-                with con:
-                    con.execute("UPDATE geoservice_tile_builds SET done_zoom = ?"
-                                " WHERE collection = ?", (z, collection))
+                parents = _build_level(pool, tiles, collection, z, parents, report)
                 if progress is not None:
-                    progress(z, len(jobs), len(full))
-                parents = full
+                    progress(z, report.tiles + report.empty, len(parents))
     finally:
-        con.close()
+        tiles.close()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _build_level(pool: Any, tiles: _Tiles, collection: str, z: int,
+                 parents: list[tuple[int, int]], report: PyramidReport) -> list[tuple[int, int]]:
+    """Make the missing tiles of level ``z`` under ``parents``; its non-empty tiles."""
+    todo = [(0, 0)] if z == 0 else _children(parents)
+    done = tiles.level(collection, z)
+    report.skipped += sum(1 for k in todo if k in done)
+    jobs = [(collection, z, x, y) for x, y in todo if (x, y) not in done]
+    full = [k for k, f in done.items() if f]
+    for batch in _batches(pool.imap_unordered(_render, jobs, chunksize=4)):
+        tiles.put(collection, batch)
+        for _z, tx, ty, data in batch:
+            if data:
+                full.append((tx, ty))
+                report.tiles += 1
+                report.bytes += len(data)
+            else:
+                report.empty += 1
+    tiles.done(collection, z)
+    return full
 
 
 def _batches(items: Iterator[tuple[int, int, int, bytes]]) -> Iterator[
