@@ -314,3 +314,28 @@ def test_prebuilt_pyramid_on_postgis_is_read_not_made(
         assert store.tile("city", Z_LOW, x, y) != made[(Z_LOW, x, y)]
     finally:
         store.close()
+
+
+def test_a_write_changes_only_the_tiles_it_touches(tmp_path: Path) -> None:
+    """GeoPackage: ``tile_version`` (the tile cache key and ETag) of a tile changes with a
+    write whose old or new geometry touches it, and with no other."""
+    spec = LayerSpec.model_validate({**city_spec().model_dump(), "editable": True})
+    store = GpkgStore(tmp_path / "e.gpkg", create=True)
+    store.create_collection(spec, source="t", synthetic=True)
+    store.bulk_load("city", city()[:100])
+    z, x, y = 16, 58_213, 25_806
+    a, b = (z, x, y), (z, x + 3, y)
+
+    def centre(t: tuple[int, int, int]) -> shapely.Point:
+        return shapely.box(*mvt.lonlat_bounds(*t)).centroid
+
+    va, vb = store.tile_version("city", *a), store.tile_version("city", *b)
+    store.create("city", Feature("w", {"usage": "x"}, centre(a).buffer(1e-5)))
+    assert store.tile_version("city", *a) != va and store.tile_version("city", *b) == vb
+    va = store.tile_version("city", *a)
+    store.replace("city", "w", Feature("w", {"usage": "x"}, centre(b).buffer(1e-5)))
+    va2, vb2 = store.tile_version("city", *a), store.tile_version("city", *b)
+    assert va2 != va and vb2 != vb  # moved: its old tile and its new one
+    store.update("city", "w", {"usage": "y"})
+    assert store.tile_version("city", *a) == va2 and store.tile_version("city", *b) != vb2
+    store.close()

@@ -149,7 +149,7 @@ async def tile(request: Request) -> Response:
     store = read_store(rt, request, cid)
     # A token's own view is never shared; a store without data versions is not cached.
     public = "authorization" not in request.headers
-    version = await in_thread(store.data_version, cid) if public else None
+    version = await in_thread(store.tile_version, cid, zi, xi, yi) if public else None
     if version is None:
         return _tile_response(await in_thread(store.tile, cid, zi, xi, yi), {})
     key = (cid, zi, xi, yi, version)

@@ -241,6 +241,13 @@ class SightingsView(Store):
     def spec(self, collection: str) -> LayerSpec:
         return self.base.spec(collection)
 
+    def tile_version(self, collection: str, z: int, x: int, y: int) -> str | None:
+        """Other collections: the store's per-tile version.  Sightings: the whole
+        collection's (a generalised record may move into a tile from outside it)."""
+        if collection != COLLECTION:
+            return self.base.tile_version(collection, z, x, y)
+        return self.data_version(collection)
+
     def data_version(self, collection: str) -> str | None:
         """The store's version plus the generalisation rules: a cached or revalidated
         public tile (ETag) must change when a species becomes sensitive, not only when

@@ -134,6 +134,13 @@ class Store(ABC):
         them in every worker without a message bus.  The default knows nothing."""
         return None
 
+    def tile_version(self, collection: str, z: int, x: int, y: int) -> str | None:
+        """A token that changes whenever tile ``z/x/y`` of ``collection`` may have changed;
+        the tile cache and the tile ETag are keyed by it.  This default is the whole
+        collection's ``data_version`` (any write invalidates every tile); the GeoPackage
+        store narrows it to the writes whose geometries touch the tile."""
+        return self.data_version(collection)
+
     def tile(
         self, collection: str, z: int, x: int, y: int, properties: dict[str, Any] | None = None
     ) -> bytes:

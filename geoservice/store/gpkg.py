@@ -89,6 +89,10 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 _BASE_DDL = f"""
+CREATE TABLE IF NOT EXISTS geoservice_changes (
+  collection TEXT NOT NULL, version INTEGER NOT NULL,
+  minx DOUBLE NOT NULL, miny DOUBLE NOT NULL, maxx DOUBLE NOT NULL, maxy DOUBLE NOT NULL);
+CREATE INDEX IF NOT EXISTS idx_geoservice_changes ON geoservice_changes (collection, version);
 CREATE TABLE IF NOT EXISTS geoservice_data_version (
   collection TEXT NOT NULL PRIMARY KEY, version INTEGER NOT NULL,
   row_count INTEGER NOT NULL DEFAULT 0);
@@ -326,6 +330,8 @@ class GpkgStore(Store):
             " DO UPDATE SET version = version + 1, row_count = row_count + excluded.row_count",
             (t, delta),
         )
+        self._log_change(con, t, [(-180.0, -90.0, 180.0, 90.0)] if recompute
+                         else [b for b in (added, removed) if b is not None])
         row = con.execute("SELECT min_x, min_y, max_x, max_y FROM gpkg_contents"
                           " WHERE table_name = ?", (t,)).fetchone()
         current = None if row is None or row[0] is None else (row[0], row[1], row[2], row[3])
@@ -341,6 +347,29 @@ class GpkgStore(Store):
         box = (None,) * 4 if nxt is None else nxt
         con.execute(f"UPDATE gpkg_contents SET min_x = ?, min_y = ?, max_x = ?, max_y = ?,"
                     f" last_change = {now} WHERE table_name = ?", (*box, t))
+
+    def _log_change(self, con: sqlite3.Connection, t: str, boxes: list[BBox]) -> None:
+        """Where this write changed the collection (old and new bounds), under its write
+        counter: ``tile_version`` of a tile is the last counter whose boxes touch it."""
+        (version,) = con.execute("SELECT version FROM geoservice_data_version"
+                                 " WHERE collection = ?", (t,)).fetchone()
+        con.executemany("INSERT INTO geoservice_changes VALUES (?, ?, ?, ?, ?, ?)",
+                        [(t, version, *b) for b in boxes])
+
+    def tile_version(self, collection: str, z: int, x: int, y: int) -> str | None:
+        """The build of the collection and the last write whose old or new geometry
+        touches the buffered tile: a write elsewhere leaves this tile's cache entry and
+        ETag valid (tiles depend only on the rows of their buffered envelope)."""
+        from geoservice.ogc import mvt
+
+        w, s, e, n = mvt.lonlat_bounds(z, x, y, mvt.BUFFER)
+        row = self._con().execute(
+            f"SELECT m.built_at, m.rowid, (SELECT max(c.version) FROM geoservice_changes c"
+            " WHERE c.collection = m.collection AND c.maxx >= ? AND c.minx <= ?"
+            f" AND c.maxy >= ? AND c.miny <= ?) FROM {META} m WHERE m.collection = ?",
+            (w, e, s, n, collection),
+        ).fetchone()
+        return None if row is None else f"{row[0]}:{row[1]}:{row[2] or 0}"
 
     def _old_bounds(self, con: sqlite3.Connection, t: str, fid: str) -> BBox | None:
         """The R-tree box of feature ``fid`` (rounded outwards), before a write changes it."""
