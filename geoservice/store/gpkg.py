@@ -360,7 +360,7 @@ class GpkgStore(Store):
         """The build of the collection and the last write whose old or new geometry
         touches the buffered tile: a write elsewhere leaves this tile's cache entry and
         ETag valid (tiles depend only on the rows of their buffered envelope)."""
-        from geoservice.ogc import mvt
+        from geoservice import mvt
 
         w, s, e, n = mvt.lonlat_bounds(z, x, y, mvt.BUFFER)
         row = self._con().execute(
