@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from geoservice.app import create_app
+from geoservice.build import build
 from geoservice.catalogue import load_catalogue
 from geoservice.config import Settings
 from geoservice.reinfolib.values import PARSERS
 from tests.browser import assert_local_only, browser_page, record_requests, screenshot
-from tests.conftest import ROOT, LiveServer, free_port, settings_for
+from tests.conftest import ROOT, LiveServer, free_port, pg_settings_for, settings_for
 from tests.reinfolib_server import ReinfolibServer, use_server
 
 CREDIT = "このサービスは、国土交通省の不動産情報ライブラリのAPI機能を使用していますが"
@@ -122,6 +124,25 @@ def test_guide_answers_from_official_layers_in_both_formats(
     assert _essence(answers["pbf"]) == _essence(a)
     pbf = answers["pbf"]["real_estate"]["land_prices"]
     assert all(abs(x["distance_m"] - y["distance_m"]) < 2 for x, y in zip(pbf, prices, strict=True))
+
+
+def test_same_official_answer_on_postgis_and_geopackage(
+    tmp_path: Path, server: ReinfolibServer, pg_database: Callable[[str], str]
+) -> None:
+    """The API cache and the answers built on it do not depend on the store backend."""
+    demo = ROOT / "data" / "demo"
+    gpkg = settings_for(tmp_path / "gpkg", ROOT / "layers")
+    pg = pg_settings_for(tmp_path / "pg", ROOT / "layers", pg_database(f"rs{uuid.uuid4().hex[:8]}"))
+    answers = []
+    for settings in (gpkg, pg):
+        build(settings, mirror=demo)
+        with TestClient(create_app(use_server(settings, server))) as c:
+            answers.append(_guide(c, {"geometry": SLOPE}))
+            fetched = len(server.served)
+            answers.append(_guide(c, {"geometry": SLOPE}))  # now from the store's cache
+            assert len(server.served) == fetched
+    assert _source(answers[1], "area-divisions")["kind"] == "official-api"
+    assert all(_essence(a) == _essence(answers[0]) for a in answers[1:])
 
 
 @pytest.mark.parametrize("fmt", ["geojson", "pbf"])
