@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from geoservice.config import Settings
-from geoservice.state import StateDB, open_db
+from geoservice.state import StateDB, open_db, pg_ddl
 from geoservice.state.sqlite import SqliteDB
 from geoservice.store import Store
 
@@ -51,41 +51,7 @@ CREATE INDEX IF NOT EXISTS idx_rate_hits ON rate_hits (key, at);
 """
 
 
-PG_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tokens (
-  id text PRIMARY KEY,
-  name text NOT NULL,
-  municipality text,
-  admin integer NOT NULL DEFAULT 0,
-  salt text NOT NULL,
-  hash text NOT NULL,
-  created_at text NOT NULL,
-  revoked_at text
-);
-CREATE TABLE IF NOT EXISTS audit (
-  seq bigserial PRIMARY KEY,
-  at text NOT NULL,
-  state text NOT NULL CHECK (state IN ('pending', 'committed', 'aborted', 'recovered',
-                                       'unknown')),
-  actor text NOT NULL,
-  municipality text,
-  admin integer NOT NULL DEFAULT 0,
-  action text NOT NULL,
-  collection text NOT NULL,
-  feature text,
-  before text,
-  after text,
-  note text
-);
-CREATE INDEX IF NOT EXISTS idx_audit_feature ON audit (collection, feature);
-CREATE INDEX IF NOT EXISTS idx_audit_state ON audit (state);
-CREATE TABLE IF NOT EXISTS rate_hits (
-  key text NOT NULL,
-  at double precision NOT NULL
-);
-CREATE INDEX IF NOT EXISTS idx_rate_hits ON rate_hits (key, at);
-"""
-DDL = {"sqlite": SCHEMA, "postgresql": PG_SCHEMA}
+DDL = {"sqlite": SCHEMA, "postgresql": pg_ddl(SCHEMA)}
 
 
 class AuthDB(SqliteDB):

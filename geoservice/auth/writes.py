@@ -8,9 +8,11 @@ municipality on both the current and the new feature (403, nothing written), che
 every write in the audit log around the store write (see ``geoservice.auth.audit``).
 
 Check-then-write runs under one lock per process, and on PostGIS in the write's own
-transaction (``Store.unit``) with the feature, its audit entry and its event.  Two
-processes writing the same feature at the same instant could both pass an ``If-Match``
-check (the read takes no row lock); the audit journal still records both.
+transaction (``Store.unit``) with the feature, its audit entry and its event; the current
+feature is read with its row locked (``get_for_update``), so two hosts changing the same
+feature with the same ``If-Match`` take turns and the second gets a 412.  (The embedded
+store's processes share one SQLite writer but no row lock: two of them writing one
+feature at the same instant could both pass the check; the journal records both.)
 """
 
 from __future__ import annotations
@@ -284,7 +286,7 @@ class GuardedWriter:
         """Replace an existing feature by ``new_of(current)``, checked and audited."""
         with self.lock, self.store.unit():
             self.editable(cid)
-            before = self.store.get(cid, fid)
+            before = self.store.get_for_update(cid, fid)
             self.check_current(who, before, if_match)
             new = self.prepare(who, cid, new_of(before), before)
             result = self.apply(who, Op("replace", action, cid, fid, before, new))
@@ -295,6 +297,6 @@ class GuardedWriter:
         """Delete a feature."""
         with self.lock, self.store.unit():
             self.editable(cid)
-            before = self.store.get(cid, fid)
+            before = self.store.get_for_update(cid, fid)
             self.check_current(who, before, if_match)
             self.apply(who, Op("delete", "delete", cid, fid, before, None))

@@ -54,7 +54,7 @@ from shapely.prepared import PreparedGeometry, prep
 
 from geoservice.config import AlertSettings
 from geoservice.crs import CRS84, SUPPORTED, transform
-from geoservice.state import DB_ERRORS, StateDB, worker_id
+from geoservice.state import DB_ERRORS, StateDB, pg_ddl, worker_id
 from geoservice.state.sqlite import SqliteDB
 
 log = logging.getLogger("geoservice.alerts")
@@ -70,7 +70,7 @@ WGS = SUPPORTED[CRS84]
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('subs_version', 0);
+INSERT INTO meta (key, value) VALUES ('subs_version', 0) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS subscriptions (
     id TEXT PRIMARY KEY,
     area TEXT NOT NULL,
@@ -109,48 +109,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_sub ON deliveries (subscription_id, status);
 """
-_PG_DDL = """
-CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value bigint NOT NULL);
-INSERT INTO meta (key, value) VALUES ('subs_version', 0) ON CONFLICT DO NOTHING;
-CREATE TABLE IF NOT EXISTS subscriptions (
-    id text PRIMARY KEY,
-    area text NOT NULL,
-    area_input text NOT NULL,
-    species text NOT NULL,
-    webhook text NOT NULL,
-    secret text NOT NULL,
-    token_hash text NOT NULL,
-    created_at text NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    seq bigserial PRIMARY KEY,
-    event_id text NOT NULL UNIQUE,
-    collection text NOT NULL,
-    feature_id text NOT NULL,
-    feature text NOT NULL,
-    created_at double precision NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    id bigserial PRIMARY KEY,
-    event_id text NOT NULL,
-    subscription_id text NOT NULL,
-    kind text NOT NULL DEFAULT 'webhook',
-    status text NOT NULL DEFAULT 'pending'
-        CHECK (status IN ('pending', 'delivered', 'dead', 'cancelled')),
-    attempts integer NOT NULL DEFAULT 0,
-    next_attempt_at double precision NOT NULL,
-    lease_owner text,
-    lease_until double precision NOT NULL DEFAULT 0,
-    last_status integer,
-    last_error text,
-    created_at double precision NOT NULL,
-    delivered_at double precision,
-    UNIQUE (event_id, subscription_id)
-);
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
-CREATE INDEX IF NOT EXISTS deliveries_sub ON deliveries (subscription_id, status);
-"""
-DDL = {"sqlite": _DDL, "postgresql": _PG_DDL}
+DDL = {"sqlite": _DDL, "postgresql": pg_ddl(_DDL)}
 #: PostgreSQL channel that wakes every host's SSE streams and dispatcher on a new event
 CHANNEL = "geoservice_events"
 

@@ -20,6 +20,7 @@ feature, its audit entry, its event and its outbox rows commit together.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sqlite3
 import uuid
@@ -110,6 +111,16 @@ def worker_id() -> str:
     """``host/pid/random``: names the owner of a lease (a delivery, a job), so an operator
     - or a test that kills a host - can tell which process holds it."""
     return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
+def pg_ddl(sqlite_ddl: str) -> str:
+    """The PostgreSQL form of a concern's SQLite DDL: the two types that differ.
+
+    Concerns write their tables once, in the common subset (``TEXT``, ``INTEGER``,
+    ``ON CONFLICT DO NOTHING``), plus ``INTEGER PRIMARY KEY AUTOINCREMENT`` (an ever-growing
+    key, ``bigserial``) and ``REAL`` (epoch seconds, ``double precision``)."""
+    ddl = sqlite_ddl.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+    return re.sub(r"\bREAL\b", "DOUBLE PRECISION", ddl)
 
 
 def open_db(

@@ -116,6 +116,11 @@ class Store(ABC):
     def close(self) -> None:
         """Release connections."""
 
+    def get_for_update(self, collection: str, fid: str) -> Feature:
+        """The feature a write is about to change (PostGIS locks its row inside a unit;
+        the embedded store has one writer at a time anyway)."""
+        return self.get(collection, fid)
+
     #: whether ``unit()`` really makes one transaction of the writes inside it
     atomic = False
 

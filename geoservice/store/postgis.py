@@ -643,11 +643,20 @@ class PostgisStore(Store):
     def get(self, collection: str, fid: str) -> Feature:
         return self._get(collection, fid)
 
-    def _get(self, collection: str, fid: str, *, primary: bool = False) -> Feature:
+    def get_for_update(self, collection: str, fid: str) -> Feature:
+        """Inside a ``unit()``: the current feature with its row locked until the unit
+        ends, so a check against it (``If-Match``, scope) still holds when the write
+        commits - a write of the same feature on another host waits for this one."""
+        return self._get(collection, fid, primary=True, lock=True)
+
+    def _get(
+        self, collection: str, fid: str, *, primary: bool = False, lock: bool = False
+    ) -> Feature:
         """One feature from the primary (a write's read-back) or from wherever public
         reads go (``_read``)."""
         spec = self.spec(collection)
-        stmt = self._select(spec) + sql.SQL(" WHERE t.id = %s")
+        tail = " WHERE t.id = %s FOR UPDATE" if lock else " WHERE t.id = %s"
+        stmt = self._select(spec) + sql.SQL(tail)
         run = self._primary if primary else self._read
         row = run(lambda con: con.execute(stmt, (fid,)).fetchone())
         if row is None:
