@@ -364,7 +364,8 @@ def _audit(cluster: Cluster, marker: str) -> dict[str, set[str]]:
 def _guide_job_survives_its_host(cluster: Cluster) -> None:
     body = {"inputs": {"site": {"point": OKUTAMA}, "works": {"activities": ["new-building"],
                                                                "site_area_m2": 200}}}
-    for _attempt in range(10):
+    seen = []
+    for _attempt in range(20):
         victim = cluster.live()[-1]
         r = httpx.post(f"{victim.url}/ogc/processes/procedure-guide/execution", json=body,
                        headers={"Prefer": "respond-async"}, timeout=20)
@@ -379,6 +380,7 @@ def _guide_job_survives_its_host(cluster: Cluster) -> None:
             if status != "accepted":
                 break
             time.sleep(0.002)
+        seen.append((status, owner, victim.pid))
         if status == "running" and owner and f"/{victim.pid}/" in owner:
             dead = victim.pid
             _kill_or_restart(cluster, victim)
@@ -390,7 +392,7 @@ def _guide_job_survives_its_host(cluster: Cluster) -> None:
             if not victim.ready:
                 victim.start()
     else:
-        pytest.fail("never caught a guide job running on the host to kill")
+        pytest.fail(f"never caught a guide job running on the host to kill: {seen}")
     other = cluster.next()
     _wait("the job to finish on another host", lambda: httpx.get(
         f"{other.url}/ogc/jobs/{jid}", timeout=10).json()["status"] not in ("accepted",
