@@ -8,6 +8,7 @@ as ``ServiceError`` and turned into OGC exception documents by the app's handler
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pygeoapi.api as core_api
@@ -74,6 +75,18 @@ def _accept(request: Request) -> str:
     return request.headers.get("accept", "")
 
 
+async def _html(
+    request: Request, rt: Runtime, fn: Callable[..., tuple[dict[str, Any], int, Any]], *args: str
+) -> Response | None:
+    """pygeoapi's HTML page when the client asks for HTML (``f``/``lang`` checked first),
+    else ``None``: the route answers JSON itself."""
+    qp = _qp(request)
+    params.check_known(qp, {"f", "lang"})
+    if params.parse_format(qp, _accept(request)) == "html":
+        return await pygeoapi_of(rt).respond(fn, request, *args)
+    return None
+
+
 @router.get("")
 async def ogc_root(request: Request, rt: RuntimeDep) -> Response:
     """The landing page as JSON (clients such as QGIS do not follow a redirect here);
@@ -104,10 +117,8 @@ async def openapi(request: Request, rt: RuntimeDep) -> Response:
 @router.get("/conformance")
 async def conformance(request: Request, rt: RuntimeDep) -> Response:
     """The conformance classes this service implements (ours, not pygeoapi's list)."""
-    qp = _qp(request)
-    params.check_known(qp, {"f", "lang"})
-    if params.parse_format(qp, _accept(request)) == "html":
-        return await pygeoapi_of(rt).respond(core_api.conformance, request)
+    if (page := await _html(request, rt, core_api.conformance)) is not None:
+        return page
     return FastJSONResponse({"conformsTo": CONFORMANCE + rt.extra_conformance})
 
 
@@ -161,10 +172,8 @@ async def _collections_json(request: Request, rt: RuntimeDep, cid: str | None) -
 @router.get("/collections")
 async def collections(request: Request, rt: RuntimeDep) -> Response:
     """All collections, with licences and credits."""
-    qp = _qp(request)
-    params.check_known(qp, {"f", "lang"})
-    if params.parse_format(qp, _accept(request)) == "html":
-        return await pygeoapi_of(rt).respond(core_api.describe_collections, request)
+    if (page := await _html(request, rt, core_api.describe_collections)) is not None:
+        return page
     return await _collections_json(request, rt, None)
 
 
@@ -172,10 +181,8 @@ async def collections(request: Request, rt: RuntimeDep) -> Response:
 async def collection(cid: str, request: Request, rt: RuntimeDep) -> Response:
     """One collection's metadata."""
     rt.spec_of(cid)
-    qp = _qp(request)
-    params.check_known(qp, {"f", "lang"})
-    if params.parse_format(qp, _accept(request)) == "html":
-        return await pygeoapi_of(rt).respond(core_api.describe_collections, request, cid)
+    if (page := await _html(request, rt, core_api.describe_collections, cid)) is not None:
+        return page
     return await _collections_json(request, rt, cid)
 
 
@@ -183,10 +190,9 @@ async def collection(cid: str, request: Request, rt: RuntimeDep) -> Response:
 async def queryables(cid: str, request: Request, rt: RuntimeDep) -> Response:
     """JSON Schema of the properties that filters may use."""
     spec = rt.spec_of(cid)
-    qp = _qp(request)
-    params.check_known(qp, {"f", "lang"})
-    if params.parse_format(qp, _accept(request)) == "html":
-        return await pygeoapi_of(rt).respond(itemtypes_api.get_collection_queryables, request, cid)
+    html = await _html(request, rt, itemtypes_api.get_collection_queryables, cid)
+    if html is not None:
+        return html
     return FastJSONResponse(queryables_doc(spec, rt.base), media_type="application/schema+json")
 
 

@@ -75,6 +75,18 @@ _SPATIAL = {
     "s_crosses": "ST_Crosses",
     "s_contains": "ST_Contains",
 }
+_SAME_ARITH = {"+": "({a} + {b})", "-": "({a} - {b})", "*": "({a} * {b})"}
+#: Integer arithmetic in ``numeric`` (no overflow; x % 0 and div by 0 are NULL).
+_INT_ARITH = {**_SAME_ARITH, "%": "mod({a}, NULLIF({b}, 0))", "div": "div({a}, NULLIF({b}, 0))"}
+#: The rest in double precision, as Python's float operators (errors are NULL).
+_FLOAT_ARITH = {
+    **_SAME_ARITH,
+    "/": "({a} / NULLIF({b}, 0))",
+    "div": "trunc({a} / NULLIF({b}, 0))",
+    "%": "({a} - {b} * trunc({a} / NULLIF({b}, 0)))",
+    "^": "(CASE WHEN ({a} = 0 AND {b} < 0) OR ({a} < 0 AND {b} <> trunc({b}))"
+    " THEN NULL ELSE power({a}, {b}) END)",
+}
 _CMP = {"=": "=", "<>": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _NUMERIC = {"int", "float"}
 _TEMPORAL = {"date", "datetime"}
@@ -150,6 +162,13 @@ class SqlFilter:
 
     where: sql.Composable
     params: dict[str, Any] = field(default_factory=dict)
+
+
+def _arith(template: str, a: sql.Composable, b: sql.Composable, cast: str) -> sql.Composable:
+    """``template`` over ``a`` and ``b`` cast to ``cast``."""
+    return sql.SQL(template).format(
+        a=sql.SQL("({})::" + cast).format(a), b=sql.SQL("({})::" + cast).format(b)
+    )
 
 
 class Translator(BaseTranslator[sql.Composable]):
@@ -311,37 +330,9 @@ class Translator(BaseTranslator[sql.Composable]):
         (ca, ka), (cb, kb) = ((c.sql, c.kind) for c in (self.expr(a) for a in node.args))
         if not {ka, kb} <= _NUMERIC:
             raise Untranslatable(f"arithmetic on {ka} and {kb}")
-        ints = ka == kb == "int"
-        op = node.op
-        fmt: dict[str, sql.Composable] = {}
-        if ints and op in ("+", "-", "*", "%", "div"):
-            fmt = {
-                "a": sql.SQL("({})::numeric").format(ca),
-                "b": sql.SQL("({})::numeric").format(cb),
-            }
-            code = {
-                "+": "({a} + {b})",
-                "-": "({a} - {b})",
-                "*": "({a} * {b})",
-                "%": "mod({a}, NULLIF({b}, 0))",
-                "div": "div({a}, NULLIF({b}, 0))",
-            }[op]
-            return Code(sql.SQL(code).format(**fmt), "int")
-        fmt = {
-            "a": sql.SQL("({})::double precision").format(ca),
-            "b": sql.SQL("({})::double precision").format(cb),
-        }
-        code = {
-            "+": "({a} + {b})",
-            "-": "({a} - {b})",
-            "*": "({a} * {b})",
-            "/": "({a} / NULLIF({b}, 0))",
-            "div": "trunc({a} / NULLIF({b}, 0))",
-            "%": "({a} - {b} * trunc({a} / NULLIF({b}, 0)))",
-            "^": "(CASE WHEN ({a} = 0 AND {b} < 0) OR ({a} < 0 AND {b} <> trunc({b}))"
-            " THEN NULL ELSE power({a}, {b}) END)",
-        }[op]
-        return Code(sql.SQL(code).format(**fmt), "float")
+        if ka == kb == "int" and node.op in _INT_ARITH:
+            return Code(_arith(_INT_ARITH[node.op], ca, cb, "numeric"), "int")
+        return Code(_arith(_FLOAT_ARITH[node.op], ca, cb, "double precision"), "float")
 
     def spatial(self, node: n.Op) -> Typed:
         """S_* as the PostGIS (GEOS) predicate of the same name; GiST-assisted."""
