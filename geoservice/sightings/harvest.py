@@ -210,28 +210,22 @@ def map_feature(feed: FeedSettings, spec: LayerSpec, remote: dict[str, Any]) -> 
     return Feature(local_id(feed, rid), props, geom)
 
 
-def harvest_feed(
-    feed: FeedSettings,
-    store: Store,
-    state: HarvestState,
-    client: httpx.Client,
-    bus: EventBus | None = None,
-    audit: AuditLog | None = None,
-) -> HarvestReport:
-    """Pull one feed; return what changed."""
-    spec = store.spec(feed.target)
-    report = HarvestReport(feed=feed.id)
-    who = Principal(f"harvest-{feed.id}", f"harvest:{feed.id}", None, True)
-    params: dict[str, Any] = {"limit": feed.page_size}
-    mark = state.high_water(feed.id) if feed.updated_field else None
-    if mark:
-        params["datetime"] = f"{mark}/.."
-        report.incremental = True
-    high: datetime | None = values.parse_datetime(mark) if mark else None
+@dataclass
+class _FeedRun:
+    """One harvest of one feed: what it writes to and what it has seen so far."""
 
-    def take(remote: dict[str, Any]) -> None:
+    feed: FeedSettings
+    spec: LayerSpec
+    store: Store
+    state: HarvestState
+    bus: EventBus | None
+    audit: AuditLog | None
+    report: HarvestReport
+    high: datetime | None
+
+    def take(self, remote: dict[str, Any]) -> None:
         """Map, dedupe and write one remote record (its audit, mark and event with it)."""
-        nonlocal high
+        feed, spec, store, state, report = self.feed, self.spec, self.store, self.state, self.report
         report.fetched += 1
         try:
             f = map_feature(feed, spec, remote)
@@ -239,14 +233,7 @@ def harvest_feed(
             report.skip(exc.description, keep=50)
             return
         rid = str(f.properties["source_id"])
-        if feed.updated_field:
-            raw = (remote.get("properties") or {}).get(feed.updated_field)
-            try:
-                t = values.parse_datetime(raw) if raw is not None else None
-            except (TypeError, ValueError):
-                t = None
-            if t is not None and (high is None or t > high):
-                high = t
+        self.saw((remote.get("properties") or {}).get(feed.updated_field or ""))
         digest = content_hash(spec, f)
         try:
             before: Feature | None = store.get(feed.target, f.id)
@@ -261,25 +248,54 @@ def harvest_feed(
         try:
             # PostGIS: the record, its audit entry, its mark and its event commit together
             with store.unit():
-                stored = audited_upsert(store, audit, who, feed.target, before, f, "harvest")
+                who = Principal(f"harvest-{feed.id}", f"harvest:{feed.id}", None, True)
+                stored = audited_upsert(store, self.audit, who, feed.target, before, f, "harvest")
                 state.remember(feed.id, rid, f.id, digest)
-                if bus is not None:  # the bus itself ignores records that are not published
-                    bus.published(feed.target, stored)
+                if self.bus is not None:  # the bus ignores records that are not published
+                    self.bus.published(feed.target, stored)
         except Exception as exc:  # one bad record must not stop the feed
             report.skip(f"{f.id}: {exc}")
             return
         report.wrote(before)
 
-    def walk() -> None:
-        """Write page by page: a page is written before the next one is fetched."""
-        for page in pager.pages(client, url, params, feed.id):
-            report.pages += 1
-            for remote in page:
-                take(remote)
+    def saw(self, raw: Any) -> None:
+        """Raise the high-water mark to a record's ``updated_field`` value (if it parses)."""
+        if raw is None or not self.feed.updated_field:
+            return
+        try:
+            t = values.parse_datetime(raw)
+        except (TypeError, ValueError):
+            return
+        if t is not None and (self.high is None or t > self.high):
+            self.high = t
 
-    url = pager.items_url(feed.url, feed.collection)
+    def walk(self, client: httpx.Client, params: dict[str, Any]) -> None:
+        """Write page by page: a page is written before the next one is fetched."""
+        url = pager.items_url(self.feed.url, self.feed.collection)
+        for page in pager.pages(client, url, params, self.feed.id):
+            self.report.pages += 1
+            for remote in page:
+                self.take(remote)
+
+
+def harvest_feed(
+    feed: FeedSettings,
+    store: Store,
+    state: HarvestState,
+    client: httpx.Client,
+    bus: EventBus | None = None,
+    audit: AuditLog | None = None,
+) -> HarvestReport:
+    """Pull one feed; return what changed."""
+    params: dict[str, Any] = {"limit": feed.page_size}
+    mark = state.high_water(feed.id) if feed.updated_field else None
+    report = HarvestReport(feed=feed.id, incremental=bool(mark))
+    if mark:
+        params["datetime"] = f"{mark}/.."
+    high = values.parse_datetime(mark) if mark else None
+    run = _FeedRun(feed, store.spec(feed.target), store, state, bus, audit, report, high)
     try:
-        walk()
+        run.walk(client, params)
     except SourceError:
         if not report.incremental or report.pages:
             raise
@@ -287,9 +303,9 @@ def harvest_feed(
         log.warning("feed %s refused datetime=; reading in full", feed.id)
         report.incremental = False
         params.pop("datetime")
-        walk()
-    if high is not None:
-        report.high_water = values.format_datetime(high)
+        run.walk(client, params)
+    if run.high is not None:
+        report.high_water = values.format_datetime(run.high)
     state.finish(report)
     return report
 
