@@ -586,16 +586,8 @@ class GpkgStore(Store):
         parts.append("t.id ASC")
         return " ORDER BY " + ", ".join(parts)
 
-    def tile(
-        self,
-        collection: str,
-        z: int,
-        x: int,
-        y: int,
-        properties: dict[str, Any] | None = None,
-        *,
-        prebuilt: bool = True,
-    ) -> bytes:
+    def tile(self, collection: str, z: int, x: int, y: int,
+             properties: dict[str, Any] | None = None, *, prebuilt: bool = True) -> bytes:
         """A tile made at build time (``pyramid``, layers with ``tiles.prebuild``), else
         made for its zoom now (``tiling``): the R-tree gives every candidate's box,
         sub-pixel polygons are aggregated from those boxes alone, and only the other rows

@@ -892,16 +892,8 @@ class PostgisStore(Store):
                     break
         return Page(page, matched if known is None else known)
 
-    def tile(
-        self,
-        collection: str,
-        z: int,
-        x: int,
-        y: int,
-        properties: dict[str, Any] | None = None,
-        *,
-        prebuilt: bool = True,
-    ) -> bytes:
+    def tile(self, collection: str, z: int, x: int, y: int,
+             properties: dict[str, Any] | None = None, *, prebuilt: bool = True) -> bytes:
         """A tile made at build time (``store.pyramid``, layers with ``tiles.prebuild``),
         else a tile made for its zoom (``store.tiling``), read in one snapshot: sub-pixel
         polygons are aggregated into pixel cells by SQL from their bounding boxes
