@@ -5,21 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from geoservice.cql2.nodes import (
-    Array,
-    BBox,
-    CQL2Error,
-    DateLit,
-    Expr,
-    Geometry,
-    Interval,
-    Literal,
-    Op,
-    OpenEnd,
-    Property,
-    TimestampLit,
-    canonical_op,
-)
+from geoservice.cql2 import nodes as n
+from geoservice.cql2.nodes import canonical_op
 from geoservice.cql2.values import (
     date_literal,
     format_timestamp,
@@ -37,18 +24,19 @@ ACCEPTED = (
 )
 
 
-def _fail(path: str, problem: str) -> CQL2Error:
-    return CQL2Error(f"invalid CQL2 JSON filter at {path}: {problem}; expected {ACCEPTED}")
+def _fail(path: str, problem: str) -> n.CQL2Error:
+    return n.CQL2Error(f"invalid CQL2 JSON filter at {path}: {problem}; expected {ACCEPTED}")
 
 
-def _op(obj: dict[str, Any], path: str) -> Op:
+def _op(obj: dict[str, Any], path: str) -> n.Op:
     name, args = obj["op"], obj.get("args", [])
     if not isinstance(name, str) or not isinstance(args, list):
         raise _fail(path, "'op' must be a string and 'args' an array")
-    return Op(canonical_op(name), tuple(_node(a, f"{path}.args[{i}]") for i, a in enumerate(args)))
+    parsed = tuple(_node(a, f"{path}.args[{i}]") for i, a in enumerate(args))
+    return n.Op(canonical_op(name), parsed)
 
 
-def _temporal(obj: dict[str, Any], path: str) -> Expr:
+def _temporal(obj: dict[str, Any], path: str) -> n.Expr:
     try:
         if "date" in obj:
             return date_literal(obj["date"])
@@ -61,48 +49,48 @@ def _temporal(obj: dict[str, Any], path: str) -> Expr:
             interval_end(e) if isinstance(e, str) else _node(e, f"{path}.interval[{i}]")
             for i, e in enumerate(ends)
         )
-        return Interval(start, end)
+        return n.Interval(start, end)
     except (ValueError, TypeError) as exc:
         raise _fail(path, str(exc)) from None
 
 
-def _bbox(obj: dict[str, Any], path: str) -> BBox:
+def _bbox(obj: dict[str, Any], path: str) -> n.BBox:
     coords = obj["bbox"]
     ok = isinstance(coords, list) and len(coords) in (4, 6)
     if not ok or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in coords):
         raise _fail(path, "'bbox' must be an array of 4 or 6 numbers")
-    return BBox(tuple(float(c) for c in coords))
+    return n.BBox(tuple(float(c) for c in coords))
 
 
-def _object(obj: dict[str, Any], path: str) -> Expr:
+def _object(obj: dict[str, Any], path: str) -> n.Expr:
     if "op" in obj:
         return _op(obj, path)
     if "property" in obj:
         if not isinstance(obj["property"], str):
             raise _fail(path, "'property' must be a string")
-        return Property(obj["property"])
+        return n.Property(obj["property"])
     if any(k in obj for k in ("date", "timestamp", "interval")):
         return _temporal(obj, path)
     if "bbox" in obj:
         return _bbox(obj, path)
     if obj.get("type") in GEOMETRY_TYPES:
-        return Geometry.from_geojson(obj)
+        return n.Geometry.from_geojson(obj)
     raise _fail(path, f"unrecognised object with keys {sorted(obj)}")
 
 
-def _node(obj: Any, path: str) -> Expr:
+def _node(obj: Any, path: str) -> n.Expr:
     if isinstance(obj, bool | str):
-        return Literal(obj)
+        return n.Literal(obj)
     if isinstance(obj, int | float):
-        return Literal(obj)
+        return n.Literal(obj)
     if isinstance(obj, list):
-        return Array(tuple(_node(v, f"{path}[{i}]") for i, v in enumerate(obj)))
+        return n.Array(tuple(_node(v, f"{path}[{i}]") for i, v in enumerate(obj)))
     if isinstance(obj, dict):
         return _object(obj, path)
     raise _fail(path, f"unsupported value {obj!r}")
 
 
-def parse_json(data: str | bytes | dict[str, Any] | Any) -> Expr:
+def parse_json(data: str | bytes | dict[str, Any] | Any) -> n.Expr:
     """Parse a CQL2 JSON filter (a mapping or JSON text) into the AST.
 
     Parameters
@@ -129,29 +117,29 @@ def parse_json(data: str | bytes | dict[str, Any] | Any) -> Expr:
         try:
             data = json.loads(data)
         except json.JSONDecodeError as exc:
-            raise CQL2Error(
+            raise n.CQL2Error(
                 f"invalid CQL2 JSON filter: {exc.msg} at position {exc.pos + 1}; "
                 "expected a JSON object"
             ) from None
     return _node(data, "$")
 
 
-def _interval_end_json(node: Expr) -> Any:
-    if isinstance(node, OpenEnd):
+def _interval_end_json(node: n.Expr) -> Any:
+    if isinstance(node, n.OpenEnd):
         return ".."
-    if isinstance(node, DateLit):
+    if isinstance(node, n.DateLit):
         return node.value.isoformat()
-    if isinstance(node, TimestampLit):
+    if isinstance(node, n.TimestampLit):
         return format_timestamp(node.value)
     return to_json(node)
 
 
-def to_json(expr: Expr) -> Any:
+def to_json(expr: n.Expr) -> Any:
     """Serialise the AST as CQL2 JSON.
 
     Parameters
     ----------
-    expr : Expr
+    expr : n.Expr
         An expression tree.
 
     Returns
@@ -161,25 +149,25 @@ def to_json(expr: Expr) -> Any:
 
     Examples
     --------
-    >>> to_json(Op("isNull", (Property("a"),)))
+    >>> to_json(n.Op("isNull", (n.Property("a"),)))
     {'op': 'isNull', 'args': [{'property': 'a'}]}
     """
-    if isinstance(expr, Literal):
+    if isinstance(expr, n.Literal):
         return expr.value
-    if isinstance(expr, Property):
+    if isinstance(expr, n.Property):
         return {"property": expr.name}
-    if isinstance(expr, Op):
+    if isinstance(expr, n.Op):
         return {"op": expr.op, "args": [to_json(a) for a in expr.args]}
-    if isinstance(expr, Array):
+    if isinstance(expr, n.Array):
         return [to_json(a) for a in expr.items]
-    if isinstance(expr, DateLit):
+    if isinstance(expr, n.DateLit):
         return {"date": expr.value.isoformat()}
-    if isinstance(expr, TimestampLit):
+    if isinstance(expr, n.TimestampLit):
         return {"timestamp": format_timestamp(expr.value)}
-    if isinstance(expr, Interval):
+    if isinstance(expr, n.Interval):
         return {"interval": [_interval_end_json(expr.start), _interval_end_json(expr.end)]}
-    if isinstance(expr, BBox):
+    if isinstance(expr, n.BBox):
         return {"bbox": list(expr.coords)}
-    if isinstance(expr, Geometry):
+    if isinstance(expr, n.Geometry):
         return expr.geojson
     return ".."  # OpenEnd outside an interval
