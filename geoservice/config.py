@@ -114,6 +114,112 @@ class AlertSettings(BaseModel):
         return self
 
 
+class Attribution(BaseModel):
+    """A credit line a tile provider requires: the text, linked to its terms page."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1)
+    url: str | None = None
+
+
+_GSI = "https://cyberjapandata.gsi.go.jp/xyz"
+_GSI_CREDIT = {"text": "地理院タイル", "url": "https://maps.gsi.go.jp/development/ichiran.html"}
+
+
+class BasemapSource(BaseModel):
+    """One tile source the pages draw under their data (the browser fetches it, never us).
+
+    ``kind``: ``raster`` (image tiles) or ``dem`` (地理院 標高タイル PNG encoding, for 3D
+    terrain). ``url`` is an XYZ template with ``{z}``, ``{x}`` and ``{y}``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    title: str
+    title_en: str
+    kind: Literal["raster", "dem"] = "raster"
+    url: str
+    attribution: Attribution
+    min_zoom: int = Field(0, ge=0, le=24)
+    max_zoom: int = Field(18, ge=0, le=24)
+    tile_size: int = Field(256, ge=64, le=1024)
+
+    @model_validator(mode="after")
+    def _template(self) -> BasemapSource:
+        missing = [k for k in ("{z}", "{x}", "{y}") if k not in self.url]
+        if missing:
+            raise ValueError(f"basemap {self.id!r}: url must contain {{z}}, {{x}} and {{y}}")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"basemap {self.id!r}: url must be http(s)")
+        if self.min_zoom > self.max_zoom:
+            raise ValueError(f"basemap {self.id!r}: min_zoom must not exceed max_zoom")
+        return self
+
+
+def _gsi(
+    lid: str, title: str, title_en: str, zooms: tuple[int, int], kind: str = "raster",
+    ext: str = "png",
+) -> BasemapSource:
+    return BasemapSource.model_validate(
+        {"id": lid, "title": title, "title_en": title_en, "kind": kind, "min_zoom": zooms[0],
+         "max_zoom": zooms[1], "url": f"{_GSI}/{lid}/{{z}}/{{x}}/{{y}}.{ext}",
+         "attribution": _GSI_CREDIT}
+    )
+
+
+def _gsi_sources() -> list[BasemapSource]:
+    return [
+        _gsi("pale", "淡色地図", "Pale map", (5, 18)),
+        _gsi("std", "標準地図", "Standard map", (5, 18)),
+        _gsi("seamlessphoto", "シームレス空中写真", "Aerial photos", (2, 18), ext="jpg"),
+        _gsi("dem_png", "標高タイル", "Elevation tiles", (1, 14), kind="dem"),
+    ]
+
+
+class BasemapSettings(BaseModel):
+    """Background maps of the pages: 地理院タイル by default (online; the browser fetches).
+
+    ``map_2d`` lists the sources the MapLibre pages offer (the first is shown first),
+    ``imagery_3d`` those of the 3D viewer; ``terrain`` names a ``dem`` source for the 3D
+    viewer's ground, or is null for the flat ground at the local geoid height.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    sources: list[BasemapSource] = Field(default_factory=_gsi_sources)
+    map_2d: list[str] = Field(default_factory=lambda: ["pale", "std"])
+    imagery_3d: list[str] = Field(default_factory=lambda: ["seamlessphoto", "pale"])
+    terrain: str | None = "dem_png"
+    bounds_3d: tuple[float, float, float, float] = Field(
+        (138.9, 35.4, 140.0, 35.95),
+        description="lon/lat box the 3D viewer draws imagery and terrain in (Tokyo)",
+    )
+
+    @model_validator(mode="after")
+    def _references(self) -> BasemapSettings:
+        kinds = {s.id: s.kind for s in self.sources}
+        if len(kinds) != len(self.sources):
+            raise ValueError("basemaps.sources: ids must be unique")
+        for key in ("map_2d", "imagery_3d"):
+            bad = [i for i in getattr(self, key) if kinds.get(i) != "raster"]
+            if bad:
+                raise ValueError(f"basemaps.{key}: {bad} are not raster sources in sources")
+        if self.terrain is not None and kinds.get(self.terrain) != "dem":
+            raise ValueError(f"basemaps.terrain: {self.terrain!r} is not a dem source (or null)")
+        return self
+
+    def source(self, sid: str) -> BasemapSource:
+        """The source with id ``sid`` (ids are checked at load time)."""
+        return next(s for s in self.sources if s.id == sid)
+
+    def tile_origins(self) -> list[str]:
+        """Origins (``scheme://host[:port]``) the pages fetch tiles from, e.g. for a CSP."""
+        from urllib.parse import urlsplit
+
+        used = {*self.map_2d, *self.imagery_3d, *([self.terrain] if self.terrain else [])}
+        urls = [urlsplit(s.url) for s in self.sources if s.id in used]
+        return sorted({f"{u.scheme}://{u.netloc}" for u in urls})
+
+
 class FeedSettings(BaseModel):
     """A neighbour's OGC API Features collection that ``geoservice harvest`` pulls from."""
 
@@ -289,6 +395,7 @@ class Settings(BaseModel):
     transactions: TransactionSettings = Field(default_factory=lambda: TransactionSettings())
     guide: GuideSettings = Field(default_factory=lambda: GuideSettings())
     sightings: SightingsSettings = Field(default_factory=lambda: SightingsSettings())
+    basemaps: BasemapSettings = Field(default_factory=lambda: BasemapSettings())
 
     @field_validator("feeds")
     @classmethod

@@ -45,6 +45,14 @@ def browser_page(viewport: tuple[int, int] = (1280, 900)) -> Iterator[Any]:
             page.errors = errors  # type: ignore[attr-defined]
             violations = csp_violations(page)
             page.wait_for_function = partial(wait_until, page)  # see wait_until
+            console: list[tuple[str, str]] = []
+            page.on(
+                "console",
+                lambda m: console.append((m.text, m.location.get("url", "")))
+                if m.type == "error"
+                else None,
+            )
+            page.console_errors = console  # type: ignore[attr-defined]
             yield page
             assert violations == [], f"Content-Security-Policy violations: {violations}"
         finally:
@@ -114,3 +122,32 @@ def assert_local_only(requests: list[str]) -> None:
         and urllib.parse.urlsplit(u).hostname not in ("127.0.0.1", "localhost")
     ]
     assert outside == [], outside
+
+
+def console_errors(page: Any, ignore_origin: str | None = None) -> list[tuple[str, str]]:
+    """Console errors so far; ``ignore_origin``: leave out the browser's own "Failed to load
+    resource" lines for that (deliberately unreachable) origin."""
+    return [
+        (text, url)
+        for text, url in page.console_errors
+        if not (ignore_origin and url.startswith(ignore_origin) and "Failed to load" in text)
+    ]
+
+
+AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's violations (every impact) on the page as it is now: id, impact, targets.
+
+    axe is evaluated through the DevTools protocol (not a <script> tag), so a page's
+    Content-Security-Policy does not have to allow it."""
+    need(AXE.is_file(), "axe-core (npm ci)")
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text("utf-8") + "\n;true")
+    result = page.evaluate(
+        "() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.map(v =>"
+        " ({id: v.id, impact: v.impact, help: v.help,"
+        " targets: v.nodes.slice(0, 5).map(n => n.target.join(' '))})))"
+    )
+    return list(result)

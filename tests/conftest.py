@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 
 from geoservice.app import create_app
 from geoservice.build import build
-from geoservice.config import Settings, load_settings
+from geoservice.config import BasemapSettings, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -73,8 +73,15 @@ def settings_for(tmp: Path, layers_dir: Path, port: int | None = None) -> Settin
     store = base.store.model_copy(update={"path": tmp / "store.gpkg"})
     return base.model_copy(
         update={"server": server, "store": store, "work_dir": tmp, "layers_dir": layers_dir,
-                "tiles_dir": tmp / "tiles"}
+                "tiles_dir": tmp / "tiles", "basemaps": local_basemaps()}
     )
+
+
+def local_basemaps() -> BasemapSettings:
+    """The default basemaps served by the tests' own tile server (never the network)."""
+    from tests.tileserver import basemaps_at, shared_tile_server
+
+    return basemaps_at(shared_tile_server().origin)
 
 
 def _schema_type(prop: dict[str, Any]) -> str | None:

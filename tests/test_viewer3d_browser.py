@@ -62,7 +62,10 @@ def v3(real_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     tiles = tmp_path_factory.mktemp("tiles3d")
     write_buildings_tiles(real_store, tiles)
     settings = settings_for(real_store, ROOT / "layers", free_port())
-    with LiveServer(settings.model_copy(update={"tiles_dir": tiles})) as srv:
+    # flat ground at the geoid (terrain: null): the measurements below are checked against
+    # it; terrain from 標高タイル is tested in test_basemaps_browser
+    flat = settings.basemaps.model_copy(update={"terrain": None})
+    with LiveServer(settings.model_copy(update={"tiles_dir": tiles, "basemaps": flat})) as srv:
         yield srv  # /3dtiles/ is the app's own mount (geoservice.city3d.static)
 
 

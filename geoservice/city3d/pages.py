@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from geoservice.city3d.tiles3d import TOKYO_GEOID_M
 from geoservice.runtime import PageLink, RuntimeDep
+from geoservice.web.basemaps import page_basemaps
 
 router = APIRouter(include_in_schema=False)
 
@@ -96,4 +97,6 @@ async def viewer3d_slash() -> RedirectResponse:
 @router.get("/3d/", response_class=HTMLResponse)
 async def viewer3d(rt: RuntimeDep) -> HTMLResponse:
     """The 3D viewer: buildings, overlays, picking, measurement, shareable view."""
-    return rt.html.render("viewer3d.html", config=viewer_config(rt))
+    return rt.html.render(
+        "viewer3d.html", config=viewer_config(rt), basemaps=page_basemaps(rt.settings, three_d=True)
+    )

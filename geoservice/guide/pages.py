@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from geoservice.guide.models import ACTIVITIES, STRUCTURES, USES
 from geoservice.runtime import PageLink, RuntimeDep
+from geoservice.web.basemaps import page_basemaps
 
 router = APIRouter(include_in_schema=False)
 
@@ -78,4 +79,5 @@ async def guide_page(rt: RuntimeDep) -> HTMLResponse:
         activities=_options(ACTIVITIES, ACTIVITY_LABELS),
         uses=_options(USES, USE_LABELS),
         structures=_options(STRUCTURES, STRUCTURE_LABELS),
+        basemaps=page_basemaps(rt.settings),
     )

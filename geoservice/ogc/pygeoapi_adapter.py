@@ -100,6 +100,10 @@ def _resource(spec: LayerSpec, store: Store, store_key: str) -> dict[str, Any]:
     return res
 
 
+#: Overrides of pygeoapi's HTML templates (the rest fall through to pygeoapi's own).
+OGC_TEMPLATES = Path(__file__).with_name("templates")
+
+
 def build_config(
     settings: Settings,
     specs: dict[str, LayerSpec],
@@ -130,8 +134,9 @@ def build_config(
                 "on_exceed": "throttle",
             },
             "map": {"url": "", "attribution": ""},
-            # Our _base.html first (CSP-clean layout), pygeoapi's page templates after it.
-            "templates": {"path": str(Path(__file__).with_name("templates"))},
+            # Our templates first (CSP-clean layout with the site's landmarks; a collection page
+            # without pygeoapi's CDN map), pygeoapi's own page templates after them.
+            "templates": {"path": str(OGC_TEMPLATES)},
         },
         "logging": {"level": "ERROR"},
         "metadata": {

@@ -23,7 +23,7 @@ from geoservice.fastjson import FastJSONResponse
 from geoservice.features import Feature
 from geoservice.ogc import features_api, transactions
 from geoservice.runtime import RoomParts, Runtime, RuntimeDep
-from geoservice.sightings import importer
+from geoservice.sightings import feed, importer
 from geoservice.sightings.alerts_api import router as alerts_router
 from geoservice.sightings.events import attach_alerts
 from geoservice.sightings.photos import open_photos
@@ -50,6 +50,7 @@ def attach(rt: Runtime) -> None:
         return SightingsView(base, auth.reader(request), svc.sensitive)
 
     rt.read_policies[COLLECTION] = read_policy
+    rt.collection_links.append(lambda cid: feed.feed_links(rt, cid))
     bus = attach_alerts(rt)
 
     def publish_event(cid: str, f: Feature) -> None:
@@ -85,6 +86,15 @@ def _client_ip(request: Request) -> str:
 
 def _feature_json(f: Feature) -> dict[str, Any]:
     return features_api.feature_doc(f, crsmod.crs_info(crsmod.CRS84))
+
+
+@router.get(feed.PATH, response_class=Response)
+async def sightings_feed(request: Request, rt: RuntimeDep) -> Response:
+    """Atom feed (GeoRSS points) of published sightings; ``municipality=`` and/or ``bbox=``."""
+    fq = feed.parse_feed_query(dict(request.query_params))
+    view = feed.public_view(rt, _svc(rt).sensitive)
+    body = await run_in_threadpool(feed.atom_feed, rt, view, fq)
+    return Response(body, media_type=feed.MEDIA_TYPE)
 
 
 @router.post("/api/reports", status_code=201)

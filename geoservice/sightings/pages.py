@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 
 from geoservice.ogc.pygeoapi_adapter import layer_notice
 from geoservice.runtime import PageLink, RuntimeDep
+from geoservice.web.basemaps import page_basemaps
 
 router = APIRouter(include_in_schema=False)
 
@@ -72,4 +73,7 @@ async def bear_map(rt: RuntimeDep) -> HTMLResponse:
             "licence": spec.licence.name,
             "licence_url": spec.licence.url,
         }
-    return rt.html.render("map.html", config=map_config(rt), credit=credit, synthetic=synthetic)
+    return rt.html.render(
+        "map.html", config=map_config(rt), credit=credit, synthetic=synthetic,
+        basemaps=page_basemaps(rt.settings),
+    )

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 
 from geoservice.fastjson import FastJSONResponse
 from geoservice.ogc.pygeoapi_adapter import layer_notice
 from geoservice.runtime import RuntimeDep
 
 router = APIRouter(include_in_schema=False)
+FAVICON = Path(__file__).with_name("static") / "favicon.svg"
 
 
 def layer_rows(rt: Any) -> list[dict[str, Any]]:
@@ -43,6 +45,12 @@ async def portal(request: Request, rt: RuntimeDep) -> HTMLResponse:
     return rt.html.render(
         "portal.html", layers=rows, pages=rt.pages, any_synthetic=any(r["synthetic"] for r in rows)
     )
+
+
+@router.get("/favicon.ico")
+async def favicon() -> FileResponse:
+    """The site icon, for pages and clients that ask for /favicon.ico (no 404 in consoles)."""
+    return FileResponse(FAVICON, media_type="image/svg+xml")
 
 
 @router.get("/healthz")

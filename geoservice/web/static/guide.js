@@ -195,11 +195,7 @@
   var EMPTY = { type: "FeatureCollection", features: [] };
   var map = new maplibregl.Map({
     container: "map",
-    style: {
-      version: 8,
-      sources: {},
-      layers: [{ id: "background", type: "background", paint: { "background-color": "#eef2ea" } }]
-    },
+    style: GeoBasemaps.style("#eef2ea"),
     center: [139.42, 35.68],
     zoom: 9,
     maxZoom: 19,
@@ -208,9 +204,7 @@
   });
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
-  map.addControl(new maplibregl.AttributionControl({
-    compact: true, customAttribution: "Tokyo GeoTwin OGC API — 出典 / credits below"
-  }), "bottom-right");
+  var basemap = GeoBasemaps.attach(map);
 
   function setData(source, data) {
     var s = map.getSource(source);
@@ -221,7 +215,7 @@
     map.on("load", function () {
       var src = function (id) { map.addSource(id, { type: "geojson", data: EMPTY }); };
       ["admin", "zoning", "sediment", "hits", "site", "draw"].forEach(src);
-      map.addLayer({ id: "admin-fill", type: "fill", source: "admin", paint: { "fill-color": "#fbfbf6" } });
+      map.addLayer({ id: "admin-fill", type: "fill", source: "admin", paint: { "fill-color": "#fbfbf6", "fill-opacity": GeoBasemaps.config.sources.length ? 0.25 : 1 } });
       map.addLayer({ id: "zoning-fill", type: "fill", source: "zoning", paint: { "fill-color": "#27ae60", "fill-opacity": 0.12 } });
       map.addLayer({ id: "zoning-line", type: "line", source: "zoning", paint: { "line-color": "#7fb58f", "line-width": 0.6 } });
       map.addLayer({ id: "admin-line", type: "line", source: "admin", paint: { "line-color": "#8795a1", "line-width": 1.2 } });
@@ -867,7 +861,7 @@
   }).then(function () { document.body.setAttribute("data-guide-ready", "true"); return true; });
 
   window.guide = {
-    map: map, state: state, ready: ready,
+    map: map, basemap: basemap, state: state, ready: ready,
     setMode: setMode, setPoint: setPoint, setPolygon: setPolygon, setParcel: setParcel,
     searchParcels: searchParcels, finishPolygon: finishPolygon, submit: submit, setLang: setLang,
     refreshOverlays: refreshOverlays

@@ -27,7 +27,7 @@
       distance: "地点からの距離", locate: "現在地", pick: "地図で地点を指定", radius: "半径", clear: "解除",
       pick_msg: "地図をクリックして地点を指定してください", point_msg: "地点 {lat}, {lon} から半径 {r} km",
       locating: "現在地を取得中…", geo_fail: "現在地を取得できませんでした。「地図で地点を指定」を使ってください。",
-      legend: "凡例", recency: "経過（色）", kind: "種別", reliability: "確度",
+      feed: "出没情報のフィード（Atom）", legend: "凡例", recency: "経過（色）", kind: "種別", reliability: "確度",
       date: "日付", time: "時刻", place: "場所", dist: "距離", list_caption: "出没情報の一覧（新しい順）",
       count: "{n} 件", loading: "読み込み中…", error: "データを読み込めませんでした：{e}", asof: "基準日 {d}",
       within: "{p}以内", older: "{p}より前", months: "{n}か月", days: "{n}日",
@@ -35,7 +35,6 @@
       none: "条件に合う情報はありません。",
       no_time: "—", no_time_title: "時刻の記録なし（日付のみ）", date_only: "（日付のみ・時刻の記録なし）",
       boundaries_credit: "市区町村境界：国土数値情報（行政区域データ）（国土交通省）を加工して作成",
-      no_tiles: "背景地図なし（外部タイル不使用）",
       disclaimer: "この地図は報告された情報を示すもので、表示のない場所が安全というわけではありません。クマに出会ったら落ち着いて離れ、自治体・警察に連絡してください。",
       source_label: "出典", licence_label: "ライセンス",
       f_species: "動物", f_kind: "種別", f_reliability: "確度", f_observed: "日時", f_age: "経過",
@@ -55,7 +54,7 @@
       distance: "Distance from a point", locate: "My location", pick: "Pick a point on the map", radius: "Radius", clear: "Clear",
       pick_msg: "Click the map to set the point", point_msg: "Within {r} km of {lat}, {lon}",
       locating: "Finding your location…", geo_fail: "Could not get your location. Use “Pick a point on the map”.",
-      legend: "Legend", recency: "Recency (colour)", kind: "Type", reliability: "Reliability",
+      feed: "Sightings feed (Atom)", legend: "Legend", recency: "Recency (colour)", kind: "Type", reliability: "Reliability",
       date: "Date", time: "Time", place: "Place", dist: "Distance", list_caption: "Sightings, newest first",
       count: "{n} records", loading: "Loading…", error: "Could not load the data: {e}", asof: "as of {d}",
       within: "within {p}", older: "older than {p}", months: "{n} month(s)", days: "{n} day(s)",
@@ -63,7 +62,6 @@
       none: "Nothing matches these filters.",
       no_time: "—", no_time_title: "no time recorded (date only)", date_only: "(date only, no time recorded)",
       boundaries_credit: "Municipal boundaries: MLIT National Land Numerical Information (N03), processed",
-      no_tiles: "no background map (no external tiles)",
       disclaimer: "This map shows reported information only; a place without reports is not necessarily safe. If you meet a bear, move away calmly and contact the municipality or police.",
       source_label: "Source", licence_label: "Licence",
       f_species: "Animal", f_kind: "Type", f_reliability: "Reliability", f_observed: "Date / time", f_age: "Age",
@@ -108,6 +106,7 @@
   var aborter = null;
   var popup = null;
   var map = null;
+  var basemap = null;
   var mapReady = null;
   var LIST_MAX = 2000;
   var lastFC = null;
@@ -325,7 +324,7 @@
     var box = $("bm-legend");
     box.textContent = "";
     var g1 = el("div", { className: "bm-legend-group" });
-    g1.appendChild(el("h3", null, t("recency")));
+    g1.appendChild(el("h2", null, t("recency")));
     [["red", t("within", { p: periodText(state.red) })], ["yellow", t("within", { p: periodText(state.yellow) })], ["blue", t("older", { p: periodText(state.yellow) })]].forEach(function (r) {
       var row = el("span", { className: "bm-legend-item", dataset: { recency: r[0] } });
       row.appendChild(iconImg("witness", r[0], "high"));
@@ -333,7 +332,7 @@
       g1.appendChild(row);
     });
     var g2 = el("div", { className: "bm-legend-group" });
-    g2.appendChild(el("h3", null, t("kind")));
+    g2.appendChild(el("h2", null, t("kind")));
     KINDS.forEach(function (k) {
       var row = el("span", { className: "bm-legend-item" });
       row.appendChild(iconImg(k, "blue", "high"));
@@ -341,7 +340,7 @@
       g2.appendChild(row);
     });
     var g3 = el("div", { className: "bm-legend-group" });
-    g3.appendChild(el("h3", null, t("reliability")));
+    g3.appendChild(el("h2", null, t("reliability")));
     RELIABILITY.forEach(function (rl) {
       var row = el("span", { className: "bm-legend-item" });
       row.appendChild(iconImg("witness", "red", rl));
@@ -519,11 +518,7 @@
     var b = CFG.coverage_bbox;
     map = new maplibregl.Map({
       container: "bm-map",
-      style: {
-        version: 8,
-        sources: {},
-        layers: [{ id: "background", type: "background", paint: { "background-color": "#e9efe6" } }]
-      },
+      style: GeoBasemaps.style("#e9efe6"),
       center: CFG.center || [139.2, 35.75],
       zoom: CFG.zoom || 9,
       bounds: b ? [[b[0], b[1]], [b[2], b[3]]] : undefined,
@@ -534,14 +529,15 @@
       pitchWithRotate: false
     });
     map.touchZoomRotate.disableRotation();
+    basemap = GeoBasemaps.attach(map);
     map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
     map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
     mapReady = new Promise(function (resolve) {
       map.on("load", function () {
         addIcons();
         map.addSource("munis", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
-        map.addLayer({ id: "munis-fill", type: "fill", source: "munis", paint: { "fill-color": "#fbfcf8", "fill-opacity": 0.9 } });
-        map.addLayer({ id: "munis-focus", type: "fill", source: "munis", filter: ["==", ["get", "municipality_code"], ""], paint: { "fill-color": "#fff6d8", "fill-opacity": 0.9 } });
+        map.addLayer({ id: "munis-fill", type: "fill", source: "munis", paint: { "fill-color": "#fbfcf8", "fill-opacity": GeoBasemaps.config.sources.length ? 0.2 : 0.9 } });
+        map.addLayer({ id: "munis-focus", type: "fill", source: "munis", filter: ["==", ["get", "municipality_code"], ""], paint: { "fill-color": "#fff6d8", "fill-opacity": GeoBasemaps.config.sources.length ? 0.35 : 0.9 } });
         map.addLayer({ id: "munis-line", type: "line", source: "munis", paint: { "line-color": "#8795a3", "line-width": 1 } });
         map.addLayer({ id: "munis-focus-line", type: "line", source: "munis", filter: ["==", ["get", "municipality_code"], ""], paint: { "line-color": "#1d2733", "line-width": 2.5 } });
         map.addSource("radius", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
@@ -581,7 +577,13 @@
     });
     return mapReady;
   }
+  /** The Atom feed link follows the municipality filter (one feed per municipality). */
+  function updateFeedLink() {
+    var a = $("bm-feed");
+    if (a) a.href = "/api/sightings/feed.atom" + (state.muni ? "?municipality=" + encodeURIComponent(state.muni) : "");
+  }
   function focusMuni() {
+    updateFeedLink();
     if (!map || !map.getLayer("munis-focus")) return;
     var f = ["==", ["get", "municipality_code"], state.muni || ""];
     map.setFilter("munis-focus", f);
@@ -831,7 +833,8 @@
     query: function () { return lastQuery; },
     now: function () { return new Date(state.now).toISOString(); },
     lang: function () { return state.lang; },
-    map: function () { return map; }
+    map: function () { return map; },
+    basemap: function () { return basemap; }
   };
 
   // ---------------------------------------------------------------- start

@@ -1,19 +1,21 @@
 /* Tokyo GeoTwin — planners' 3D viewer (/3d/), CesiumJS bundled from npm.
  *
- * No network beyond this server: no Cesium ion, no online imagery or terrain (the globe is
- * the WGS84 ellipsoid in a plain colour). Buildings come from /3dtiles/buildings/tileset.json
+ * No Cesium ion. The only outside requests are the configured basemap tiles (settings.basemaps:
+ * 地理院タイル imagery and 標高タイル terrain, see terrain3d.js); without them the globe is the
+ * plain ellipsoid at the geoid height. Buildings come from /3dtiles/buildings/tileset.json
  * (3D Tiles 1.1, per-feature properties from EXT_structural_metadata), overlays and credits
  * from the OGC API. Data is only ever put into the page with textContent (never innerHTML).
  *
  * Shareable state lives in the URL hash (also read from the query string):
  *   lang=ja|en  cam=lon,lat,height,heading,pitch,roll (degrees, metres)
- *   layers=id,id (overlays shown)  buildings=0|1  colour=height|usage|flood  sel=<building_id>
+ *   layers=id,id (overlays shown)  imagery=<basemap id>|none  terrain=0|1  buildings=0|1  colour=height|usage|flood  sel=<building_id>
  * Page hook for tests and demos: window.viewer3d.
  */
 (function () {
   "use strict";
 
   var CFG = JSON.parse(document.getElementById("v3-config").textContent);
+  var BM = JSON.parse(document.getElementById("basemaps-config").textContent);
   var P = CFG.properties || { id: "building_id", height: "measured_height", usage: "usage", flood: "flood_depth_m" };
 
   var T = {
@@ -23,9 +25,10 @@
       buildings: "建物（PLATEAU）", show_buildings: "建物を表示", colour_by: "色分け",
       by_height: "高さ", by_usage: "用途", by_flood: "浸水深",
       overlays: "重ね合わせ（OGC API）", tools: "計測・共有",
+      basemap: "背景地図・地形", no_imagery: "なし", terrain: "地形（標高タイル）",
+      basemap_unavailable: "背景地図・地形を利用できません（平らな地面で表示しています）",
       measure_height: "高さを測る", measure_area: "面積を測る", measure_clear: "計測を消す",
       share: "このビューを共有", copied: "リンクをコピーしました", info_title: "選択した建物", info_overlay: "選択した地物",
-      no_tiles: "背景地図なし（外部タイル・Cesium ion 不使用）",
       disclaimer: "表示内容は参考情報です。重要事項説明等には各自治体の公式ハザードマップ・都市計画図を確認してください。",
       loading: "読み込み中…", tiles_ready: "建物 {n} 棟を読み込み済み", no_tileset: "3D Tiles がまだ作成されていません（geoservice build）。",
       tileset_error: "3D Tiles を読み込めませんでした：{e}", tile_failed: "{n} 個のタイルを読み込めませんでした",
@@ -51,9 +54,10 @@
       buildings: "Buildings (PLATEAU)", show_buildings: "Show buildings", colour_by: "Colour by",
       by_height: "Height", by_usage: "Usage", by_flood: "Flood depth",
       overlays: "Overlays (OGC API)", tools: "Measure and share",
+      basemap: "Basemap and terrain", no_imagery: "None", terrain: "Terrain (elevation tiles)",
+      basemap_unavailable: "Basemap or terrain unavailable — showing flat ground.",
       measure_height: "Measure height", measure_area: "Measure area", measure_clear: "Clear",
       share: "Share this view", copied: "Link copied", info_title: "Selected building", info_overlay: "Selected feature",
-      no_tiles: "no background map (no external tiles, no Cesium ion)",
       disclaimer: "For reference only. For property transactions check the municipalities' official hazard and planning maps.",
       loading: "Loading…", tiles_ready: "{n} buildings loaded", no_tileset: "The 3D Tiles have not been built yet (geoservice build).",
       tileset_error: "Could not load the 3D Tiles: {e}", tile_failed: "{n} tiles failed to load",
@@ -102,6 +106,7 @@
   var measure = { mode: null, points: [], entities: [], result: null };
   var applyingHash = false;
   var busiest = null, userMoved = false, focused = false;
+  var imageryLayer = null, imagery = {}, terrainProvider = null, basemapNote = false;
 
   function t(key, vars) {
     var s = T[state.lang][key];
@@ -132,12 +137,15 @@
     var h = new URLSearchParams(location.hash.replace(/^#/, ""));
     function get(k) { return h.has(k) ? h.get(k) : q.get(k); }
     var ids = CFG.overlays.map(function (o) { return o.id; });
+    var imageryIds = BM.sources.map(function (b) { return b.id; });
     var layers = get("layers");
     var cam = (get("cam") || "").split(",").map(Number);
     return {
       lang: get("lang") === "en" ? "en" : "ja",
       colour: ["height", "usage", "flood"].indexOf(get("colour")) >= 0 ? get("colour") : "height",
       buildings: get("buildings") !== "0",
+      imagery: imageryIds.indexOf(get("imagery")) >= 0 ? get("imagery") : (get("imagery") === "none" ? "" : (imageryIds[0] || "")),
+      terrain: !!BM.terrain && get("terrain") !== "0",
       layers: layers === null
         ? CFG.overlays.filter(function (o) { return o.on; }).map(function (o) { return o.id; })
         : layers.split(",").filter(function (id) { return ids.indexOf(id) >= 0; }),
@@ -158,6 +166,8 @@
     h.set("layers", state.layers.join(","));
     h.set("buildings", state.buildings ? "1" : "0");
     h.set("colour", state.colour);
+    h.set("imagery", state.imagery || "none");
+    if (BM.terrain) h.set("terrain", state.terrain ? "1" : "0");
     if (selectedProps && selectedProps[P.id] !== undefined) h.set("sel", String(selectedProps[P.id]));
     return h.toString().replace(/%2C/g, ",");
   }
@@ -176,6 +186,10 @@
     var s = readState();
     applyingHash = true;
     state.lang = s.lang; state.colour = s.colour; state.buildings = s.buildings; state.layers = s.layers; state.sel = s.sel;
+    var ground = s.terrain !== state.terrain;
+    state.imagery = s.imagery; state.terrain = s.terrain;
+    applyImagery();
+    if (ground) applyTerrain();
     if (s.cam) setCamera(s.cam);
     renderControls();
     applyLang();
@@ -191,6 +205,10 @@
     Array.prototype.forEach.call(document.querySelectorAll("[data-i18n]"), function (e) {
       e.textContent = t(e.getAttribute("data-i18n"));
     });
+    Array.prototype.forEach.call(document.querySelectorAll(".v3-bm-label"), function (e) {
+      e.textContent = e.getAttribute("data-" + state.lang);
+    });
+    if (basemapNote) $("#v3-basemap-note").textContent = t("basemap_unavailable");
     $("#v3-lang").textContent = t("lang_button");
     $("#v3-lang").lang = state.lang === "ja" ? "en" : "ja";
     renderOverlayList();
@@ -205,15 +223,17 @@
   // ---------------------------------------------------------------- controls
   function renderControls() {
     $("#v3-buildings").checked = state.buildings;
+    Array.prototype.forEach.call(document.querySelectorAll("input[name=imagery]"), function (r) { r.checked = r.value === state.imagery; });
+    if ($("#v3-terrain")) $("#v3-terrain").checked = state.terrain;
     Array.prototype.forEach.call(document.querySelectorAll("input[name=colour]"), function (r) { r.checked = r.value === state.colour; });
     renderOverlayList();
   }
+  /** The overlay checkboxes, built once (rebuilding them would drop keyboard focus and
+   *  swallow clicks); later calls only update their state, labels and counts. */
   function renderOverlayList() {
-    var box = clear($("#v3-overlays"));
-    CFG.overlays.forEach(function (o) {
-      var ov = overlays[o.id] || {};
+    var box = $("#v3-overlays");
+    if (!box.childNodes.length) CFG.overlays.forEach(function (o) {
       var input = el("input", { type: "checkbox", "data-overlay": o.id });
-      input.checked = state.layers.indexOf(o.id) >= 0;
       input.addEventListener("change", function () {
         state.layers = CFG.overlays.map(function (x) { return x.id; }).filter(function (id) {
           var box2 = document.querySelector("input[data-overlay='" + id + "']");
@@ -224,18 +244,25 @@
         syncUrl();
       });
       var sw = el("span", { className: "sw" }); sw.style.background = o.colour;
-      var count = el("span", { className: "count" });
+      var badge = el("span", { className: "badge", text: "" }); badge.hidden = true;
+      box.appendChild(el("label", { className: "v3-overlay", "data-overlay-row": o.id },
+        [input, sw, el("span", { className: "name" }), badge, el("span", { className: "count" })]));
+    });
+    CFG.overlays.forEach(function (o) {
+      var ov = overlays[o.id] || {}, row = box.querySelector("[data-overlay-row='" + o.id + "']"), m = meta[o.id];
+      row.querySelector("input").checked = state.layers.indexOf(o.id) >= 0;
+      row.querySelector(".name").textContent = o[state.lang] || o.ja;
+      var badge = row.querySelector(".badge");
+      badge.hidden = !(m && m.synthetic);
+      badge.textContent = t("synthetic_badge");
+      var count = row.querySelector(".count");
       if (ov.error) count.textContent = t("overlay_error");
       else if (ov.loading) count.textContent = t("loading");
       else if (ov.count !== undefined) count.textContent = t("features", { n: ov.count });
-      var m = meta[o.id];
-      var badge = m && m.synthetic ? el("span", { className: "badge", text: t("synthetic_badge") }) : null;
-      var kids = [input, sw, el("span", { text: o[state.lang] || o.ja })];
-      if (badge) kids.push(badge);
-      kids.push(count);
-      box.appendChild(el("label", { className: "v3-overlay" }, kids));
+      else count.textContent = "";
     });
   }
+
   function renderLegend() {
     var box = clear($("#v3-legend"));
     legendEntries().forEach(function (e) {
@@ -399,29 +426,34 @@
     renderOverlayList();
     var colour = Cesium.Color.fromCssColorString(o.colour);
     ov.promise = fetchAll("/ogc/collections/" + encodeURIComponent(o.id) + "/items?f=json&limit=" + CFG.page_size).then(function (fc) {
-      // The ground is flat (ground_height_m), so overlays are placed just above it instead of
-      // being clamped: clamping thousands of entities is slow and gains nothing here.
+      // On flat ground (ground_height_m) overlays are placed just above it (clamping thousands
+      // of entities is slow and gains nothing there); on terrain they are clamped to it.
+      var clamp = onTerrain();
       return Cesium.GeoJsonDataSource.load(fc, {
-        clampToGround: false, fill: colour.withAlpha(0.4), stroke: colour, strokeWidth: 2, markerColor: colour
+        clampToGround: clamp, fill: colour.withAlpha(0.4), stroke: colour, strokeWidth: 2, markerColor: colour
       }).then(function (ds) {
         var now = viewer.clock.currentTime, lift = (Number(CFG.ground_height_m) || 0) + 0.3;
+        ds.clamped = clamp;
+        var points = [];
         ds.name = o.id;
         ds.entities.values.forEach(function (e) {
           e.overlay = o.id;
           if (e.polygon) {
-            e.polygon.height = lift;
+            if (!clamp) e.polygon.height = lift;
             e.polygon.outlineColor = colour;
           }
-          if (e.polyline) e.polyline.positions = lifted(e.polyline.positions.getValue(now), lift);
+          if (e.polyline && !clamp) e.polyline.positions = lifted(e.polyline.positions.getValue(now), lift);
           if (e.billboard) {   // points: a plain dot instead of a pin (no marker images)
             e.billboard = undefined;
-            e.position = lifted([e.position.getValue(now)], lift)[0];
+            points.push(e);
             e.point = new Cesium.PointGraphics({
               pixelSize: 8, color: colour, outlineColor: Cesium.Color.WHITE, outlineWidth: 1.5,
               disableDepthTestDistance: Number.POSITIVE_INFINITY
             });
           }
         });
+        return placePoints(points, clamp, lift, now).then(function () { return ds; });
+      }).then(function (ds) {
         ov.source = ds;
         ov.count = fc.features.length;
         ov.loading = false;
@@ -433,6 +465,20 @@
       ov.error = String(e && e.message || e);
     }).then(function () { renderOverlayList(); });
     return ov.promise;
+  }
+  /** Points go just above the ground: the flat ground's height, or the terrain's sampled
+   *  once per point (cheaper than clamping each point to the globe every frame). */
+  function placePoints(entities, clamp, lift, now) {
+    var cartos = entities.map(function (e) { return Cesium.Cartographic.fromCartesian(e.position.getValue(now)); });
+    var heights = clamp
+      ? Cesium.sampleTerrain(terrainProvider, Math.min(11, BM.terrain.max_zoom), cartos).catch(function () { return null; })
+      : Promise.resolve(null);
+    return heights.then(function (sampled) {
+      entities.forEach(function (e, i) {
+        var c = cartos[i], h = sampled && isFinite(sampled[i].height) ? sampled[i].height + 0.3 : lift;
+        e.position = Cesium.Cartesian3.fromRadians(c.longitude, c.latitude, h);
+      });
+    });
   }
   function lifted(positions, height) {
     return (positions || []).map(function (p) {
@@ -663,6 +709,43 @@
     var n = 16, heights = new Float32Array(n * n).fill(h);
     return new Cesium.CustomHeightmapTerrainProvider({ width: n, height: n, callback: function () { return heights; } });
   }
+  function onTerrain() { return !!(state.terrain && terrainProvider && !terrainProvider.unavailable); }
+  /** Basemap tiles could not be fetched: say so once, quietly; the page goes on without them. */
+  function basemapUnavailable() {
+    if (basemapNote) return;
+    basemapNote = true;
+    var note = $("#v3-basemap-note");
+    if (note) { note.textContent = t("basemap_unavailable"); note.hidden = false; }
+    if (imageryLayer && imageryLayer.imageryProvider && imageryLayer.imageryProvider.unavailable) {
+      viewer.imageryLayers.remove(imageryLayer, false);
+      imageryLayer = null;
+    }
+  }
+  function applyImagery() {
+    if (!viewer) return;
+    if (imageryLayer) viewer.imageryLayers.remove(imageryLayer, false);
+    imageryLayer = null;
+    var src = BM.sources.filter(function (b) { return b.id === state.imagery; })[0];
+    if (!src) return;
+    var provider = imagery[src.id] = imagery[src.id] || GeoTerrain.imageryProvider(src, BM.bounds, basemapUnavailable);
+    if (provider.unavailable) return;
+    imageryLayer = viewer.imageryLayers.addImageryProvider(provider, 0);
+  }
+  function applyTerrain() {
+    if (!viewer) return;
+    if (state.terrain && BM.terrain) {
+      terrainProvider = terrainProvider || new GeoTerrain.GsiDemTerrainProvider(BM.terrain, Number(CFG.ground_height_m) || 0, basemapUnavailable);
+      viewer.terrainProvider = terrainProvider;
+    } else {
+      viewer.terrainProvider = groundProvider();
+    }
+    // overlays were placed for the other ground: load them again for this one
+    Object.keys(overlays).forEach(function (id) {
+      var ov = overlays[id];
+      if (ov.source && ov.source.clamped !== onTerrain()) { viewer.dataSources.remove(ov.source, true); ov.source = null; }
+    });
+    applyOverlays();
+  }
   function createViewer() {
     Cesium.Ion.defaultAccessToken = "";   // never used: no ion asset is requested
     var v = new Cesium.Viewer("v3-map", {
@@ -676,6 +759,7 @@
     v.scene.backgroundColor = Cesium.Color.fromCssColorString("#a9c6e0");
     v.scene.fog.enabled = false;
     v.cesiumWidget.screenSpaceEventHandler.removeInputAction(Cesium.ScreenSpaceEventType.LEFT_DOUBLE_CLICK);
+    v.scene.globe.depthTestAgainstTerrain = false;
     var h = CFG.home;
     v.camera.setView({ destination: Cesium.Cartesian3.fromDegrees(h.lon, h.lat, h.height) });
     return v;
@@ -694,6 +778,10 @@
       handler.setInputAction(function () { userMoved = true; }, Cesium.ScreenSpaceEventType[k]);
     });
     $("#v3-lang").addEventListener("click", function () { state.lang = state.lang === "ja" ? "en" : "ja"; applyLang(); syncUrl(); });
+    Array.prototype.forEach.call(document.querySelectorAll("input[name=imagery]"), function (r) {
+      r.addEventListener("change", function () { if (r.checked) { state.imagery = r.value; applyImagery(); syncUrl(); } });
+    });
+    if ($("#v3-terrain")) $("#v3-terrain").addEventListener("change", function (e) { state.terrain = e.target.checked; applyTerrain(); syncUrl(); });
     $("#v3-buildings").addEventListener("change", function (e) { state.buildings = e.target.checked; applyBuildings(); renderCredits(); syncUrl(); });
     Array.prototype.forEach.call(document.querySelectorAll("input[name=colour]"), function (r) {
       r.addEventListener("change", function () { if (r.checked) { state.colour = r.value; applyBuildings(); syncUrl(); } });
@@ -729,6 +817,8 @@
       return;
     }
     if (state.cam) setCamera(state.cam);
+    applyImagery();
+    applyTerrain();
     renderControls();
     applyLang();
     wire();
@@ -747,6 +837,21 @@
     get tilesLoaded() { return !!(tileset && tileset.tilesLoaded); },
     get selected() { return selectedProps; },
     get measurement() { return measure.result; },
+    basemap: function () {
+      var prov = state.imagery && imagery[state.imagery];
+      return {
+        imagery: imageryLayer ? state.imagery : null, imageryStats: prov ? prov.stats : null,
+        terrain: onTerrain(), terrainStats: terrainProvider ? terrainProvider.stats : null,
+        note: basemapNote
+      };
+    },
+    /** Terrain height (m above the ellipsoid) at lon/lat, from the terrain tiles at ``level``. */
+    terrainHeight: function (lon, lat, level) {
+      if (!terrainProvider) return Promise.resolve(null);
+      return Cesium.sampleTerrain(terrainProvider, level || 12, [Cesium.Cartographic.fromDegrees(lon, lat)]).then(function (r) { return r[0].height; });
+    },
+    globeHeight: function (lon, lat) { return viewer.scene.globe.getHeight(Cesium.Cartographic.fromDegrees(lon, lat)); },
+    decodeDem: function (r, g, b) { return GeoTerrain.decode(r, g, b); },
     overlayCount: function (id) { return overlays[id] && overlays[id].source ? overlays[id].source.entities.values.length : null; },
     overlayFeatures: function (id) { return overlays[id] && overlays[id].source ? overlays[id].count : null; },
     overlayShown: function (id) { return !!(overlays[id] && overlays[id].source && overlays[id].source.show); },
