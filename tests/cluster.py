@@ -104,6 +104,12 @@ class Host:
             assert self.proc is not None
             self.proc.wait(timeout=30)
 
+    def pause(self, frozen: bool) -> None:
+        """Freeze (``SIGSTOP``) or thaw (``SIGCONT``) the host, e.g. so that another
+        host surely claims a job first."""
+        if self.alive:
+            os.killpg(self.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def stop(self) -> None:
         """A clean stop (SIGTERM, then SIGKILL after 20 s)."""
         self.ready = False

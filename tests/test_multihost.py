@@ -367,23 +367,33 @@ def _guide_job_survives_its_host(cluster: Cluster) -> None:
     seen = []
     for _attempt in range(20):
         victim = cluster.live()[-1]
+        others = [h for h in cluster.live() if h is not victim]
         r = httpx.post(f"{victim.url}/ogc/processes/procedure-guide/execution", json=body,
                        headers={"Prefer": "respond-async"}, timeout=20)
         assert r.status_code == 201, r.text
         jid = r.json()["jobID"]
-        # kill the host the moment its worker holds the job (running, leased by its pid)
-        deadline = time.monotonic() + 5
-        owner: str | None = None
-        while time.monotonic() < deadline:
-            rows = cluster.query("jobs", "SELECT status, owner FROM jobs WHERE id = ?", jid)
-            status, owner = rows[0]
-            if status != "accepted":
-                break
-            time.sleep(0.002)
-        seen.append((status, owner, victim.pid))
-        if status == "running" and owner and f"/{victim.pid}/" in owner:
-            dead = victim.pid
-            _kill_or_restart(cluster, victim)
+        for h in others:  # the victim's worker, woken by the submit, claims it
+            h.pause(True)
+        try:
+            # kill the host the moment its worker holds the job (running, leased by its pid)
+            deadline = time.monotonic() + 5
+            owner: str | None = None
+            while time.monotonic() < deadline:
+                rows = cluster.query("jobs", "SELECT status, owner FROM jobs WHERE id = ?",
+                                     jid)
+                status, owner = rows[0]
+                if status != "accepted":
+                    break
+                time.sleep(0.001)
+            seen.append((status, owner, victim.pid))
+            caught = status == "running" and owner and f"/{victim.pid}/" in owner
+            if caught:
+                dead = victim.pid
+                _kill_or_restart(cluster, victim)
+        finally:
+            for h in others:
+                h.pause(False)
+        if caught:
             ((status, owner),) = cluster.query("jobs", "SELECT status, owner FROM jobs"
                                                " WHERE id = ?", jid)
             if not (status == "successful" and f"/{dead}/" in owner):
