@@ -43,7 +43,7 @@ BUFFER = 0.02  # share of a tile's width added on each side, like real vector ti
 class Injection:
     """A failure served instead of the normal answer (``count`` times)."""
 
-    kind: str  # "429" "500" "502" "503" "truncated" "cut" "non-json" "bad-pbf" "hang"
+    kind: str  # "204" "403" "429" "500" "502" "503" "truncated" "cut" "non-json" "bad-pbf" "hang"
     count: int = 1
     retry_after: float | None = None
     seconds: float = 30.0
@@ -196,8 +196,10 @@ async def _injected(inj: Injection, body: bytes) -> Response | None:
     if inj.kind == "429":
         headers = {} if inj.retry_after is None else {"Retry-After": f"{inj.retry_after:g}"}
         return _error(429, "Rate limit is exceeded.", headers)
-    if inj.kind in ("500", "502", "503"):
-        return _error(int(inj.kind), "internal error")
+    if inj.kind in ("403", "500", "502", "503"):
+        return _error(int(inj.kind), "refused" if inj.kind == "403" else "internal error")
+    if inj.kind == "204":  # an empty tile answered without a body
+        return Response(status_code=204)
     if inj.kind == "hang":
         await asyncio.sleep(inj.seconds)
         return None

@@ -177,6 +177,10 @@ def test_every_failure_has_its_reason(server: ReinfolibServer, tmp_path: Path,
     assert _reason(s) == "bad-body"
     server.inject("bad-pbf")
     assert _reason(s, fmt="pbf") == "bad-pbf"
+    server.inject("403")
+    assert _reason(s) == "unauthorized"
+    server.inject("204")
+    assert _tile(s).features == []  # an empty tile, not an error
     monkeypatch.setenv("REINFOLIB_API_KEY", "not-the-key")
     assert _reason(s) == "unauthorized"
     monkeypatch.delenv("REINFOLIB_API_KEY")

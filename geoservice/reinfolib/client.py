@@ -264,10 +264,11 @@ class ReinfolibClient:
                 self._refused_until = time.monotonic() + REFUSED_PAUSE_S
         log.info("reinfolib %s %s %s: HTTP %d in %.0f ms", api, tile, fmt, r.status_code,
                  (time.monotonic() - started) * 1000)
-        if r.status_code != 200:
+        if r.status_code not in (200, 204):
             raise status_error(api, r.status_code, _retry_after(r))
         fetched = datetime.now(UTC).isoformat(timespec="seconds")
-        return TileAnswer(api, tile, _features(r.content, api, tile, fmt), url, fetched)
+        found = [] if r.status_code == 204 else _features(r.content, api, tile, fmt)
+        return TileAnswer(api, tile, found, url, fetched)  # 204: a tile with nothing in it
 
     async def _close_http(self) -> None:
         if self._client is not None:

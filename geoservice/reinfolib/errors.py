@@ -53,6 +53,9 @@ def status_error(api: str, status: int, retry_after: float | None = None) -> Rei
     if status == 401:
         return ReinfolibError("unauthorized", f"{where}: the API key was refused (HTTP 401); "
                               "check the key in the configured environment variable", api=api)
+    if status == 403:  # not in the manual; API gateways use it for a suspended key or quota
+        return ReinfolibError("unauthorized", f"{where}: access was refused (HTTP 403); the "
+                              "key may be suspended or over its quota", api=api)
     if status == 400:
         return ReinfolibError("bad-request", f"{where}: the request parameters were refused "
                               "(HTTP 400)", api=api)
