@@ -39,7 +39,13 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[GpkgStore, dic
 
 def _mirrored_layers() -> list[str]:
     specs = load_catalogue(PROJECT / "layers")
-    return sorted(lid for lid, spec in specs.items() if not spec.source.bundled)
+    return sorted(lid for lid, spec in specs.items()
+                  if not spec.source.bundled and spec.source.kind == "file")
+
+
+def _api_layers() -> list[str]:
+    specs = load_catalogue(PROJECT / "layers")
+    return sorted(lid for lid, spec in specs.items() if spec.source.kind == "reinfolib")
 
 
 def test_mirror_manifest_declares_synthetic() -> None:
@@ -75,9 +81,31 @@ def test_layer_builds_with_features(
 
 
 def test_every_collection_is_synthetic(demo_store: tuple[GpkgStore, dict[str, int]]) -> None:
+    """Everything with data in the demo store is synthetic; the only other collections are
+    the (empty) 不動産情報ライブラリ API layers, tested below."""
     store, _ = demo_store
     assert store.collections()
-    assert [c for c in store.collections() if not store.info(c).synthetic] == []
+    official = [c for c in store.collections() if not store.info(c).synthetic]
+    assert sorted(official) == _api_layers()
+
+
+def test_api_layers_are_empty_and_not_configured_in_the_demo(
+    demo_store: tuple[GpkgStore, dict[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo has no key and no network: the API layers exist as empty official
+    collections, fetched per tile only once a key is set, and say "not configured"."""
+    from geoservice.reinfolib.source import ReinfolibSource
+
+    monkeypatch.delenv("REINFOLIB_API_KEY", raising=False)
+    store, counts = demo_store
+    assert len(_api_layers()) == 14
+    source = ReinfolibSource.open(load_settings(PROJECT / "config.yml"), store)
+    assert sorted(source.layers) == _api_layers()
+    for lid in _api_layers():
+        info = store.info(lid)
+        assert counts[lid] == 0 and info.count == 0 and info.synthetic is False
+        assert info.source is not None and info.source.startswith("不動産情報ライブラリ API X")
+        assert str(source.describe(store.spec(lid))["status"]).startswith("not configured")
 
 
 def test_bear_sightings_cover_recency_and_municipalities(

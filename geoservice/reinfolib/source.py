@@ -185,10 +185,15 @@ class ReinfolibSource:
                 "not-configured", self.settings.not_configured, api=spec.source.api))
         region = _widen(area, buffer_m)
         tiles = covering(region, spec.source.zoom or 15)
-        records = await self._records(spec.id, tiles)
+        records, memoised = await self._records(spec.id, tiles)
         fresh = {t: r for t, r in records.items() if r.fresh(self.settings.cache_ttl_days)}
         todo = [t for t in tiles if t not in fresh]
         answers, errors = await self._fetch(spec, todo, deadline)
+        if not memoised and not answers:
+            # A tile in the ledger may belong to another answer still merging it: merge
+            # what is dirty before reading, or that tile would read as "nothing here".
+            await in_thread(write_merged, self.store, spec, self.ledger)
+        self._fresh.update(((spec.id, t), r) for t, r in fresh.items())
         self._fresh.update(((spec.id, a.tile), TileRecord(a.tile, a.fetched_at, a.url))
                            for a in answers)
         stale = {t: records[t] for t, _ in errors if t in records}
@@ -200,15 +205,15 @@ class ReinfolibSource:
         provenance = _provenance(spec, used, from_cache=not todo, stale=bool(stale))
         return LayerResult(spec.id, page.features, provenance, failed[0] if failed else None)
 
-    async def _records(self, layer: str, tiles: list[Tile]) -> dict[Tile, TileRecord]:
-        """Ledger records of ``tiles``: from this process's memo when all are fresh there."""
+    async def _records(self, layer: str, tiles: list[Tile]
+                       ) -> tuple[dict[Tile, TileRecord], bool]:
+        """Ledger records of ``tiles``, and whether they all came from this process's memo
+        (filled only once a tile's features are merged into the collection)."""
         ttl = self.settings.cache_ttl_days
         known = {t: self._fresh.get((layer, t)) for t in tiles}
         if all(r is not None and r.fresh(ttl) for r in known.values()):
-            return {t: r for t, r in known.items() if r is not None}
-        records = await in_thread(self.ledger.records, layer, tiles)
-        self._fresh.update(((layer, t), r) for t, r in records.items() if r.fresh(ttl))
-        return records
+            return {t: r for t, r in known.items() if r is not None}, True
+        return await in_thread(self.ledger.records, layer, tiles), False
 
     async def _fetch(self, spec: LayerSpec, tiles: list[Tile], deadline: float | None
                      ) -> tuple[list[TileAnswer], list[tuple[Tile, ReinfolibError]]]:
