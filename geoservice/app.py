@@ -28,6 +28,7 @@ from geoservice.edge import openapi as edge_openapi
 from geoservice.edge.bodies import BodyGuard
 from geoservice.edge.cors import CORS
 from geoservice.edge.headers import SecurityHeaders
+from geoservice.edge.proxy import ForwardedLinks
 from geoservice.errors import ServiceError
 from geoservice.fastjson import FastJSONResponse
 from geoservice.ogc import generated, provider
@@ -145,6 +146,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     install_error_handlers(app)
     # The last added runs first: headers on every response, CORS (preflights answered
     # before routing), then the body guard.
+    if settings.server.trust_forwarded and not settings.server.url:
+        app.add_middleware(ForwardedLinks, base_url=settings.server.base_url)
     app.add_middleware(BodyGuard, limits=settings.limits)
     app.add_middleware(CORS, settings=settings.cors)
     app.add_middleware(SecurityHeaders, settings=settings)

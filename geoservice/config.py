@@ -45,6 +45,11 @@ class ServerSettings(BaseModel):
     tile_cache_mb: int = Field(
         64, ge=0, description="Per-process cache of public vector tiles (0: off)"
     )
+    trust_forwarded: bool = Field(
+        False,
+        description="Without url: links follow a reverse proxy's Forwarded / X-Forwarded-*"
+        " headers (enable only behind a proxy that sets them)",
+    )
 
     @property
     def base_url(self) -> str:

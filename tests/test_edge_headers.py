@@ -71,9 +71,8 @@ def test_csp_lists_configured_tile_origins() -> None:
         part = next(d for d in csp.split("; ") if d.startswith(directive))
         assert all(o in part for o in origins)
         assert "*" not in part.split()
-    if hasattr(settings, "basemaps"):  # the maps room's section: its origins are listed
-        assert origins == sorted(settings.basemaps.tile_origins())
-        assert "https://cyberjapandata.gsi.go.jp" in csp
+    assert origins == sorted(settings.basemaps.tile_origins())
+    assert "https://cyberjapandata.gsi.go.jp" in origins  # 地理院タイル by default
 
 
 def test_static_script_files_replace_inline_ones() -> None:

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -175,3 +176,44 @@ def test_qgis_opens_every_collection_on_a_non_default_port(served: str) -> None:
     for cid, n in expected.items():
         assert got[cid]["valid"], got[cid]
         assert got[cid]["features"] == n, (cid, got[cid], n)
+
+
+def _proxied_app(tmp: Path, trust: bool) -> Any:
+    from geoservice.app import create_app
+
+    settings = settings_for(tmp, ROOT / "layers").model_copy(update={"enabled_layers": LAYERS})
+    server = settings.server.model_copy(update={"trust_forwarded": trust})
+    return create_app(settings.model_copy(update={"server": server}))
+
+
+@pytest.fixture(scope="module")
+def proxied_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("proxied")
+    settings = settings_for(tmp, ROOT / "layers").model_copy(update={"enabled_layers": LAYERS})
+    build(settings, mirror=DATA, layers=LAYERS)
+    return tmp
+
+
+@pytest.mark.parametrize("headers", [
+    {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "geo.example.jp",
+     "X-Forwarded-Prefix": "/twin"},
+    {"Forwarded": 'for=192.0.2.1;proto=https;host="geo.example.jp"',
+     "X-Forwarded-Prefix": "/twin"},
+])
+def test_links_follow_the_proxy_when_trusted(proxied_store: Path,
+                                             headers: dict[str, str]) -> None:
+    from fastapi.testclient import TestClient
+
+    public = "https://geo.example.jp/twin"
+    with TestClient(_proxied_app(proxied_store, True)) as c:
+        for path in ("/ogc/?f=json", "/ogc/collections?f=json",
+                     "/ogc/collections/shelters/items?f=json&limit=2"):
+            r = c.get(path, headers=headers)
+            hrefs = [h for h in _hrefs(r.json()) if "127.0.0.1" in h or "example.jp" in h]
+            assert hrefs and all(h.startswith(public + "/") for h in hrefs), hrefs[:3]
+            assert int(r.headers["content-length"]) == len(r.content)
+        tiles = c.get("/ogc/collections/shelters/tiles/WebMercatorQuad/0/0/0", headers=headers)
+        assert tiles.status_code == 200  # binary bodies pass untouched
+    with TestClient(_proxied_app(proxied_store, False)) as c:  # not trusted: ignored
+        r = c.get("/ogc/?f=json", headers=headers)
+        assert not any("example.jp" in h for h in _hrefs(r.json()))

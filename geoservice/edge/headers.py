@@ -35,12 +35,9 @@ def page_origins(settings: Settings) -> list[str]:
     """Outside origins the pages may fetch tiles from (basemaps, terrain), from the config.
 
     The one place that lists them: a new kind of outside source the pages load from is
-    added here, and the CSP follows.  Reads the ``basemaps`` section when the config has
-    one (its ``tile_origins()``).
+    added here, and the CSP follows.
     """
-    basemaps = getattr(settings, "basemaps", None)
-    origins = basemaps.tile_origins() if basemaps is not None else []
-    return sorted({str(o).rstrip("/") for o in origins})
+    return sorted({o.rstrip("/") for o in settings.basemaps.tile_origins()})
 
 
 def content_security_policy(settings: Settings, extra: dict[str, str] | None = None) -> str:
