@@ -830,6 +830,32 @@
     if (state.answer && state.request) renderAnswer(state.answer, state.request);
   }
 
+  // ------------------------------------------------------------------ keyboard entry of a site
+  /** "35.6812, 139.7671" (latitude, longitude) → [lon, lat], or null: the keyboard
+   *  alternative to clicking the map (JIS X 8341-3 / WCAG 2.1.1). */
+  function parseLatLon(text) {
+    var m = String(text).trim().match(/^(-?\d+(?:\.\d+)?)\s*[,，\s]\s*(-?\d+(?:\.\d+)?)$/);
+    if (!m) return null;
+    var lat = Number(m[1]), lon = Number(m[2]);
+    return Math.abs(lat) <= 90 && Math.abs(lon) <= 180 ? [lon, lat] : null;
+  }
+  function coordsError(bad) { $("#coords-error").hidden = !bad; return bad; }
+  function pointFromKeyboard() {
+    var p = parseLatLon($("#point-coords").value);
+    if (coordsError(!p)) return;
+    setPoint(p[0], p[1]);
+    map.jumpTo({ center: p, zoom: Math.max(map.getZoom(), 15) });
+  }
+  function polygonFromKeyboard() {
+    var pts = $("#poly-coords").value.split(/\n/).map(function (l) { return l.trim(); }).filter(Boolean).map(parseLatLon);
+    if (coordsError(pts.length < 3 || pts.some(function (p) { return !p; }))) return;
+    setPolygon(pts);
+    fitTo(state.siteGeometry, 18);
+  }
+  $("#point-set").addEventListener("click", pointFromKeyboard);
+  $("#point-coords").addEventListener("keydown", function (e) { if (e.key === "Enter") { e.preventDefault(); pointFromKeyboard(); } });
+  $("#poly-set").addEventListener("click", polygonFromKeyboard);
+
   // ------------------------------------------------------------------ wiring
   $all("input[name=site-mode]").forEach(function (r) { r.addEventListener("change", function () { setMode(r.value); }); });
   $("#parcel-search").addEventListener("click", searchParcels);

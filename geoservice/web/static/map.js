@@ -25,7 +25,7 @@
       municipality: "市区町村", all: "すべて", species: "動物", period: "期間", from: "開始日", to: "終了日",
       q1m: "1か月", q3m: "3か月", q12m: "1年", qall: "全期間",
       distance: "地点からの距離", locate: "現在地", pick: "地図で地点を指定", radius: "半径", clear: "解除",
-      pick_msg: "地図をクリックして地点を指定してください", point_msg: "地点 {lat}, {lon} から半径 {r} km",
+      pick_msg: "地図をクリックして地点を指定してください（キーボード：地図で矢印キーで動かし Enter で中心を指定）", filters: "絞り込み", point_msg: "地点 {lat}, {lon} から半径 {r} km",
       locating: "現在地を取得中…", geo_fail: "現在地を取得できませんでした。「地図で地点を指定」を使ってください。",
       feed: "出没情報のフィード（Atom）", legend: "凡例", recency: "経過（色）", kind: "種別", reliability: "確度",
       date: "日付", time: "時刻", place: "場所", dist: "距離", list_caption: "出没情報の一覧（新しい順）",
@@ -52,7 +52,7 @@
       municipality: "Municipality", all: "All", species: "Animal", period: "Period", from: "From", to: "To",
       q1m: "1 month", q3m: "3 months", q12m: "1 year", qall: "All time",
       distance: "Distance from a point", locate: "My location", pick: "Pick a point on the map", radius: "Radius", clear: "Clear",
-      pick_msg: "Click the map to set the point", point_msg: "Within {r} km of {lat}, {lon}",
+      pick_msg: "Click the map to set the point (keyboard: arrow keys on the map, Enter takes its centre)", filters: "Filters", point_msg: "Within {r} km of {lat}, {lon}",
       locating: "Finding your location…", geo_fail: "Could not get your location. Use “Pick a point on the map”.",
       feed: "Sightings feed (Atom)", legend: "Legend", recency: "Recency (colour)", kind: "Type", reliability: "Reliability",
       date: "Date", time: "Time", place: "Place", dist: "Distance", list_caption: "Sightings, newest first",
@@ -476,7 +476,11 @@
       shown.push(item);
       byId[item.id] = item;
     });
-    shown.sort(function (a, b) { return b.ms - a.ms || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0); });
+    // newest first; with a point, nearest first ("near me" on a phone)
+    shown.sort(function (a, b) {
+      if (state.point && a.dist !== b.dist) return a.dist - b.dist;
+      return b.ms - a.ms || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    });
     if (state.selected && !byId[state.selected]) { state.selected = null; if (popup) popup.remove(); syncUrl(); }
     renderMap();
     renderList();
@@ -810,6 +814,14 @@
     });
     document.addEventListener("keydown", function (e) {
       if (e.key === "Escape" && state.picking) { state.picking = false; if (map) map.getCanvas().style.cursor = ""; updatePointMsg(); }
+      // keyboard picking: the focused map moves with the arrow keys; Enter takes its centre
+      if (e.key === "Enter" && state.picking && map && document.activeElement === map.getCanvas()) {
+        e.preventDefault();
+        state.picking = false;
+        map.getCanvas().style.cursor = "";
+        var c = map.getCenter();
+        setPoint([c.lng, c.lat]);
+      }
     });
   }
 
@@ -841,6 +853,12 @@
   function start() {
     if (!params.get("lang")) {
       try { var l = localStorage.getItem("bearmap.lang"); if (l === "en" || l === "ja") state.lang = l; } catch (e) { /* private mode */ }
+    }
+    // a phone shows the map and the list first: the filters wait in their drawer
+    if (window.matchMedia && window.matchMedia("(max-width: 800px)").matches) {
+      $("bm-drawer").open = false;
+      var legend = document.querySelector(".bm-legend");
+      if (legend) legend.open = false;
     }
     $("bm-from").value = state.from;
     $("bm-to").value = state.to;
