@@ -84,7 +84,7 @@ def test_config_is_validated(tmp_path: Path) -> None:
         ("transactions:\n  max_bytes: 9\n", "transactions.max_bytes", "max_body"),
         ("feeds:\n  - {id: a, url: u, collection: c, mapping: {}, maping: {}}\n",
          "feeds.0.maping", "mapping"),
-        ("extra:\n  guide: {}\n", "extra", "alerts, auth, contact"),
+        ("extra:\n  guide: {}\n", "extra", "accepted keys: alerts, auth, basemaps, contact"),
     ],
 )
 def test_an_unknown_key_is_named_with_the_accepted_ones(
