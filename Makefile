@@ -24,6 +24,10 @@ $(VENDOR): package.json package-lock.json
 	mkdir -p geoservice/web/static/vendor
 	cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
 	   node_modules/maplibre-gl/LICENSE.txt geoservice/web/static/vendor/
+	# Swagger UI for /docs and /ogc/openapi?f=html (started by static/swagger-init.js).
+	mkdir -p geoservice/web/static/vendor/swagger-ui
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+	   node_modules/swagger-ui-dist/LICENSE geoservice/web/static/vendor/swagger-ui/
 	# CesiumJS for the 3D viewer (/3d/): the IIFE build and what it loads at run time (~13 MB;
 	# the ESM/CJS bundles in Build/Cesium are not needed).
 	rm -rf geoservice/web/static/vendor/cesium

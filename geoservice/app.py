@@ -141,6 +141,10 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         description="REST endpoints of Tokyo GeoTwin; the OGC API lives at /ogc/.",
+        # FastAPI's pages load Swagger UI / ReDoc from a CDN with an inline script (refused
+        # by the CSP); /docs is served by geoservice.web.routes with the vendored copy.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)

@@ -18,7 +18,8 @@ from geoservice.edge.headers import content_security_policy, page_origins
 from tests.conftest import ROOT
 
 PAGES = ["/", "/map/", "/guide/", "/3d/", "/ogc/?f=html", "/ogc/collections?f=html",
-         "/ogc/collections/shelters?f=html", "/ogc/collections/shelters/items?f=html"]
+         "/ogc/collections/shelters?f=html", "/ogc/collections/shelters/items?f=html",
+         "/docs", "/ogc/openapi?f=html"]
 OTHERS = ["/ogc/?f=json", "/ogc/collections/shelters/items?limit=1", "/healthz",
           "/static/site.css", "/ogc/collections/nope", "/api/guide/rules"]
 

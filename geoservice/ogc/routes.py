@@ -105,10 +105,15 @@ async def landing(request: Request, rt: RuntimeDep) -> Response:
 
 @router.get("/openapi")
 async def openapi(request: Request, rt: RuntimeDep) -> Response:
-    """The OpenAPI document (JSON; HTML with f=html)."""
+    """The OpenAPI document (JSON; HTML with f=html).
+
+    The HTML page is our vendored Swagger UI (``ui=redoc`` too): pygeoapi's swagger/redoc
+    templates load from a CDN with an inline script, which the pages' CSP refuses.
+    """
     params.check_known(_qp(request), {"f", "lang", "ui"})
     if params.parse_format(_qp(request), _accept(request)) == "html":
-        return await pygeoapi_of(rt).respond(core_api.openapi_, request)
+        return rt.html.render("apidocs.html", heading="OGC API",
+                              spec_url="/ogc/openapi?f=json")
     return FastJSONResponse(
         pygeoapi_of(rt).openapi, media_type="application/vnd.oai.openapi+json;version=3.0"
     )

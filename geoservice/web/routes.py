@@ -47,6 +47,12 @@ async def portal(request: Request, rt: RuntimeDep) -> HTMLResponse:
     )
 
 
+@router.get("/docs", response_class=HTMLResponse)
+async def api_docs(rt: RuntimeDep) -> HTMLResponse:
+    """The /api routes' OpenAPI document in the vendored Swagger UI (no CDN, no inline script)."""
+    return rt.html.render("apidocs.html", heading="REST API", spec_url="/openapi.json")
+
+
 @router.get("/favicon.ico")
 async def favicon() -> FileResponse:
     """The site icon, for pages and clients that ask for /favicon.ico (no 404 in consoles)."""
