@@ -253,10 +253,16 @@ def test_hosts_share_everything_and_survive_kill_9(cluster: Cluster) -> None:
         log = _event_log(cluster)
         evented = Counter(f for _, f in log if f in mine)
         strict = mine if cluster.backend == "postgis" else set(acked)
-        assert set(audit) == mine, "audit entries differ from the writes"
+        assert mine <= set(audit), "a stored write without its audit entry"
         assert all(audit[f] == {"committed"} or f not in strict for f in mine)
         assert all(evented[f] == 1 for f in strict), "a write without its event (or twice)"
-        assert len(mine - strict) <= writer.failed
+        # an entry for a write that is not stored: only the embedded store's in-flight write
+        # at the kill, never acknowledged, left pending (reconciled once it is old enough)
+        unstored = set(audit) - mine
+        if cluster.backend == "postgis":
+            assert not unstored, "an audit entry for a write that is not stored"
+        assert all(audit[f] <= {"pending", "aborted"} for f in unstored), audit
+        assert len(mine - strict) + len(unstored) <= writer.failed
 
         # every webhook once per subscription and event, counted by Idempotency-Key
         expected = {f"{e}.{s}" for e, f in log if f in mine for s in subs}
