@@ -77,6 +77,14 @@ def settings_for(tmp: Path, layers_dir: Path, port: int | None = None) -> Settin
     )
 
 
+def build_layers(settings: Settings, layers: list[str], **update: Any) -> Settings:
+    """``settings`` limited to ``layers`` (plus ``update``), with those layers built from the
+    real extracts into its store: the small store most room tests start from."""
+    settings = settings.model_copy(update={"enabled_layers": layers, **update})
+    build(settings, mirror=DATA, layers=layers)
+    return settings
+
+
 def local_basemaps() -> BasemapSettings:
     """The default basemaps served by the tests' own tile server (never the network)."""
     from tests.tileserver import basemaps_at, shared_tile_server
@@ -326,15 +334,23 @@ def pg_settings_for(tmp: Path, layers_dir: Path, url: str, port: int | None = No
     return base.model_copy(update={"store": store})
 
 
+def pg_built(tmp: Path, url: str, layers: list[str] | None = None, **update: Any) -> Settings:
+    """The real extracts (only ``layers`` when given) built into the PostGIS database at
+    ``url``, with the settings over it (``update`` applied)."""
+    settings = pg_settings_for(tmp, ROOT / "layers", url)
+    if layers is not None:
+        return build_layers(settings, layers, **update)
+    settings = settings.model_copy(update=update)
+    build(settings, mirror=DATA)
+    return settings
+
+
 @pytest.fixture(scope="session")
 def pg_real_settings(
     tmp_path_factory: pytest.TempPathFactory, pg_database: Callable[[str], str]
 ) -> Settings:
     """The real extracts built into a fresh PostGIS database."""
-    tmp = tmp_path_factory.mktemp("pg_real")
-    settings = pg_settings_for(tmp, ROOT / "layers", pg_database("real"))
-    build(settings, mirror=DATA)
-    return settings
+    return pg_built(tmp_path_factory.mktemp("pg_real"), pg_database("real"))
 
 
 @pytest.fixture(scope="session")

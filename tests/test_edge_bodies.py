@@ -21,11 +21,10 @@ from starlette.routing import Route
 from geoservice.app import create_app
 from geoservice.auth.db import AuthDB, auth_db_path
 from geoservice.auth.tokens import TokenStore
-from geoservice.build import build
 from geoservice.config import BodyLimits, Settings, SightingsSettings
 from geoservice.edge.bodies import parse_json
 from geoservice.store.gpkg import GpkgStore
-from tests.conftest import DATA, ROOT, settings_for
+from tests.conftest import ROOT, build_layers, settings_for
 
 LIMITS = BodyLimits()
 LAYERS = ["admin-boundaries", "wildlife-sightings", "parcels"]
@@ -108,10 +107,8 @@ BODILESS = {("POST", "/api/moderation/{fid}/{action}"),
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real store (boundaries, sightings, parcels) built once for the module."""
-    tmp = tmp_path_factory.mktemp("edge-built")
-    settings = settings_for(tmp, ROOT / "layers").model_copy(update={"enabled_layers": LAYERS})
-    build(settings, mirror=DATA, layers=LAYERS)
-    return tmp / "store.gpkg"
+    return build_layers(settings_for(tmp_path_factory.mktemp("edge-built"), ROOT / "layers"),
+                        LAYERS).store.path
 
 
 @dataclass

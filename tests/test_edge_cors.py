@@ -22,12 +22,11 @@ from fastapi.testclient import TestClient
 from geoservice.app import create_app
 from geoservice.auth.db import AuthDB, auth_db_path
 from geoservice.auth.tokens import TokenStore
-from geoservice.build import build
 from geoservice.city3d.synthetic import write_synthetic
 from geoservice.city3d.tiles3d import write_tiles
 from geoservice.config import CorsSettings, Settings
 from tests.browser import browser_page
-from tests.conftest import DATA, ROOT, LiveServer, free_port, settings_for
+from tests.conftest import ROOT, LiveServer, build_layers, free_port, settings_for
 
 LAYERS = ["admin-boundaries", "wildlife-sightings", "shelters"]
 VENDOR = ROOT / "geoservice" / "web" / "static" / "vendor"
@@ -79,9 +78,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     (site / "index.html").write_text(NEIGHBOUR_PAGE, "utf-8")
     (site / "vendor").symlink_to(VENDOR)
     trusted, stranger = _Static(site), _Static(site)
-    settings = settings_for(tmp, ROOT / "layers", free_port()).model_copy(update={
-        "enabled_layers": LAYERS, "cors": CorsSettings(write_origins=[trusted.origin])})
-    build(settings, mirror=DATA, layers=LAYERS)
+    settings = build_layers(settings_for(tmp, ROOT / "layers", free_port()), LAYERS,
+                            cors=CorsSettings(write_origins=[trusted.origin]))
     gml = write_synthetic(tmp / "gml" / "synthetic_bldg.gml", 40)
     write_tiles([gml], settings.tiles_dir / "buildings", synthetic=True,
                 attribution="SYNTHETIC test buildings")

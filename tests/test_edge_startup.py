@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from geoservice.build import build
-from tests.conftest import DATA, ROOT, free_port, need, settings_for
+from tests.conftest import ROOT, build_layers, free_port, need, settings_for
 
 LAYERS = ["admin-boundaries", "wildlife-sightings", "shelters"]
 GEOSERVICE = str(Path(sys.executable).parent / "geoservice")
@@ -70,8 +70,7 @@ def test_serve_with_a_bad_config_is_one_line_naming_the_key(tmp_path: Path) -> N
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`geoservice serve --port P` over a small real store, P not the config's port."""
     tmp = tmp_path_factory.mktemp("served")
-    settings = settings_for(tmp, ROOT / "layers").model_copy(update={"enabled_layers": LAYERS})
-    build(settings, mirror=DATA, layers=LAYERS)
+    settings = build_layers(settings_for(tmp, ROOT / "layers"), LAYERS)
     port = free_port()
     cfg = _config(tmp, settings.store.path)
     env = {k: v for k, v in os.environ.items() if k not in ("PORT", "GEOSERVICE_LISTEN")}
@@ -189,8 +188,7 @@ def _proxied_app(tmp: Path, trust: bool) -> Any:
 @pytest.fixture(scope="module")
 def proxied_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("proxied")
-    settings = settings_for(tmp, ROOT / "layers").model_copy(update={"enabled_layers": LAYERS})
-    build(settings, mirror=DATA, layers=LAYERS)
+    build_layers(settings_for(tmp, ROOT / "layers"), LAYERS)
     return tmp
 
 

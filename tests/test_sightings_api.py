@@ -23,11 +23,10 @@ from geoservice.app import create_app
 from geoservice.auth.db import AuthDB, auth_db_path
 from geoservice.auth.scope import MunicipalityIndex
 from geoservice.auth.tokens import TokenStore
-from geoservice.build import build
 from geoservice.config import Settings, SightingsSettings
 from geoservice.sightings.policy import generalise
 from geoservice.store.gpkg import GpkgStore
-from tests.conftest import DATA, ROOT, settings_for
+from tests.conftest import DATA, ROOT, build_layers, settings_for
 
 LAYERS = ["admin-boundaries", "wildlife-sightings"]
 ITEMS = "/ogc/collections/wildlife-sightings/items"
@@ -48,9 +47,7 @@ SPECIES = [
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """admin-boundaries + wildlife-sightings built once; each test copies the store."""
     tmp = tmp_path_factory.mktemp("sightings-built")
-    settings = settings_for(tmp, ROOT / "layers").model_copy(update={"enabled_layers": LAYERS})
-    build(settings, mirror=DATA, layers=LAYERS)
-    return tmp / "store.gpkg"
+    return build_layers(settings_for(tmp, ROOT / "layers"), LAYERS).store.path
 
 
 @dataclass

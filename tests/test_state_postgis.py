@@ -21,13 +21,12 @@ from geoservice.app import create_app
 from geoservice.auth.db import open_auth_db
 from geoservice.auth.http import AuthServices
 from geoservice.auth.tokens import TokenStore
-from geoservice.build import build
 from geoservice.config import Settings, SightingsSettings
 from geoservice.features import Feature
 from geoservice.guide.jobs import JobStore
 from geoservice.runtime import runtime_of_app
 from geoservice.store import open_store
-from tests.conftest import DATA, ROOT, pg_settings_for
+from tests.conftest import pg_built
 
 LAYERS = ["admin-boundaries", "wildlife-sightings"]
 ITEMS = "/ogc/collections/wildlife-sightings/items"
@@ -40,12 +39,8 @@ STATE_FILES = ("auth.sqlite", "alerts.sqlite", "guide-jobs.sqlite", "harvest.sql
 def pg_state(
     tmp_path_factory: pytest.TempPathFactory, pg_database: Callable[[str], str]
 ) -> Settings:
-    tmp = tmp_path_factory.mktemp("pg_state")
-    settings = pg_settings_for(tmp, ROOT / "layers", pg_database("state"))
-    limits = SightingsSettings(reports_per_minute=1000)
-    settings = settings.model_copy(update={"enabled_layers": LAYERS, "sightings": limits})
-    build(settings, mirror=DATA, layers=LAYERS)
-    return settings
+    return pg_built(tmp_path_factory.mktemp("pg_state"), pg_database("state"), LAYERS,
+                    sightings=SightingsSettings(reports_per_minute=1000))
 
 
 @pytest.fixture(scope="module")
