@@ -137,11 +137,20 @@ def new_token(host: Host, name: str, *scope: str) -> str:
 
 
 class Receiver:
-    """A webhook endpoint on 127.0.0.1 that answers 200 after ``delay_s`` and counts what
-    it got by ``Idempotency-Key`` (and when, for latency)."""
+    """A webhook endpoint on 127.0.0.1 - a real HTTP server, as the product's senders meet
+    one - shared by the alert tests and the multi-host proof.
 
-    def __init__(self, delay_s: float = 0.0) -> None:
+    Every request is kept in ``requests`` (monotonic time, headers, body).  The first
+    ``fail_first`` are answered 500, the others 204 after ``delay_s``; those accepted are
+    counted by ``Idempotency-Key`` as a real receiver de-duplicates: ``hits`` (how often),
+    ``first_at`` (epoch time of the first, for latency) and ``events`` (the feature id)."""
+
+    def __init__(self, port: int | None = None, fail_first: int = 0,
+                 delay_s: float = 0.0) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.fail_first = fail_first
         self.delay_s = delay_s
+        self.got = threading.Event()
         self.hits: Counter[str] = Counter()
         self.first_at: dict[str, float] = {}
         self.events: dict[str, str] = {}
@@ -153,22 +162,32 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 time.sleep(outer.delay_s)
                 key = self.headers.get("Idempotency-Key", "")
-                doc = json.loads(body)
-                with outer.lock:
-                    outer.hits[key] += 1
-                    outer.first_at.setdefault(key, time.time())
-                    outer.events[key] = doc["feature"]["id"]
-                self.send_response(200)
+                failing = outer._record(key, dict(self.headers), body)
+                self.send_response(500 if failing else 204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                if not failing:
+                    outer.got.set()
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port or 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _record(self, key: str, headers: dict[str, str], body: bytes) -> bool:
+        """Keep one request; whether it is to be failed."""
+        with self.lock:
+            self.requests.append({"t": time.monotonic(), "headers": headers, "body": body})
+            failing = len(self.requests) <= self.fail_first
+            if not failing:
+                self.hits[key] += 1
+                self.first_at.setdefault(key, time.time())
+                self.events[key] = _feature_id(body)
+        return failing
 
     def __enter__(self) -> Receiver:
         self.thread.start()
@@ -179,8 +198,27 @@ class Receiver:
         self.server.server_close()
 
     def keys(self) -> set[str]:
+        """The idempotency keys of the deliveries accepted so far."""
         with self.lock:
             return set(self.hits)
+
+    def wait(self, n: int, timeout: float = 10) -> list[dict[str, Any]]:
+        """Wait until ``n`` deliveries were accepted; every request so far."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if sum(self.hits.values()) >= n:
+                    return list(self.requests)
+            time.sleep(0.01)
+        raise AssertionError(f"expected {n} deliveries, got {len(self.requests)} requests")
+
+
+def _feature_id(body: bytes) -> str:
+    """The sighting id an alert body is about ("" for a body that is not an alert)."""
+    try:
+        return str(json.loads(body)["feature"]["id"])
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 class SseClient:

@@ -9,7 +9,6 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from geoservice.features import Feature
 from geoservice.runtime import runtime_of_app
 from geoservice.sightings.alerts import Outbox
 from geoservice.sightings.events import EventBus, open_bus
+from tests.cluster import Receiver
 from tests.conftest import DATA, ROOT, LiveServer, free_port, settings_for
 
 OKUTAMA = Point(139.10, 35.81)  # 奥多摩町
@@ -71,54 +71,6 @@ def wired_app(settings: Settings) -> FastAPI:
     if "/api/subscriptions" not in {getattr(r, "path", None) for r in app.routes}:
         app.include_router(router)
     return app
-
-
-class Receiver:
-    """A webhook receiver on 127.0.0.1 that records requests; can fail the first N."""
-
-    def __init__(self, port: int | None = None, fail_first: int = 0) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.fail_first = fail_first
-        self.got = threading.Event()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.requests.append(
-                    {"t": time.monotonic(), "headers": dict(self.headers), "body": body}
-                )
-                failing = len(outer.requests) <= outer.fail_first
-                self.send_response(500 if failing else 204)
-                self.end_headers()
-                if not failing:
-                    outer.got.set()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port or 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def wait(self, n: int, timeout: float = 10) -> list[dict[str, Any]]:
-        """Wait until ``n`` successful deliveries arrived."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ok = len(self.requests) - min(self.fail_first, len(self.requests))
-            if ok >= n:
-                return self.requests
-            time.sleep(0.01)
-        raise AssertionError(f"expected {n} deliveries, got {len(self.requests)} requests")
 
 
 def sighting(fid: str, where: Point = OKUTAMA, species: str = "asian-black-bear") -> Feature:
