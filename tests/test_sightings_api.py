@@ -456,6 +456,21 @@ def test_kumap_csv_reimport_of_built_records_is_unchanged(env: Env) -> None:
     assert rep["unchanged"] == 20 and rep["created"] == 0 and rep["updated"] == 0
 
 
+def test_kumap_csv_in_japanese_reads_the_feed_words_back_as_codes(env: Env) -> None:
+    """くまっぷ exports write 高/中/低 and 目撃/痕跡/…/事故: the import stores our codes."""
+    oku = env.inside[OKUTAMA]
+    rows = [("ja-1", "高", "目撃"), ("ja-2", "低", "事故"), ("ja-3", "中", "捕獲")]
+    text = "number,date,accuracy,sightings,lat,lon\n" + "".join(
+        f"{n},2025/10/5,{rel},{kind},{oku.y},{oku.x}\n" for n, rel, kind in rows)
+    rep = _import(env, env.okutama, text, "all-or-nothing").json()
+    assert rep["created"] == 3, rep
+    got = env.client.get(ITEMS, params={"limit": 1000}, headers=env.auth(env.admin)).json()
+    stored = {f["properties"]["source_id"]: f["properties"] for f in got["features"]
+              if f["properties"].get("source_id", "").startswith("ja-")}
+    assert {k: (p["reliability"], p["kind"]) for k, p in stored.items()} == {
+        "ja-1": ("high", "witness"), "ja-2": ("low", "injury"), "ja-3": ("middle", "capture")}
+
+
 def test_csv_import_cli_with_progress(env: Env, tmp_path: Path) -> None:
     from geoservice.cli import app
 

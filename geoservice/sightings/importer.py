@@ -37,6 +37,7 @@ from geoservice.errors import InvalidParameter, ServiceError, Unprocessable
 from geoservice.features import Feature
 from geoservice.loaders.common import coerce
 from geoservice.runs import RunReport
+from geoservice.sightings.feed import labels
 from geoservice.sightings.policy import COLLECTION
 from geoservice.store import Query, values
 
@@ -56,16 +57,6 @@ TEMPLATE_COLUMNS = [
 KUMAP_COLUMNS = ["number", "date", "accuracy", "sightings", "lat", "lon"]
 _LAT = ("lat", "latitude", "緯度")
 _LON = ("lon", "lng", "longitude", "経度")
-_KIND_JA = {
-    "目撃": "witness",
-    "痕跡": "trace",
-    "撮影": "photographing",
-    "捕獲": "capture",
-    "人身被害": "injury",
-    "事故": "injury",
-}
-_REL_JA = {"高": "high", "中": "middle", "低": "low"}
-
 Progress = Callable[[int, int], None]
 
 
@@ -113,6 +104,12 @@ def _point(row: dict[str, str]) -> Point:
     return Point(x, y)
 
 
+def _codes(field: str) -> dict[str, str]:
+    """Japanese word → code of ``field``: the feed's own words (``labels.yml``) read back,
+    so the import and the feed cannot drift apart."""
+    return {w: code for code, words in labels()[field].items() for w in (words[0], *words[2:])}
+
+
 def _datetime(raw: str | None) -> str | None:
     try:
         value = coerce(raw, "datetime")
@@ -129,8 +126,8 @@ def _props(layout: str, row: dict[str, str], who: Principal) -> tuple[str, str, 
         rel = (row.get("accuracy") or "").strip()
         props: dict[str, Any] = {
             "species": "asian-black-bear",
-            "kind": _KIND_JA.get(kind, kind) or None,
-            "reliability": _REL_JA.get(rel, rel) or None,
+            "kind": _codes("kind").get(kind, kind) or None,
+            "reliability": _codes("reliability").get(rel, rel) or None,
             "observed_at": _datetime(row.get("date")),
             "count": 1,
         }
