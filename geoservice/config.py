@@ -87,6 +87,36 @@ class Contact(BaseModel):
     url: str = "https://example.invalid/geotwin"
 
 
+class WebPushSettings(BaseModel):
+    """Web Push (RFC 8030) with VAPID (RFC 8292): the server's key pair and the JWT subject.
+
+    The private key never sits in ``config.yml``: name the environment variable that holds
+    it (base64url of the raw 32-byte P-256 scalar, or of its DER) or a file (PEM or that
+    text).  ``geoservice vapid-keys`` makes a pair.  Push is offered on the map page only
+    when a private key is found.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    vapid_public_key: str | None = Field(
+        None, description="base64url uncompressed P-256 point; derived from the private key "
+        "when unset (a mismatch is refused at start-up)"
+    )
+    private_key_env: str = Field(
+        "GEOSERVICE_VAPID_PRIVATE_KEY", description="NAME of the env var holding the key"
+    )
+    private_key_file: Path | None = Field(None, description="Or a file holding the key")
+    subject: str = Field(
+        "mailto:geotwin@example.org", pattern=r"^(mailto:[^@\s]+@[^@\s]+|https://\S+)$",
+        description="VAPID 'sub' claim: a mailto: or https: contact for the push services",
+    )
+    ttl_s: int = Field(86_400, ge=0, le=2_419_200, description="How long a push service "
+                       "keeps an undelivered message (TTL header)")
+    urgency: Literal["very-low", "low", "normal", "high"] = "high"
+    allow_insecure_endpoints: bool = Field(
+        False, description="Accept http:// push endpoints on loopback (tests only)"
+    )
+
+
 class AlertSettings(BaseModel):
     """Alert subscriptions, webhook delivery and the sighting event stream."""
 
@@ -109,6 +139,7 @@ class AlertSettings(BaseModel):
     allow_private_webhooks: bool = Field(
         False, description="Accept loopback/private webhook hosts (tests, intranet deployments)"
     )
+    webpush: WebPushSettings = Field(default_factory=WebPushSettings)
 
     @model_validator(mode="after")
     def _lease_outlives_request(self) -> AlertSettings:

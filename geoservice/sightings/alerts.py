@@ -2,10 +2,13 @@
 
 One database - ``<work_dir>/alerts.sqlite`` on the embedded store (unless ``alerts.db``
 says otherwise; WAL, ``synchronous=FULL``), the ``geoservice_alerts`` schema of the
-PostGIS store's database otherwise (``geoservice.state``) - holds four tables:
+PostGIS store's database otherwise (``geoservice.state``) - holds these tables:
 
 - ``subscriptions``: area (GeoJSON, CRS84; a point + radius is stored as the metric buffer
-  it stands for), species filter, webhook URL, signing secret, hashed management token;
+  it stands for), species filter, delivery ``kind`` (``webhook``, ``push``), the URL
+  deliveries go to (webhook URL or push endpoint), signing secret, hashed management token;
+- ``push_subscriptions``: a Web Push subscription's encryption keys (``p256dh``, ``auth``;
+  see ``geoservice.sightings.push``), deleted with its subscription;
 - ``events``: every published sighting, in order (``seq``), with a globally unique
   ``event_id``; the SSE stream tails it and replays from it (``Last-Event-ID``).  Appends
   take turns until their commit (an advisory lock on PostgreSQL, the write lock on
@@ -65,6 +68,8 @@ EVENT_HEADER = "X-GeoTwin-Event-Id"
 #: One key per (event, subscription), the same on every attempt and host (dedupe on it).
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 ATTEMPT_HEADER = "X-GeoTwin-Delivery-Attempt"
+#: The delivery kind of a webhook POST (``Dispatcher.senders`` maps kinds to senders).
+WEBHOOK = "webhook"
 METRIC = SUPPORTED["http://www.opengis.net/def/crs/EPSG/0/6677"]
 WGS = SUPPORTED[CRS84]
 
@@ -79,7 +84,14 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     webhook TEXT NOT NULL,
     secret TEXT NOT NULL,
     token_hash TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'webhook'
+);
+CREATE TABLE IF NOT EXISTS push_subscriptions (
+    subscription_id TEXT PRIMARY KEY,
+    endpoint TEXT NOT NULL,
+    p256dh TEXT NOT NULL,
+    auth TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -109,7 +121,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_sub ON deliveries (subscription_id, status);
 """
-DDL = {"sqlite": _DDL, "postgresql": pg_ddl(_DDL)}
+#: PostgreSQL schemas made before subscriptions had a kind (SQLite: ``_migrate``)
+_PG_MIGRATE = (
+    "ALTER TABLE subscriptions ADD COLUMN IF NOT EXISTS kind TEXT NOT NULL DEFAULT 'webhook';"
+)
+DDL = {"sqlite": _DDL, "postgresql": pg_ddl(_DDL) + _PG_MIGRATE}
 #: PostgreSQL channel that wakes every host's SSE streams and dispatcher on a new event
 CHANNEL = "geoservice_events"
 
@@ -139,6 +155,7 @@ class Subscription:
     prepared: PreparedGeometry
     species: frozenset[str]
     webhook: str
+    kind: str = "webhook"
 
     def matches(self, geometry: BaseGeometry | None, species: Any) -> bool:
         """Whether a sighting at ``geometry`` of ``species`` is of interest."""
@@ -182,7 +199,7 @@ class Outbox:
         self.db: StateDB = db
         self._subs: tuple[int, list[Subscription]] = (-1, [])
         if db.dialect == "sqlite":
-            _add_kind_column(db)
+            _migrate(db)
 
     def close(self) -> None:
         """Close every connection this outbox opened."""
@@ -191,16 +208,28 @@ class Outbox:
     # -- subscriptions ------------------------------------------------------------------
 
     def add_subscription(
-        self, area: BaseGeometry, area_input: Any, species: list[str], webhook: str
+        self,
+        area: BaseGeometry,
+        area_input: Any,
+        species: list[str],
+        webhook: str,
+        *,
+        kind: str = WEBHOOK,
+        push_keys: tuple[str, str] | None = None,
     ) -> tuple[str, str, str, str]:
-        """Store a subscription; return (id, secret, management token, created_at)."""
+        """Store a subscription; return (id, secret, management token, created_at).
+
+        ``webhook`` is where deliveries go (a push subscription's endpoint for ``kind``
+        ``push``, whose ``push_keys`` = (p256dh, auth) are stored in the same transaction).
+        """
         sid = uuid.uuid4().hex
         secret = "whsec_" + secrets.token_urlsafe(32)
         token = "mgmt_" + secrets.token_urlsafe(32)
         created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         with self.db.write() as con:
             con.execute(
-                "INSERT INTO subscriptions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO subscriptions ({', '.join(_SUB_COLUMNS)})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     sid,
                     json.dumps(mapping(area)),
@@ -210,8 +239,15 @@ class Outbox:
                     secret,
                     token_hash(token),
                     created,
+                    kind,
                 ),
             )
+            if push_keys is not None:
+                con.execute(
+                    "INSERT INTO push_subscriptions (subscription_id, endpoint, p256dh, auth)"
+                    " VALUES (?, ?, ?, ?)",
+                    (sid, webhook, *push_keys),
+                )
             con.execute("UPDATE meta SET value = value + 1 WHERE key = 'subs_version'")
         return sid, secret, token, created
 
@@ -226,6 +262,7 @@ class Outbox:
         """Remove a subscription and cancel its pending deliveries."""
         with self.db.write() as con:
             n = con.execute("DELETE FROM subscriptions WHERE id = ?", (sid,)).rowcount
+            con.execute("DELETE FROM push_subscriptions WHERE subscription_id = ?", (sid,))
             con.execute(
                 "UPDATE deliveries SET status = 'cancelled', lease_owner = NULL, lease_until = 0"
                 " WHERE subscription_id = ? AND status = 'pending'",
@@ -244,12 +281,12 @@ class Outbox:
         if version == cached_version:
             return cached
         subs = []
-        for sid, area, species, webhook in con.execute(
-            "SELECT id, area, species, webhook FROM subscriptions ORDER BY id"
+        for sid, area, species, webhook, kind in con.execute(
+            "SELECT id, area, species, webhook, kind FROM subscriptions ORDER BY id"
         ):
             geom = shape(json.loads(area))
             kinds = frozenset(json.loads(species))
-            subs.append(Subscription(sid, geom, prep(geom), kinds, webhook))
+            subs.append(Subscription(sid, geom, prep(geom), kinds, webhook, kind))
         self._subs = (version, subs)
         return subs
 
@@ -288,9 +325,16 @@ class Outbox:
     # -- events -------------------------------------------------------------------------
 
     def append_event(
-        self, collection: str, feature_id: str, feature_json: str, subscription_ids: list[str]
+        self,
+        collection: str,
+        feature_id: str,
+        feature_json: str,
+        subscriptions: list[str] | list[Subscription],
     ) -> tuple[str, int]:
-        """Durably record an event and its deliveries in one transaction; (event_id, seq)."""
+        """Durably record an event and its deliveries in one transaction; (event_id, seq).
+
+        One delivery per subscription, of the subscription's kind (a bare id: a webhook).
+        """
         event_id = uuid.uuid4().hex
         now = time.time()
         with self.db.write() as con:
@@ -303,11 +347,12 @@ class Outbox:
                 (event_id, collection, feature_id, feature_json, now),
             ).fetchone()
             assert row is not None
-            for sid in subscription_ids:
+            for sub in subscriptions:
+                sid, kind = (sub, WEBHOOK) if isinstance(sub, str) else (sub.id, sub.kind)
                 con.execute(
                     "INSERT INTO deliveries (event_id, subscription_id, kind, next_attempt_at,"
                     " created_at) VALUES (?, ?, ?, ?, ?)",
-                    (event_id, sid, WEBHOOK, now, now),
+                    (event_id, sid, kind, now, now),
                 )
             self.db.notify(con, CHANNEL)  # PostgreSQL: delivered to listeners at commit
         return event_id, int(row[0])
@@ -422,16 +467,15 @@ class Outbox:
 
 
 _SUB_COLUMNS = ("id", "area", "area_input", "species", "webhook", "secret", "token_hash",
-                "created_at")
-#: The delivery kind of a webhook POST (``Dispatcher.senders`` maps kinds to senders).
-WEBHOOK = "webhook"
+                "created_at", "kind")
 
 
-def _add_kind_column(db: StateDB) -> None:
-    """Migrate an ``alerts.sqlite`` made before deliveries had a ``kind``."""
-    cols = {r[1] for r in db.execute("PRAGMA table_info(deliveries)").fetchall()}
-    if "kind" not in cols:
-        db.execute("ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT 'webhook'")
+def _migrate(db: StateDB) -> None:
+    """Migrate an ``alerts.sqlite`` made before deliveries and subscriptions had a ``kind``."""
+    for table in ("deliveries", "subscriptions"):
+        cols = {r[1] for r in db.execute(f"PRAGMA table_info({table})").fetchall()}
+        if "kind" not in cols:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN kind TEXT NOT NULL DEFAULT 'webhook'")
 
 
 class Notifier:
@@ -502,8 +546,27 @@ def webhook_body(c: Claimed) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-#: Sends one claimed delivery: ``(HTTP status or None, error text or None)``.
-Sender = Callable[[httpx.AsyncClient, Claimed], Awaitable[tuple[int | None, str | None]]]
+@dataclass(frozen=True)
+class Outcome:
+    """What a sender learnt beyond (status, error): how the receiver wants to be retried.
+
+    ``retry_after_s``: the receiver asked to wait (``Retry-After``; honoured when longer
+    than the back-off); ``gone``: the receiver says the subscription no longer exists (a
+    push service's 404/410) - it is deleted, never retried; ``permanent``: retrying the
+    same request cannot help (e.g. 400/413) - dead at once.
+    """
+
+    status: int | None
+    error: str | None = None
+    retry_after_s: float | None = None
+    gone: bool = False
+    permanent: bool = False
+
+
+#: Sends one claimed delivery: ``(HTTP status or None, error text or None)`` or an Outcome.
+Sender = Callable[
+    [httpx.AsyncClient, Claimed], Awaitable[tuple[int | None, str | None] | Outcome]
+]
 
 
 class Dispatcher:
@@ -575,18 +638,27 @@ class Dispatcher:
 
     async def _deliver(self, client: httpx.AsyncClient, c: Claimed) -> None:
         sender = self.senders.get(c.kind)
-        status: int | None = None
-        error: str | None = f"no sender for delivery kind {c.kind!r} on this host"
+        out = Outcome(None, f"no sender for delivery kind {c.kind!r} on this host")
         if sender is not None:
-            status, error = await sender(client, c)
+            sent = await sender(client, c)
+            out = sent if isinstance(sent, Outcome) else Outcome(*sent)
+        status, error = out.status, out.error
         if error is None:
             await asyncio.to_thread(self.outbox.finish, c.id, self.owner, "delivered", status, None)
             return
-        if c.attempts >= self.settings.max_attempts:
+        if out.gone:
+            log.info("subscription %s gone at its receiver (%s); deleted", c.subscription_id,
+                     status)
+            await asyncio.to_thread(
+                self.outbox.finish, c.id, self.owner, "cancelled", status, error
+            )
+            await asyncio.to_thread(self.outbox.delete_subscription, c.subscription_id)
+            return
+        if out.permanent or c.attempts >= self.settings.max_attempts:
             log.warning("delivery %s (%s) dead after %s attempts", c.id, c.kind, c.attempts)
             await asyncio.to_thread(self.outbox.finish, c.id, self.owner, "dead", status, error)
             return
-        delay = backoff(self.settings, c.attempts)
+        delay = max(backoff(self.settings, c.attempts), out.retry_after_s or 0.0)
         await asyncio.to_thread(self.outbox.retry_later, c.id, self.owner, delay, status, error)
 
 

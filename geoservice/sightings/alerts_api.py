@@ -33,6 +33,7 @@ from geoservice.sightings.alerts import (
     token_hash,
 )
 from geoservice.sightings.events import SIGHTINGS, EventBus
+from geoservice.sightings.push import PUSH, check_push_subscription, public_key
 
 router = APIRouter(tags=["alerts"])
 RT = RuntimeDep
@@ -49,7 +50,12 @@ class SubscriptionIn(BaseModel):
     species: list[str] = Field(
         default_factory=list, description="Species codes to alert on; empty means all"
     )
-    webhook: str = Field(description="http(s) URL that receives signed POSTs")
+    webhook: str | None = Field(None, description="http(s) URL that receives signed POSTs")
+    push: dict[str, Any] | None = Field(
+        None,
+        description="A Web Push subscription (the browser's PushSubscription.toJSON(): "
+        "endpoint, keys.p256dh, keys.auth) in place of webhook",
+    )
 
 
 def _services(rt: Runtime) -> tuple[Outbox, EventBus]:
@@ -128,6 +134,13 @@ def check_webhook(url: str, allow_private: bool) -> str:
     return url
 
 
+def push_channel(push: dict[str, Any], rt: Runtime) -> tuple[str, str, str]:
+    """A validated push subscription; 422 when this server does not offer push."""
+    if public_key(rt.settings) is None:
+        raise Unprocessable("Web Push is not configured on this server (no VAPID key)")
+    return check_push_subscription(push, rt.settings.alerts.webpush)
+
+
 def _authorise(outbox: Outbox, sid: str, authorization: str | None) -> dict[str, Any]:
     row = outbox.subscription_row(sid)
     if row is None:
@@ -153,7 +166,9 @@ def _view(rt: Runtime, outbox: Outbox, row: dict[str, Any]) -> dict[str, Any]:
         "area": json.loads(row["area_input"]),
         "area_geometry": json.loads(row["area"]),
         "species": json.loads(row["species"]),
-        "webhook": row["webhook"],
+        "kind": row["kind"],
+        **({"push": {"endpoint": row["webhook"]}} if row["kind"] == PUSH
+           else {"webhook": row["webhook"]}),
         "created_at": row["created_at"],
         "deliveries": outbox.delivery_counts(sid),
         "links": [
@@ -168,16 +183,30 @@ def _view(rt: Runtime, outbox: Outbox, row: dict[str, Any]) -> dict[str, Any]:
 def create_subscription(body: SubscriptionIn, rt: RT) -> FastJSONResponse:
     """Subscribe a webhook to sightings in an area; the secret is shown only in this reply."""
     outbox, _ = _services(rt)
-    check_webhook(body.webhook, rt.settings.alerts.allow_private_webhooks)
+    channels = [k for k in ("webhook", "push") if getattr(body, k) is not None]
+    if len(channels) != 1:
+        raise Unprocessable("give exactly one of webhook (a URL) or push (a PushSubscription)")
+    push = None
+    if body.push is not None:
+        push = push_channel(body.push, rt)
+    else:
+        assert body.webhook is not None
+        check_webhook(body.webhook, rt.settings.alerts.allow_private_webhooks)
     area = parse_area(body.area, rt)
     accepted = accepted_species(rt)
     if accepted is not None:
         unknown = sorted(set(body.species) - set(accepted))
         if unknown:
             raise Unprocessable(f"unknown species {unknown}; accepted: {', '.join(accepted)}")
-    sid, secret, token, _ = outbox.add_subscription(
-        area, body.area, list(dict.fromkeys(body.species)), body.webhook
-    )
+    species = list(dict.fromkeys(body.species))
+    if push is not None:
+        endpoint, p256dh, auth = push
+        sid, secret, token, _ = outbox.add_subscription(
+            area, body.area, species, endpoint, kind=PUSH, push_keys=(p256dh, auth)
+        )
+    else:
+        assert body.webhook is not None
+        sid, secret, token, _ = outbox.add_subscription(area, body.area, species, body.webhook)
     row = outbox.subscription_row(sid)
     assert row is not None
     out = _view(rt, outbox, row)

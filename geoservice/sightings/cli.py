@@ -20,7 +20,9 @@ from geoservice.sightings.photos import open_photos
 from geoservice.sightings.service import SightingsService
 from geoservice.store import open_store
 
-sightings_app = typer.Typer(help="Wildlife sightings: bulk import.", no_args_is_help=True)
+sightings_app = typer.Typer(
+    help="Wildlife sightings: bulk import, Web Push keys.", no_args_is_help=True
+)
 console = Console(width=None if os.isatty(1) else 200, stderr=True)
 
 
@@ -72,3 +74,27 @@ def import_file(
         if bus is not None:
             bus.outbox.close()
         store.close()
+
+
+@sightings_app.command("vapid-keys")
+def vapid_keys(
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the private key to this file (mode 0600) instead of stdout"),
+    ] = None,
+) -> None:
+    """Make a VAPID key pair for Web Push alerts (alerts.webpush in config.yml)."""
+    from geoservice.sightings.push import generate_vapid_keys
+
+    private, public = generate_vapid_keys()
+    if out is not None:
+        if out.exists():
+            console.print(f"[red]{out} exists; not overwriting a key in use[/red]")
+            raise typer.Exit(1)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(private + "\n")
+        typer.echo(f"private key written to {out} (alerts.webpush.private_key_file)")
+    else:
+        typer.echo(f"GEOSERVICE_VAPID_PRIVATE_KEY={private}")
+    typer.echo(f"vapid_public_key: {public}")

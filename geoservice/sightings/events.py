@@ -31,6 +31,7 @@ from geoservice.features import Feature
 from geoservice.runtime import Runtime
 from geoservice.sightings.alerts import CHANNEL, DDL, Dispatcher, Notifier, Outbox
 from geoservice.sightings.policy import SensitiveConfig
+from geoservice.sightings.push import PUSH, push_sender
 from geoservice.state import open_db
 from geoservice.state.pg import Listener, PgDB
 from geoservice.store import Store
@@ -90,9 +91,7 @@ class EventBus:
             log.debug("not publishing %s/%s with status %s", collection, feature.id, status)
             return None
         species = feature.properties.get("species")
-        matched = [
-            s.id for s in self.outbox.subscriptions() if s.matches(feature.geometry, species)
-        ]
+        matched = [s for s in self.outbox.subscriptions() if s.matches(feature.geometry, species)]
         doc = public_geojson(feature, self.sensitive)
         body = json.dumps(doc, ensure_ascii=False, default=str)
         event_id, _ = self.outbox.append_event(collection, feature.id, body, matched)
@@ -129,6 +128,9 @@ def attach_alerts(rt: Runtime) -> EventBus:
         return bus
     notifier.bind(loop)
     dispatcher = rt.services.put(Dispatcher(outbox, notifier, settings.alerts))
+    pusher = push_sender(rt, outbox)
+    if pusher is not None:
+        dispatcher.senders[PUSH] = pusher
     dispatcher.start()
     listener = None
     if isinstance(outbox.db, PgDB):  # events committed by other hosts wake this one
