@@ -30,13 +30,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fastapi.testclient import TestClient
 from shapely.geometry import Point
 
-from geoservice.build import build
 from geoservice.config import Settings
 from geoservice.features import Feature
 from geoservice.sightings.alerts import Outbox
 from geoservice.sightings.policy import generalise
 from geoservice.sightings.push import generate_vapid_keys
-from tests.conftest import DATA, ROOT, pg_settings_for, settings_for
+from tests.conftest import ROOT, build_layers, pg_built, settings_for
 from tests.test_alerts import AREA, OKUTAMA, Receiver, bus_of, wired_app
 
 SUBJECT = "mailto:alerts@geotwin.test"
@@ -177,20 +176,16 @@ def push_settings(base: Settings, work: Path, key_file: Path, **webpush: Any) ->
 
 
 @pytest.fixture(scope="session")
-def push_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def push_store(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Sightings and the municipality boundaries (for the names in the payload)."""
-    tmp = tmp_path_factory.mktemp("push-store")
-    build(settings_for(tmp, ROOT / "layers"), mirror=DATA, layers=LAYERS)
-    return tmp
+    return build_layers(settings_for(tmp_path_factory.mktemp("push"), ROOT / "layers"), LAYERS)
 
 
 @pytest.fixture(params=["geopackage", "postgis"])
-def backend(
-    request: pytest.FixtureRequest, push_store: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Settings:
+def backend(request: pytest.FixtureRequest, push_store: Settings) -> Settings:
     """Settings over the embedded store, or over a fresh PostGIS database (built once)."""
     if request.param == "geopackage":
-        return settings_for(push_store, ROOT / "layers")
+        return push_store
     return request.getfixturevalue("pg_push_settings")  # type: ignore[no-any-return]
 
 
@@ -198,11 +193,7 @@ def backend(
 def pg_push_settings(
     tmp_path_factory: pytest.TempPathFactory, pg_database: Callable[[str], str]
 ) -> Settings:
-    tmp = tmp_path_factory.mktemp("pg-push")
-    settings = pg_settings_for(tmp, ROOT / "layers", pg_database("push"))
-    settings = settings.model_copy(update={"enabled_layers": LAYERS})
-    build(settings, mirror=DATA, layers=LAYERS)
-    return settings
+    return pg_built(tmp_path_factory.mktemp("pg-push"), pg_database("push"), LAYERS)
 
 
 @pytest.fixture()
@@ -362,11 +353,11 @@ def test_bad_push_subscriptions_are_refused(client: TestClient) -> None:
 
 
 def test_loopback_endpoint_refused_unless_allowed_and_push_unconfigured(
-    push_store: Path, tmp_path: Path, vapid_pair: tuple[str, str]
+    push_store: Settings, tmp_path: Path, vapid_pair: tuple[str, str]
 ) -> None:
     key_file = tmp_path / "vapid.key"
     key_file.write_text(vapid_pair[0])
-    base = settings_for(push_store, ROOT / "layers")
+    base = push_store
     loop = Browser().subscription("http://127.0.0.1:9/wpush/x")
     strict = push_settings(base, tmp_path, key_file, allow_insecure_endpoints=False)
     with TestClient(wired_app(strict), raise_server_exceptions=False) as c:
