@@ -50,13 +50,16 @@ def build_runtime(settings: Settings, store: Store, served: Sequence[BaseRoute] 
         settings.store.path if settings.store.backend == "gpkg" else settings.store.database_url
     )
     provider.register_store(key, store)
-    config = build_config(settings, specs, store, key)
     from geoservice.reinfolib.source import ReinfolibSource
 
+    reinfolib = ReinfolibSource.open(settings, store, specs.values())
+    unlisted = reinfolib.unfillable(specs.values())
+    listed = {k: v for k, v in specs.items() if k not in unlisted}
+    config = build_config(settings, listed, store, key)
     openapi = generated.load_or_build(settings, config, served or ogc_routes())
     rt = Runtime(settings, store, specs, HtmlRenderer(settings.server.title),
-                 read_store=open_read_store(settings, store),
-                 reinfolib=ReinfolibSource.open(settings, store, specs.values()))
+                 read_store=open_read_store(settings, store), reinfolib=reinfolib,
+                 unlisted=unlisted)
     rt.services.put(Pygeoapi(config, openapi))  # shared by workers
     return rt
 

@@ -97,6 +97,9 @@ class Runtime:
     read_store: Store | None = None
     #: the 不動産情報ライブラリ API layers (site queries, prefetch); off without a key
     reinfolib: ReinfolibSource | None = None
+    #: collections the rooms use but OGC API does not list: an API layer that is empty and
+    #: cannot be filled (no key) - id -> why, said in the 404 of a direct request
+    unlisted: dict[str, str] = field(default_factory=dict)
     services: Services = field(default_factory=Services)
     extra_conformance: list[str] = field(default_factory=list)
     read_policies: dict[str, ReadPolicy] = field(default_factory=dict)
@@ -117,12 +120,15 @@ class Runtime:
 
     @property
     def collections(self) -> set[str]:
-        """Ids of the collections served."""
-        return set(self.specs)
+        """Ids of the collections served (``unlisted`` ones are not)."""
+        return set(self.specs) - set(self.unlisted)
 
     def spec_of(self, cid: str) -> LayerSpec:
         """The spec of a served collection (``NotFound``, with a link to the list, if not)."""
         spec = self.specs.get(cid)
+        if cid in self.unlisted:
+            raise NotFound(f"collection {cid!r} is not served here: {self.unlisted[cid]};"
+                           f" see {self.base}/collections")
         if spec is None:
             raise NotFound(f"collection {cid!r} does not exist; see {self.base}/collections")
         return spec

@@ -158,14 +158,41 @@ def test_prefetched_layer_is_an_ordinary_collection(
         assert tile.status_code == 200 and len(tile.content) > 0
 
 
-def test_no_key_app_runs_and_says_not_configured(
+def test_no_key_empty_api_collections_are_not_offered(
         built: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a key an empty API layer cannot be filled: QGIS or GDAL would offer it as a
+    layer with no features and no fields, so OGC API does not list it, and a direct request
+    is a 404 that says why.  The guide still knows it (tests/test_reinfolib_site.py)."""
     monkeypatch.delenv("REINFOLIB_API_KEY")
     with TestClient(create_app(built)) as c:
-        meta = c.get("/ogc/collections/rf-use").json()
-        assert meta["source"]["status"].startswith("not configured")
-        assert c.get("/ogc/collections/rf-use/items").json()["features"] == []
+        listed = {x["id"] for x in c.get("/ogc/collections").json()["collections"]}
+        assert "admin-boundaries" in listed and not listed & {"rf-use", "rf-prices"}
+        for path in ("/ogc/collections/rf-use", "/ogc/collections/rf-use/items",
+                     "/ogc/collections/rf-prices/queryables",
+                     "/ogc/collections/rf-use/tiles/WebMercatorQuad/15/12914/29100"):
+            r = c.get(path, params={"f": "json"})
+            assert r.status_code == 404, path
+            assert "REINFOLIB_API_KEY" in r.json()["description"], path
+        assert "rf-use" not in c.get("/ogc/openapi", params={"f": "json"}).text
+        assert "rf-use" not in c.get("/").text  # the portal's layer table
         assert c.get("/ogc/collections/admin-boundaries/items").status_code == 200
+
+
+def test_no_key_api_collection_with_fetched_features_stays_listed(
+        built: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Features fetched while a key was set are real data: still served, and the source
+    block says the layer is not refreshed (not configured)."""
+    store = open_store(built)
+    source = ReinfolibSource.open(built, store)
+    asyncio.run(source.prefetch(source.layers["rf-use"], SITE.buffer(0.01)))
+    store.close()
+    monkeypatch.delenv("REINFOLIB_API_KEY")
+    with TestClient(create_app(built)) as c:
+        listed = {x["id"]: x for x in c.get("/ogc/collections").json()["collections"]}
+        assert "rf-prices" not in listed  # still empty
+        assert listed["rf-use"]["itemCount"] > 0
+        assert listed["rf-use"]["source"]["status"].startswith("not configured")
+        assert c.get("/ogc/collections/rf-use/items").json()["features"]
 
 
 def test_key_never_leaks(built: Settings, reinfolib_server: ReinfolibServer, tmp_path: Path,

@@ -134,6 +134,22 @@ class ReinfolibSource:
         """Why the layers are off, or ``None`` when they are on."""
         return None if self.configured else self.settings.not_configured
 
+    def unfillable(self, specs: Iterable[LayerSpec]) -> dict[str, str]:
+        """The API layers among ``specs`` that are empty and cannot be filled (no key), with
+        why: OGC API does not list them.
+
+        Why not list them empty: an OGC client (QGIS, GDAL's OAPIF driver) offers every
+        listed collection as a layer, and these would open with no features and no fields,
+        on every client of the server, with nothing to say why.  The guide and the hazard
+        card still know them (they answer "not configured" for the layer), and a layer
+        that holds features fetched earlier is listed, stale or not."""
+        if self.configured:
+            return {}
+        why = (f"an empty 不動産情報ライブラリ API layer that this server cannot fill (the API"
+               f" key is not set: environment variable {self.settings.key_env})")
+        return {s.id: why for s in specs
+                if s.id in self.layers and self.store.info(s.id).count == 0}
+
     @property
     def ledger(self) -> Ledger:
         """The cache tables (created on first use)."""

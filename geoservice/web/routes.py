@@ -19,7 +19,8 @@ FAVICON = Path(__file__).with_name("static") / "favicon.svg"
 def layer_rows(rt: Any) -> list[dict[str, Any]]:
     """One row per served layer: title, count, coverage, credit, licence, synthetic flag."""
     rows = []
-    for lid, spec in sorted(rt.specs.items()):
+    for lid in sorted(rt.collections):
+        spec = rt.specs[lid]
         info = rt.store.info(lid)
         synthetic = spec.synthetic or info.synthetic
         rows.append(
