@@ -640,7 +640,12 @@ class Dispatcher:
         sender = self.senders.get(c.kind)
         out = Outcome(None, f"no sender for delivery kind {c.kind!r} on this host")
         if sender is not None:
-            sent = await sender(client, c)
+            try:
+                sent = await sender(client, c)
+            except Exception as exc:  # a sender's bug costs an attempt, never strands the row
+                log.exception("delivery %s (%s): the sender failed", c.id, c.kind)
+                # the type only: the message may quote what it was sending (keys, addresses)
+                sent = Outcome(None, f"the sender failed ({type(exc).__name__})")
             out = sent if isinstance(sent, Outcome) else Outcome(*sent)
         status, error = out.status, out.error
         if error is None:
