@@ -449,3 +449,31 @@ def test_gzip_is_requested(server: ReinfolibServer, tmp_path: Path) -> None:
     s = use_server(settings_for(tmp_path, tmp_path), server)
     assert len(_tile(s).features) == 1
     assert server.served[0].gzip and server.served[0].status == 200
+
+
+def test_request_budget_is_the_services_not_a_processs(server: ReinfolibServer,
+                                                       store_settings: Settings) -> None:
+    """Two processes (or hosts) on one store share one per-minute budget: with 3 a minute,
+    two sources asking 2 tiles each get 3 requests through and one ``budget-exhausted``."""
+    s = use_server(store_settings, server, requests_per_minute=3)
+    stores = [open_store(s) for _ in range(2)]
+    sources = [ReinfolibSource.open(s, st) for st in stores]
+
+    async def fetch(source: ReinfolibSource, xs: list[int]) -> list[Any]:
+        deadline = time.monotonic() + 1.5
+        try:
+            return await asyncio.gather(*(source.client.tile(
+                "XKT002", Tile(15, x, 12914), deadline=deadline) for x in xs),
+                return_exceptions=True)
+        finally:
+            await source.aclose()
+
+    try:
+        outcomes = _run(fetch(sources[0], [29100, 29101]))
+        outcomes += _run(fetch(sources[1], [29102, 29103]))
+    finally:
+        for st in stores:
+            st.close()
+    refused = [o for o in outcomes if isinstance(o, ReinfolibError)]
+    assert [o.reason for o in refused] == ["budget-exhausted"], outcomes
+    assert len(server.served) == 3

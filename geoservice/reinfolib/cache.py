@@ -8,6 +8,9 @@ backup, a replica or another host sees the same cache:
 ``reinfolib_pieces``  what each tile said: one row per (tile, identity) with the API
                       properties (JSON) and the clipped geometry (WKB).
 ``reinfolib_dirty``   identities whose merged feature must be (re)written.
+``reinfolib_sent``    when each API request of the last minute was sent, by any process or
+                      host: the per-minute request budget is the service's, not a process's
+                      (MLIT warns users who access excessively).
 
 The layer's collection holds one merged feature per identity (``merge.py``) and is what
 OGC clients, tiles, CQL2 and site queries read.  Writing a tile and marking its old and new
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -66,7 +70,10 @@ _DDL = (
     " (layer, identity)",
     "CREATE TABLE IF NOT EXISTS {p}reinfolib_dirty (layer TEXT NOT NULL,"
     " identity TEXT NOT NULL, PRIMARY KEY (layer, identity))",
+    "CREATE TABLE IF NOT EXISTS {p}reinfolib_sent (at DOUBLE PRECISION NOT NULL)",
 )
+#: One minute, the budget's sliding window (seconds).
+WINDOW_S = 60.0
 
 
 class Ledger:
@@ -74,10 +81,11 @@ class Ledger:
     rewritten for psycopg)."""
 
     def __init__(self, transaction: Callable[[], AbstractContextManager[Any]], prefix: str,
-                 placeholder: str, blob: str) -> None:
+                 placeholder: str, blob: str, serialise: str | None = None) -> None:
         self._tx = transaction
         self._p = prefix
         self._ph = placeholder
+        self._serialise = serialise  # SQL that makes concurrent budget checks take turns
         with self._tx() as con:
             for ddl in _DDL:
                 con.execute(ddl.format(p=self._p, blob=blob))
@@ -97,7 +105,9 @@ class Ledger:
             with pool.connection() as con, con.transaction():
                 yield con
 
-        return cls(tx, f'"{schema}".', "%s", "bytea")
+        # hosts check-and-count the budget one at a time (SQLite: BEGIN IMMEDIATE does it)
+        return cls(tx, f'"{schema}".', "%s", "bytea",
+                   serialise="SELECT pg_advisory_xact_lock(hashtext('reinfolib-budget'))")
 
     def close(self) -> None:
         """Release this thread's connection (PostGIS: the pool's are the store's)."""
@@ -139,6 +149,26 @@ class Ledger:
                 "INSERT INTO {p}reinfolib_tiles VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT"
                 " (layer, z, x, y) DO UPDATE SET fetched_at = excluded.fetched_at,"
                 " url = excluded.url"), (*key, fetched_at, url))
+
+    def take_request_slot(self, per_minute: int, now: float | None = None) -> float:
+        """Count one API request against the service-wide budget and return 0, or return
+        how many seconds until a slot frees up (nothing counted).
+
+        Why in the store: every worker and, on PostGIS, every host shares the one key, so a
+        budget per process would let N processes spend N times it.  Wall-clock time, since
+        hosts share it (their clocks are assumed NTP-synchronised)."""
+        t = time.time() if now is None else now
+        with self._tx() as con:
+            if self._serialise:
+                con.execute(self._serialise)
+            con.execute(self._sql("DELETE FROM {p}reinfolib_sent WHERE at <= ?"),
+                        (t - WINDOW_S,))
+            sent = [a for (a,) in con.execute(
+                self._sql("SELECT at FROM {p}reinfolib_sent ORDER BY at")).fetchall()]
+            if len(sent) >= per_minute:
+                return max(0.001, float(sent[len(sent) - per_minute]) + WINDOW_S - t)
+            con.execute(self._sql("INSERT INTO {p}reinfolib_sent VALUES (?)"), (t,))
+            return 0.0
 
     def dirty(self, layer: str) -> list[str]:
         """Identities whose merged feature is not written yet."""

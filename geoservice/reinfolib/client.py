@@ -7,7 +7,8 @@ Why each piece is here:
 * answers are gzip-encoded JSON or Mapbox Vector Tiles; both become CRS84 features with the
   API's own property names (mapping to a layer's schema is ``mapping.py``'s job);
 * the operator warns users who access excessively: a per-process cap on requests in flight,
-  a sliding per-minute budget, and back-off on 429 (``Retry-After`` honoured), 5xx and
+  a sliding per-minute budget (the service's: counted in the store by every process and
+  host), and back-off on 429 (``Retry-After`` honoured), 5xx and
   timeouts;
 * every failure is a ``ReinfolibError`` whose description we wrote ourselves.
 """
@@ -58,9 +59,11 @@ class TileAnswer:
 @dataclass
 class RequestBudget:
     """At most ``per_minute`` requests in any sliding minute, shared by every caller in the
-    process (threads and event loops alike)."""
+    process (threads and event loops alike) - and by every process and host when ``shared``
+    is set (the source sets it to the store's ledger: ``Ledger.take_request_slot``)."""
 
     per_minute: int
+    shared: Callable[[int], float] | None = None  # per_minute -> 0 (slot taken) or wait s
     _sent: collections.deque[float] = field(default_factory=collections.deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -75,9 +78,15 @@ class RequestBudget:
                 return 0.0
             return self._sent[0] + 60.0 - now
 
+    async def _wait(self) -> float:
+        """Take a slot (0) or say how long to wait; the shared count is a database call."""
+        if self.shared is None:
+            return self._slot()
+        return await asyncio.to_thread(self.shared, self.per_minute)
+
     async def acquire(self, api: str, deadline: float | None) -> None:
         """Wait for a slot; ``budget-exhausted`` when none frees up before ``deadline``."""
-        while (wait := self._slot()) > 0:
+        while (wait := await self._wait()) > 0:
             if deadline is not None and time.monotonic() + wait > deadline:
                 raise ReinfolibError(
                     "budget-exhausted",

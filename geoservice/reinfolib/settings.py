@@ -33,7 +33,8 @@ class ReinfolibSettings(BaseModel):
     backoff_max_s: float = Field(30.0, gt=0, description="Longest wait, Retry-After included")
     concurrency: int = Field(4, ge=1, le=64, description="Requests in flight per process")
     requests_per_minute: int = Field(
-        60, ge=1, description="Per-process request budget (the operator warns heavy users)"
+        60, ge=1, description="Request budget of the whole service (every worker and host"
+        " counts against it in the store; the operator warns heavy users)"
     )
     cache_ttl_days: float = Field(30.0, gt=0, description="Cached tiles older than this refetch")
     site_budget_s: float = Field(3.0, gt=0, description="Whole guide / hazard-card answer")

@@ -112,6 +112,12 @@ class ReinfolibSource:
         #: fresh ledger records seen by this process: a fresh tile stays fresh (a refetch
         #: only renews it) until its TTL ends, so the warm path needs no ledger query
         self._fresh: dict[tuple[str, Tile], TileRecord] = {}
+        # the per-minute budget is counted in the store, across processes and hosts
+        client.budget.shared = self._take_request_slot
+
+    def _take_request_slot(self, per_minute: int) -> float:
+        """The client's budget check, against the ledger shared by every process."""
+        return self.ledger.take_request_slot(per_minute)
 
     @classmethod
     def open(cls, settings: Settings, store: Store,
