@@ -222,24 +222,98 @@ def test_points_over_the_budget_are_thinned_drop_densest(
     _check_covers_city(feats)
 
 
-def test_both_stores_draw_the_same_low_zoom_tile(pg_url: str, tmp_path: Path) -> None:
-    from geoservice.store import postgis
+def _mixed_city() -> tuple[LayerSpec, list[Feature]]:
+    """The city plus parks (polygons over a pixel), roads, sub-pixel lines and points, with
+    every property type, and a detail zoom that thins attributes below z14."""
+    spec = LayerSpec.model_validate({
+        **city_spec().model_dump(), "geometry_type": "Geometry",
+        "properties": [{"name": "usage"}, {"name": "height", "type": "number"},
+                       {"name": "n", "type": "integer"}, {"name": "ok", "type": "boolean"},
+                       {"name": "d", "type": "date"}, {"name": "t", "type": "datetime"}],
+        "tiles": {"maxzoom": 16, "detail_zoom": 14, "low_zoom_properties": ["usage"]}})
+    feats = [Feature(f.id, {**f.properties, "n": i, "ok": i % 2 == 0, "d": "2024-05-01",
+                            "t": "2024-05-01T10:00:00.5Z" if i % 3 else "2024-05-01T10:00:00Z"},
+                     f.geometry) for i, f in enumerate(city())]
+    x0, y0 = CENTRE
+    for i in range(30):
+        feats += [
+            Feature(f"park{i:02d}", {"usage": "park"}, shapely.Point(
+                x0 + i * 0.003, y0 + (i % 5) * 0.002).buffer(0.001 + i * 1e-4, 8)),
+            Feature(f"road{i:02d}", {"usage": "road"}, shapely.LineString(
+                [(x0 - 0.02, y0 + i * 7e-4), (x0 + 0.02, y0 + i * 5e-4)])),
+            Feature(f"lane{i:02d}", {"usage": "lane"}, shapely.LineString(
+                [(x0 + i * 1e-3, y0), (x0 + i * 1e-3 + 1e-5, y0)])),
+            Feature(f"pt{i:02d}", {"usage": "bear"}, shapely.Point(x0 + i * 0.0011, y0 - 0.003)),
+        ]
+    return spec, feats
 
-    spec, buildings = city_spec(), city()
+
+def test_both_stores_draw_the_same_tiles(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostGIS makes its tiles in SQL (``mvt_sql``: one ``ST_AsMVT`` statement, no Python
+    encoding within the budget); the GeoPackage store in Python (``tiling.render``).  Both
+    draw the same features with the same properties, the same coalesced squares, and
+    geometries within a pixel of each other, from z10 to full detail at z16."""
+    from geoservice.store import postgis, tiling
+
+    spec, feats = _mixed_city()
     g = GpkgStore(tmp_path / "a.gpkg", create=True)
     p = postgis.PostgisStore(pg_url, schema=f"t_{uuid.uuid4().hex[:12]}", create=True)
     try:
         for s in (g, p):
             s.create_collection(spec, source="t", synthetic=True)
-            s.bulk_load("city", buildings)
-        x, y = _low_tile()
-        a, b = _decode(g.tile("city", Z_LOW, x, y)), _decode(p.tile("city", Z_LOW, x, y))
-        assert len(a) == len(b)
-        assert sorted(f["properties"]["coalesced"] for f in a) == sorted(
-            f["properties"]["coalesced"] for f in b)
+            s.bulk_load("city", feats)
+        seen = set()
+        for z in (10, 12, 13, 14, 16):
+            x, y = _tile_of(*CENTRE, z)
+            for tx, ty in ((x, y), (x + 1, y), (x - 1, y - 1)):
+                a = _decode_any(g.tile("city", z, tx, ty))
+                with monkeypatch.context() as m:
+                    m.setattr(tiling, "render", _no_python)
+                    b = _decode_any(p.tile("city", z, tx, ty))
+                assert _drawn(a).keys() == _drawn(b).keys(), (z, tx, ty)
+                for fid, (props, geom) in _drawn(a).items():
+                    props_b, geom_b = _drawn(b)[fid]
+                    assert props == props_b, (z, fid)
+                    assert shapely.hausdorff_distance(geom, geom_b) <= 3, (z, fid)
+                    seen.add(geom.geom_type)
+                assert _squares(a) == _squares(b), (z, tx, ty)
+                seen |= {"coalesced"} if _squares(a) else set()
+        assert {"Polygon", "LineString", "Point", "coalesced"} <= seen
+        # the thinned attributes below detail_zoom, all of them at it
+        x, y = _tile_of(*CENTRE, 13)
+        assert {"usage", "id"} == set(_drawn(_decode_any(p.tile("city", 13, x, y)))["pt01"][0])
+        x, y = _tile_of(*feats[SIDE * SIDE // 2].geometry.centroid.coords[0], 16)
+        full = [props for fid, (props, _) in _drawn(_decode_any(p.tile("city", 16, x, y))).items()
+                if fid.startswith("b")]
+        assert full and all({"usage", "height", "n", "ok", "d", "t", "id"} == set(f)
+                            for f in full)
     finally:
         g.close()
         p.close()
+
+
+def _no_python(*args: object, **kw: object) -> bytes:
+    raise AssertionError("a tile within the budget was encoded in Python")
+
+
+def _decode_any(data: bytes) -> list[dict]:
+    layers = mapbox_vector_tile.decode(data, default_options={"y_coord_down": True})
+    return layers["city"]["features"] if layers else []
+
+
+def _drawn(feats: list[dict]) -> dict[str, tuple[dict, shapely.Geometry]]:
+    """Features drawn as themselves: id -> (properties, tile-space geometry)."""
+    return {f["properties"]["id"]: (f["properties"], shapely.geometry.shape(f["geometry"]))
+            for f in feats if "id" in f["properties"]}
+
+
+def _squares(feats: list[dict]) -> list[tuple[int, str]]:
+    """Coalesced squares: (count, normalised geometry), sorted."""
+    return sorted((f["properties"]["coalesced"],
+                   shapely.normalize(shapely.geometry.shape(f["geometry"])).wkt)
+                  for f in feats if "coalesced" in f["properties"])
 
 
 def test_prebuilt_pyramid_is_read_not_made_and_resumes(
@@ -339,3 +413,4 @@ def test_a_write_changes_only_the_tiles_it_touches(tmp_path: Path) -> None:
     store.update("city", "w", {"usage": "y"})
     assert store.tile_version("city", *a) == va2 and store.tile_version("city", *b) != vb2
     store.close()
+

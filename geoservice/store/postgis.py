@@ -895,13 +895,11 @@ class PostgisStore(Store):
     def tile(self, collection: str, z: int, x: int, y: int,
              properties: dict[str, Any] | None = None, *, prebuilt: bool = True) -> bytes:
         """A tile made at build time (``store.pyramid``, layers with ``tiles.prebuild``),
-        else a tile made for its zoom (``store.tiling``), read in one snapshot: sub-pixel
-        polygons are aggregated into pixel cells by SQL from their bounding boxes
-        (``GROUP BY``), and only the other rows are fetched - a z11 tile of a city moves a
-        few thousand cells, not 190,000 buildings.  Encoded by the same code as the
-        GeoPackage store's tiles, so both stores draw the same map."""
-        from geoservice import mvt
-        from geoservice.store import tiling
+        else made for its zoom by ONE statement (``mvt_sql``: ``ST_AsMVT``, sub-pixel
+        polygons coalesced by ``GROUP BY``); only a tile over the layer's byte budget is
+        made again by ``tiling.render`` from its second level (attribute thinning, coarser
+        cells), from rows read in one snapshot.  Both stores draw the same features."""
+        from geoservice.store import mvt_sql, tiling
 
         spec = self.spec(collection)
         if not tiling.in_range(spec, z):
@@ -910,27 +908,41 @@ class PostgisStore(Store):
             made = self._read(lambda con: self._prebuilt(con, collection, z, x, y))
             if made is not None:
                 return made
-        sc = tiling.Scale.of(z, x, y)
-        w, s, e, n = mvt.lonlat_bounds(z, x, y, mvt.BUFFER)
-        eq = _tile_equalities(spec, properties or {})
         args: dict[str, Any] = {
-            "w": w, "s": s, "e": e, "n": n, "lon0": sc.lon0, "kx": sc.kx, "mtop": sc.mtop,
-            "km": sc.km, "px": tiling.PIXEL,
+            **mvt_sql.tile_args(z, x, y), "layer": collection,
             **{f"eq{i}": v for i, v in enumerate(_tile_values(spec, properties or {}))},
         }
-        where = sql.SQL("t.geom && ST_MakeEnvelope(%(w)s, %(s)s, %(e)s, %(n)s, 4326)") + eq
+        where = (sql.SQL("t.geom && ST_MakeEnvelope(%(w)s, %(s)s, %(e)s, %(n)s, 4326)")
+                 + _tile_equalities(spec, properties or {}))
+        columns = [(p.name, _as_text(p, sql.SQL("t.{}").format(sql.Identifier(p.name))))
+                   for p in spec.properties]
+        stmt = mvt_sql.statement(spec, self._t(collection), columns, where, z)
+        row = self._read(lambda con: con.execute(stmt, args).fetchone())
+        data = bytes(row[0]) if row and row[0] is not None else b""
+        if len(data) <= spec.tiles.max_bytes:
+            return data
+        return self._tile_over_budget(spec, z, x, y, where, args)
+
+    def _tile_over_budget(self, spec: LayerSpec, z: int, x: int, y: int,
+                          where: sql.Composable, args: dict[str, Any]) -> bytes:
+        """The tile ``tiling.render`` makes from its second budget level on (the first is
+        the SQL tile, found too big): sub-pixel polygons aggregated into pixel cells by
+        SQL, the other rows fetched, in one snapshot."""
+        from geoservice.store import mvt_sql, tiling
+
         presort = tiling.presorts(spec, z)
         rows_sql = self._select(spec) + sql.SQL(" WHERE ") + where
         if presort:
-            rows_sql += sql.SQL(" AND greatest({}, {}) >= %(px)s").format(_TILE_W, _TILE_H)
+            rows_sql += sql.SQL(" AND greatest({}, {}) >= %(px)s").format(
+                mvt_sql.TILE_W, mvt_sql.TILE_H)
         rows_sql += sql.SQL(' ORDER BY t.id COLLATE "C"')
         cells_sql = sql.SQL(
             "SELECT floor(u.cx / %(px)s)::bigint, floor(u.cy / %(px)s)::bigint, count(*),"
             " sum(u.w * u.h), sum(u.cx), sum(u.cy) FROM (SELECT {cx} AS cx, {cy} AS cy,"
             " {w} AS w, {h} AS h FROM {t} t WHERE {where}) u"
             " WHERE greatest(u.w, u.h) < %(px)s GROUP BY 1, 2"
-        ).format(cx=_TILE_CX, cy=_TILE_CY, w=_TILE_W, h=_TILE_H, t=self._t(collection),
-                 where=where)
+        ).format(cx=mvt_sql.TILE_CX, cy=mvt_sql.TILE_CY, w=mvt_sql.TILE_W, h=mvt_sql.TILE_H,
+                 t=self._t(spec.id), where=where)
 
         def work(con: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
             with con.transaction():
@@ -944,7 +956,7 @@ class PostgisStore(Store):
             c = np.array(cell_rows, dtype=float).reshape(-1, 6)
             cells = tiling.Cells(tiling.PIXEL, c[:, 0].astype(np.int64), c[:, 1].astype(np.int64),
                                  c[:, 2].astype(np.int64), c[:, 3], c[:, 4], c[:, 5])
-        return tiling.render(spec, z, x, y, self._features(spec, rows), cells)
+        return tiling.render(spec, z, x, y, self._features(spec, rows), cells, start=1)
 
     def close(self) -> None:
         if not self._closed:
@@ -954,20 +966,6 @@ class PostgisStore(Store):
                 return
             _release_pool(self.url)
 
-
-def _merc(v: str) -> str:
-    """Spherical Mercator y (radians) of a latitude expression, as ``tiling._merc``."""
-    return f"ln(tan(pi() / 4 + radians(least(greatest({v}, -85.0511287798066),"  \
-        " 85.0511287798066)) / 2))"
-
-
-#: A row's bounding box in tile units, as ``tiling.units`` computes it (parameters of
-#: ``tiling.Scale``: lon0, kx, mtop, km).
-_TILE_CX = sql.SQL("((ST_XMin(t.geom) + ST_XMax(t.geom)) / 2 - %(lon0)s) * %(kx)s")
-_TILE_CY = sql.SQL(f"(%(mtop)s - {_merc('(ST_YMin(t.geom) + ST_YMax(t.geom)) / 2')})"
-                   " * %(km)s")
-_TILE_W = sql.SQL("(ST_XMax(t.geom) - ST_XMin(t.geom)) * %(kx)s")
-_TILE_H = sql.SQL(f"({_merc('ST_YMax(t.geom)')} - {_merc('ST_YMin(t.geom)')}) * %(km)s")
 
 #: The bounds of the row's previous geometry (alias ``o``) in a write's RETURNING clause.
 _BOUNDS_OF_OLD = sql.SQL("ST_XMin(o.geom), ST_YMin(o.geom), ST_XMax(o.geom), ST_YMax(o.geom)")

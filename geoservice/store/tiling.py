@@ -21,10 +21,12 @@ order drew a strip of the city - a wrong map.  The rules, as tippecanoe's:
   cell of the whole tile a tile holds a handful of features, so every tile ends up under
   the budget; nothing is cut at a feature count.
 
-Both stores feed :func:`render` with the same inputs: the features that are not
-sub-pixel at the first level, and the sub-pixel ones already aggregated into
-:class:`Cells` (in SQL on PostGIS, from the R-tree on the GeoPackage), so a z11 tile never
-decodes 190,000 geometries.  Coordinates: tile units, x right, y down (as MVT).
+The GeoPackage store feeds :func:`render` the features that are not sub-pixel at the
+first level and the sub-pixel ones already aggregated into :class:`Cells` from the R-tree,
+so a z11 tile never decodes 190,000 geometries.  PostGIS makes the first level in one
+``ST_AsMVT`` statement with the same rules (``mvt_sql``) and calls :func:`render` from
+the second level only for a tile over the budget.  Coordinates: tile units, x right, y
+down (as MVT).
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def units(bounds: np.ndarray, s: Scale) -> tuple[np.ndarray, ...]:
     """``(cx, cy, w, h)`` in tile units of CRS84 boxes ``(N, 4)`` = minx, miny, maxx, maxy.
 
     The centre's y is that of the box's middle latitude; PostGIS computes the same in SQL
-    (``postgis._TILE_UNITS``)."""
+    (``mvt_sql.TILE_CX`` ...)."""
     minx, miny, maxx, maxy = bounds[:, 0], bounds[:, 1], bounds[:, 2], bounds[:, 3]
     cx = ((minx + maxx) / 2 - s.lon0) * s.kx
     cy = (s.mtop - _merc((miny + maxy) / 2)) * s.km
@@ -155,9 +157,10 @@ def level_cell(level: int) -> int:
 
 
 def render(spec: LayerSpec, z: int, x: int, y: int, features: list[Feature],
-           cells: Cells | None = None, *, layer: str | None = None) -> bytes:
+           cells: Cells | None = None, *, layer: str | None = None, start: int = 0) -> bytes:
     """One MVT of ``features`` (CRS84; those already coalesced are in ``cells``, on the
-    level-0 grid) made for zoom ``z`` and kept under the layer's byte budget."""
+    level-0 grid) made for zoom ``z`` and kept under the layer's byte budget, trying the
+    budget levels from ``start`` (PostGIS makes level 0 in SQL: ``mvt_sql``)."""
     from geoservice import mvt, mvtpb
 
     ts = spec.tiles
@@ -175,7 +178,7 @@ def render(spec: LayerSpec, z: int, x: int, y: int, features: list[Feature],
     full = z >= ts.maxzoom
     base = cells if cells is not None else Cells.empty()
     data = b""
-    for level in range(MAX_LEVEL + 1):
+    for level in range(start, MAX_LEVEL + 1):
         size = level_cell(level)
         small = ~point & (np.maximum(w, h) < size) if (not full or level > 1) else ~point & False
         lvl_cells = base.merged(size).plus(Cells.of(size, cx[small & polygon],
