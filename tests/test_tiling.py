@@ -414,3 +414,37 @@ def test_a_write_changes_only_the_tiles_it_touches(tmp_path: Path) -> None:
     assert store.tile_version("city", *a) == va2 and store.tile_version("city", *b) != vb2
     store.close()
 
+
+def test_the_change_log_is_pruned_and_never_gives_back_a_stale_tile_token(
+    tmp_path: Path,
+) -> None:
+    """GeoPackage: ``geoservice_changes`` keeps the last ``changes_kept`` writes' boxes
+    (pruned every ``prune_every`` writes); a tile whose last write was pruned gets a newer
+    token, never one it had before that write (its old cache entry and ETag would be
+    served again), and later writes still change only the tiles they touch."""
+    spec = LayerSpec.model_validate({**city_spec().model_dump(), "editable": True})
+    store = GpkgStore(tmp_path / "p.gpkg", create=True)
+    store.changes_kept, store.prune_every = 5, 5
+    store.create_collection(spec, source="t", synthetic=True)
+    z, x, y = 16, 58_213, 25_806
+    a, b = (z, x, y), (z, x + 3, y)
+
+    def at(t: tuple[int, int, int]) -> shapely.Polygon:
+        return shapely.box(*mvt.lonlat_bounds(*t)).centroid.buffer(1e-5)
+
+    before = {store.tile_version("city", *a)}  # the empty collection
+    store.bulk_load("city", city()[:10])
+    before.add(store.tile_version("city", *a))
+    store.create("city", Feature("w", {"usage": "x"}, at(a)))
+    store.create("city", Feature("u", {"usage": "x"}, at(b)))
+    for i in range(40):
+        store.update("city", "u", {"usage": f"v{i}"})
+    con = store._con()
+    (rows,) = con.execute("SELECT count(*) FROM geoservice_changes").fetchone()
+    assert rows <= 2 * (store.changes_kept + store.prune_every) + 1
+    va = store.tile_version("city", *a)
+    assert va not in before
+    vb = store.tile_version("city", *b)
+    store.update("city", "u", {"usage": "last"})
+    assert store.tile_version("city", *a) == va and store.tile_version("city", *b) != vb
+    store.close()

@@ -348,13 +348,33 @@ class GpkgStore(Store):
         con.execute(f"UPDATE gpkg_contents SET min_x = ?, min_y = ?, max_x = ?, max_y = ?,"
                     f" last_change = {now} WHERE table_name = ?", (*box, t))
 
+    #: Writes whose boxes the change log keeps per collection, and how often (in writes)
+    #: it is pruned down to them (see ``_log_change``).
+    changes_kept = 10_000
+    prune_every = 1_000
+
     def _log_change(self, con: sqlite3.Connection, t: str, boxes: list[BBox]) -> None:
         """Where this write changed the collection (old and new bounds), under its write
-        counter: ``tile_version`` of a tile is the last counter whose boxes touch it."""
+        counter: ``tile_version`` of a tile is the last counter whose boxes touch it.
+
+        Pruned here so the log does not grow with every write an editable layer ever took:
+        every ``prune_every`` writes, the boxes of writes older than the last
+        ``changes_kept`` are replaced by ONE whole-world box at the newest pruned counter
+        P.  Why a box and not just a delete: a tile whose last write was pruned must not
+        get back the token it had before that write (its cache entry and ETag would be
+        served again, stale); with the box its token becomes P - newer than any pruned
+        write, so at worst a one-time cache miss for tiles untouched since P.  The log's
+        only reader is ``tile_version`` (the harvest and the feeds keep their own marks)."""
         (version,) = con.execute("SELECT version FROM geoservice_data_version"
                                  " WHERE collection = ?", (t,)).fetchone()
         con.executemany("INSERT INTO geoservice_changes VALUES (?, ?, ?, ?, ?, ?)",
                         [(t, version, *b) for b in boxes])
+        floor = version - self.changes_kept
+        if version % self.prune_every == 0 and floor > 0:
+            con.execute("DELETE FROM geoservice_changes WHERE collection = ? AND version <= ?",
+                        (t, floor))
+            con.execute("INSERT INTO geoservice_changes VALUES (?, ?, -180, -90, 180, 90)",
+                        (t, floor))
 
     def tile_version(self, collection: str, z: int, x: int, y: int) -> str | None:
         """The build of the collection and the last write whose old or new geometry
