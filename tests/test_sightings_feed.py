@@ -111,3 +111,20 @@ def test_feed_is_linked_from_metadata_and_map(env: Env) -> None:
     assert 'type="application/atom+xml"' in page and FEED in page
     other = env.client.get("/ogc/collections/admin-boundaries?f=json").json()
     assert not [link for link in other["links"] if link["type"] == "application/atom+xml"]
+
+
+@pytest.mark.parametrize(("observed_at", "day"), [
+    ("2025-11-20T20:00:00+09:00", "2025-11-20"),  # evening in Japan, stored with its offset
+    ("2025-11-20T00:30:00+09:00", "2025-11-20"),
+    ("2025-11-20T14:59:00Z", "2025-11-20"),  # 23:59 JST
+    ("2025-11-20T15:00:00Z", "2025-11-21"),  # 00:00 JST the next day
+])
+def test_entry_title_names_the_day_in_japan(observed_at: str, day: str) -> None:
+    """The title's day is the Japan-time day of the sighting, whatever offset it was
+    stored with (a +09:00 time was shifted by another nine hours before)."""
+    from geoservice.features import Feature
+    from geoservice.sightings.feed import entry_title
+
+    props = {"observed_at": observed_at, "species": "asian-black-bear", "kind": "witness",
+             "municipality_code": "13308"}
+    assert entry_title(Feature("x", props, None), {"13308": "奥多摩町"}).endswith(f"奥多摩町 {day}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ GEORSS = "http://www.georss.org/georss"
 MEDIA_TYPE = "application/atom+xml; charset=utf-8"
 PATH = "/api/sightings/feed.atom"
 BOUNDARIES = "admin-boundaries"
-JST = timedelta(hours=9)
+JAPAN = timezone(timedelta(hours=9), "JST")
 MUNICIPALITY = re.compile(r"^\d{5}$")
 ET.register_namespace("", ATOM)
 ET.register_namespace("georss", GEORSS)
@@ -130,7 +130,7 @@ def _rfc3339(t: datetime) -> str:
 def entry_title(f: Feature, names: dict[str, str]) -> str:
     """``ツキノワグマ（目撃）— 奥多摩町 2025-11-14`` (the day in Japan time)."""
     p = f.properties
-    day = (_instant(p.get("observed_at")) + JST).date().isoformat()
+    day = _instant(p.get("observed_at")).astimezone(JAPAN).date().isoformat()
     place = names.get(str(p.get("municipality_code")), str(p.get("municipality_code") or ""))
     return f"{label('species', p.get('species'))}（{label('kind', p.get('kind'))}）— {place} {day}"
 
