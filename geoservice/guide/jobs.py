@@ -284,6 +284,9 @@ class JobStore:
             beat.start()
             try:
                 self._execute(jid, inputs)
+            except DB_ERRORS:  # the outcome could not be written: the job goes back to its
+                # lease (run again once it runs out); the worker must live on for the others
+                log.exception("guide jobs: cannot record the outcome of %s", jid)
             finally:
                 done.set()
                 beat.join()
