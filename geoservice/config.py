@@ -117,6 +117,39 @@ class WebPushSettings(BaseModel):
     )
 
 
+class SmtpSettings(BaseModel):
+    """The SMTP relay e-mail alerts are sent through (credentials come from the environment:
+    the file names the variables, never holds the secret)."""
+
+    model_config = ConfigDict(extra="forbid")
+    host: str = Field(description="SMTP server host name")
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = Field(True, description="Upgrade with STARTTLS before authenticating")
+    sender: str = Field(description="From: address of alert mails, e.g. alerts@example.jp")
+    username_env: str | None = Field(None, description="Env var holding the SMTP user name")
+    password_env: str | None = Field(None, description="Env var holding the SMTP password")
+    timeout_s: float = Field(10.0, gt=0, description="Per SMTP conversation")
+
+
+class EmailAlertSettings(BaseModel):
+    """E-mail alert subscriptions: double opt-in, tokens, rate limits, digest time."""
+
+    model_config = ConfigDict(extra="forbid")
+    key_env: str = Field(
+        "GEOSERVICE_EMAIL_KEY",
+        description="Env var holding the secret that signs links and encrypts addresses; "
+        "unset: a random key kept in the alerts database",
+    )
+    confirm_ttl_h: float = Field(48.0, gt=0, description="Confirmation link lifetime")
+    confirm_per_address: int = Field(3, ge=1, description="Confirmation mails per address/day")
+    subscribe_per_client: int = Field(10, ge=1, description="Subscribe requests per IP/hour")
+    digest_hour_jst: int = Field(18, ge=0, le=23, description="When daily digests go out")
+    safety_url: str = Field(
+        "https://www.kankyo.metro.tokyo.lg.jp/nature/animals_plants/bear/index.html",
+        description="The prefecture's bear safety advice page, linked from every mail",
+    )
+
+
 class AlertSettings(BaseModel):
     """Alert subscriptions, webhook delivery and the sighting event stream."""
 
@@ -140,6 +173,8 @@ class AlertSettings(BaseModel):
         False, description="Accept loopback/private webhook hosts (tests, intranet deployments)"
     )
     webpush: WebPushSettings = Field(default_factory=WebPushSettings)
+    smtp: SmtpSettings | None = Field(None, description="SMTP relay; unset: no e-mail alerts")
+    email: EmailAlertSettings = Field(default_factory=lambda: EmailAlertSettings())
 
     @model_validator(mode="after")
     def _lease_outlives_request(self) -> AlertSettings:

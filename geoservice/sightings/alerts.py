@@ -43,7 +43,7 @@ import random
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +57,7 @@ from shapely.prepared import PreparedGeometry, prep
 
 from geoservice.config import AlertSettings
 from geoservice.crs import CRS84, SUPPORTED, transform
+from geoservice.sightings.email_schema import CONFIRM, EMAIL_DDL, EMAIL_KINDS
 from geoservice.state import DB_ERRORS, StateDB, pg_ddl, worker_id
 from geoservice.state.sqlite import SqliteDB
 
@@ -73,7 +74,7 @@ WEBHOOK = "webhook"
 METRIC = SUPPORTED["http://www.opengis.net/def/crs/EPSG/0/6677"]
 WGS = SUPPORTED[CRS84]
 
-_DDL = """
+_CORE_DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO meta (key, value) VALUES ('subs_version', 0) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS subscriptions (
@@ -125,6 +126,7 @@ CREATE INDEX IF NOT EXISTS deliveries_sub ON deliveries (subscription_id, status
 _PG_MIGRATE = (
     "ALTER TABLE subscriptions ADD COLUMN IF NOT EXISTS kind TEXT NOT NULL DEFAULT 'webhook';"
 )
+_DDL = _CORE_DDL + EMAIL_DDL
 DDL = {"sqlite": _DDL, "postgresql": pg_ddl(_DDL) + _PG_MIGRATE}
 #: PostgreSQL channel that wakes every host's SSE streams and dispatcher on a new event
 CHANNEL = "geoservice_events"
@@ -330,11 +332,14 @@ class Outbox:
         feature_id: str,
         feature_json: str,
         subscriptions: list[str] | list[Subscription],
+        others: Sequence[tuple[str, str, float]] = (),
     ) -> tuple[str, int]:
         """Durably record an event and its deliveries in one transaction; (event_id, seq).
 
-        One delivery per subscription, of the subscription's kind (a bare id: a webhook).
-        """
+        One delivery per subscription, of the subscription's kind (a bare id: a webhook),
+        due now; ``others`` are the deliveries of channels with their own subscription
+        tables (e-mail) as (subscription id, kind, due at epoch seconds) - a daily digest
+        is due at its hour, not now."""
         event_id = uuid.uuid4().hex
         now = time.time()
         with self.db.write() as con:
@@ -353,6 +358,12 @@ class Outbox:
                     "INSERT INTO deliveries (event_id, subscription_id, kind, next_attempt_at,"
                     " created_at) VALUES (?, ?, ?, ?, ?)",
                     (event_id, sid, kind, now, now),
+                )
+            for sid, kind, due in others:
+                con.execute(
+                    "INSERT INTO deliveries (event_id, subscription_id, kind, next_attempt_at,"
+                    " created_at) VALUES (?, ?, ?, ?, ?)",
+                    (event_id, sid, kind, due, now),
                 )
             self.db.notify(con, CHANNEL)  # PostgreSQL: delivered to listeners at commit
         return event_id, int(row[0])
@@ -394,23 +405,28 @@ class Outbox:
         ).fetchall()
         if not rows:
             return []
-        # what each claimed row needs to be sent, in one query (not two per row)
+        # what each claimed row needs to be sent, in one query (not two per row); other
+        # channels keep their subscriptions in their own tables (their senders look them
+        # up) and may send what is not an event (an e-mail confirmation)
         found = {
             r[0]: r[1:]
             for r in con.execute(
                 "SELECT d.id, s.webhook, s.secret, e.collection, e.feature FROM deliveries d"
-                " JOIN subscriptions s ON s.id = d.subscription_id"
-                " JOIN events e ON e.event_id = d.event_id"
+                " LEFT JOIN subscriptions s ON s.id = d.subscription_id"
+                " LEFT JOIN events e ON e.event_id = d.event_id"
                 f" WHERE d.id IN ({', '.join('?' * len(rows))})",
                 [r[0] for r in rows],
             )
         }
         out = []
         for did, eid, sid, attempts, kind in rows:
-            if did not in found:
+            webhook, secret, collection, feature = found.get(did, (None,) * 4)
+            own_table = kind in EMAIL_KINDS  # e-mail keeps its subscriptions apart
+            if (webhook is None and not own_table) or (feature is None and kind != CONFIRM):
                 self.finish(did, owner, "cancelled", None, "subscription or event gone")
                 continue
-            out.append(Claimed(did, eid, sid, attempts, kind, *found[did]))
+            out.append(Claimed(did, eid, sid, attempts, kind, webhook or "", secret or "",
+                               collection or "", feature or ""))
         return out
 
     def finish(
@@ -569,6 +585,11 @@ Sender = Callable[
 ]
 
 
+class Cancelled(Exception):
+    """Raised by a sender when a delivery can no longer be made (its subscription is gone
+    or superseded): the row is recorded ``cancelled`` with the reason, not retried."""
+
+
 class Dispatcher:
     """The background task that delivers the outbox (one per app process)."""
 
@@ -642,6 +663,11 @@ class Dispatcher:
         if sender is not None:
             try:
                 sent = await sender(client, c)
+            except Cancelled as exc:
+                await asyncio.to_thread(
+                    self.outbox.finish, c.id, self.owner, "cancelled", None, str(exc)[:500]
+                )
+                return
             except Exception as exc:  # a sender's bug costs an attempt, never strands the row
                 log.exception("delivery %s (%s): the sender failed", c.id, c.kind)
                 # the type only: the message may quote what it was sending (keys, addresses)

@@ -32,6 +32,7 @@ from geoservice.sightings.alerts import (
     circle,
     token_hash,
 )
+from geoservice.sightings.email_api import EmailSubscriptionIn, subscribe_email
 from geoservice.sightings.events import SIGHTINGS, EventBus
 from geoservice.sightings.push import PUSH, check_push_subscription, public_key
 
@@ -179,13 +180,21 @@ def _view(rt: Runtime, outbox: Outbox, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.post("/api/subscriptions", status_code=201)
-def create_subscription(body: SubscriptionIn, rt: RT) -> FastJSONResponse:
-    """Subscribe a webhook to sightings in an area; the secret is shown only in this reply."""
+@router.post("/api/subscriptions", status_code=201, responses={
+    202: {"description": "E-mail: a confirmation mail is on its way (said whatever the "
+          "address's history)"}})
+def create_subscription(
+    body: SubscriptionIn | EmailSubscriptionIn, rt: RT, request: Request
+) -> FastJSONResponse:
+    """Subscribe a webhook to sightings in an area (the secret is shown only in this reply),
+    or an e-mail address (``email`` in place of ``webhook``; double opt-in)."""
+    if isinstance(body, EmailSubscriptionIn):
+        return subscribe_email(body, rt, request.client.host if request.client else "unknown")
     outbox, _ = _services(rt)
     channels = [k for k in ("webhook", "push") if getattr(body, k) is not None]
     if len(channels) != 1:
-        raise Unprocessable("give exactly one of webhook (a URL) or push (a PushSubscription)")
+        raise Unprocessable("give exactly one of webhook (a URL), push (a PushSubscription) or "
+                            "email (an address)")
     push = None
     if body.push is not None:
         push = push_channel(body.push, rt)

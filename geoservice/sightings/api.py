@@ -25,6 +25,7 @@ from geoservice.ogc import features_api, transactions
 from geoservice.runtime import RoomParts, Runtime, RuntimeDep
 from geoservice.sightings import feed, importer
 from geoservice.sightings.alerts_api import router as alerts_router
+from geoservice.sightings.email_api import router as email_router
 from geoservice.sightings.events import attach_alerts
 from geoservice.sightings.photos import open_photos
 from geoservice.sightings.policy import COLLECTION, SightingsView
@@ -32,6 +33,7 @@ from geoservice.sightings.service import SightingsService
 from geoservice.store import Store
 
 router = APIRouter(tags=["sightings"])
+router.include_router(email_router)  # before alerts' /api/subscriptions/{sid}
 router.include_router(alerts_router)
 MAX_CSV = 10 * 1024 * 1024
 

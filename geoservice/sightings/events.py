@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from geoservice.config import Settings
 from geoservice.features import Feature
 from geoservice.runtime import Runtime
 from geoservice.sightings.alerts import CHANNEL, DDL, Dispatcher, Notifier, Outbox
+from geoservice.sightings.email_alerts import EmailAlerts
+from geoservice.sightings.mailer import EmailSender, mail_context
 from geoservice.sightings.policy import SensitiveConfig
 from geoservice.sightings.push import PUSH, push_sender
 from geoservice.state import open_db
@@ -37,6 +40,8 @@ from geoservice.state.pg import Listener, PgDB
 from geoservice.store import Store
 
 log = logging.getLogger("geoservice.events")
+#: A channel's matcher: the deliveries (subscription id, kind, due at) a feature makes.
+Matcher = Callable[[Feature], list[tuple[str, str, float]]]
 
 #: Collections whose features carry sightings (published status, species, sensitivity).
 SIGHTINGS = "wildlife-sightings"
@@ -78,6 +83,9 @@ class EventBus:
         self.outbox = outbox
         self.notifier = notifier or Notifier()
         self.sensitive = sensitive
+        #: other channels' matchers (e-mail, ...): (feature, public GeoJSON) -> deliveries
+        #: as (subscription id, kind, due at); they run in the event's transaction
+        self.matchers: list[Matcher] = []
 
     def published(self, collection: str, feature: Feature) -> str | None:
         """Record that ``feature`` of ``collection`` is now published; return the event id.
@@ -93,8 +101,9 @@ class EventBus:
         species = feature.properties.get("species")
         matched = [s for s in self.outbox.subscriptions() if s.matches(feature.geometry, species)]
         doc = public_geojson(feature, self.sensitive)
+        others = [d for m in self.matchers for d in m(feature)]
         body = json.dumps(doc, ensure_ascii=False, default=str)
-        event_id, _ = self.outbox.append_event(collection, feature.id, body, matched)
+        event_id, _ = self.outbox.append_event(collection, feature.id, body, matched, others)
         self.notifier.notify()
         return event_id
 
@@ -103,7 +112,9 @@ def open_bus(settings: Settings, store: Store | None = None) -> EventBus:
     """A bus without a dispatcher (for the CLI: the serving app delivers what it records);
     on PostGIS give the open ``store`` (the outbox lives in its database)."""
     outbox = open_outbox(settings, store)
-    return EventBus(outbox, sensitive=SensitiveConfig.load(settings.sightings))
+    bus = EventBus(outbox, sensitive=SensitiveConfig.load(settings.sightings))
+    bus.matchers.append(EmailAlerts(outbox.db, settings.alerts).match)
+    return bus
 
 
 def attach_alerts(rt: Runtime) -> EventBus:
@@ -119,6 +130,8 @@ def attach_alerts(rt: Runtime) -> EventBus:
     outbox = rt.services.put(open_outbox(settings, rt.store))
     notifier = Notifier()
     bus = rt.services.put(EventBus(outbox, notifier, SensitiveConfig.load(settings.sightings)))
+    email = rt.services.put(EmailAlerts(outbox.db, settings.alerts))
+    bus.matchers.append(email.match)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -131,6 +144,8 @@ def attach_alerts(rt: Runtime) -> EventBus:
     pusher = push_sender(rt, outbox)
     if pusher is not None:
         dispatcher.senders[PUSH] = pusher
+    if settings.alerts.smtp is not None:
+        EmailSender(email, settings.alerts, mail_context(rt)).register(dispatcher)
     dispatcher.start()
     listener = None
     if isinstance(outbox.db, PgDB):  # events committed by other hosts wake this one
