@@ -8,6 +8,7 @@ registers the store for our provider, then attaches the rooms.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -41,14 +42,22 @@ log = logging.getLogger("geoservice")
 STATIC = Path(__file__).parent / "web" / "static"
 
 
+def store_key(settings: Settings) -> str:
+    """The name pygeoapi's provider definitions give the store: the GeoPackage path, or a
+    digest of the PostGIS URL - never the URL itself, which carries the password, since the
+    configuration is written to ``<work_dir>/generated``."""
+    if settings.store.backend == "gpkg":
+        return str(settings.store.path)
+    url = settings.store.database_url or ""
+    return "postgis:" + hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+
+
 def build_runtime(settings: Settings, store: Store, served: Sequence[BaseRoute] = ()) -> Runtime:
     """Everything requests need, built once (``served``: the OGC routes, for OpenAPI)."""
     specs = {c: store.spec(c) for c in store.collections()}
     if settings.enabled_layers is not None:
         specs = {k: v for k, v in specs.items() if k in settings.enabled_layers}
-    key = str(
-        settings.store.path if settings.store.backend == "gpkg" else settings.store.database_url
-    )
+    key = store_key(settings)
     provider.register_store(key, store)
     from geoservice.reinfolib.source import ReinfolibSource
 

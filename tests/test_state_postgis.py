@@ -221,3 +221,19 @@ def test_a_dropped_database_connection_answers_503_and_recovers(
         if r.status_code == 200:
             break
     assert 500 not in codes and codes[-1] == 200 and 503 in codes, codes
+
+
+def test_generated_files_hold_no_database_password(pg_state: Settings) -> None:
+    """The pygeoapi configuration written under ``work_dir/generated`` names the store by a
+    digest: the database URL (with its password) stays in the config and environment."""
+    url = pg_state.store.database_url
+    assert url is not None
+    password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+    assert password, "the test database URL carries a password"
+    with TestClient(create_app(pg_state)) as c:
+        assert c.get("/ogc/collections").status_code == 200
+    written = list((pg_state.work_dir / "generated").glob("*"))
+    assert written
+    for path in written:
+        text = path.read_text("utf-8")
+        assert url not in text and f":{password}@" not in text, path
