@@ -53,7 +53,7 @@ def write_buildings_tiles(store: Path, tiles: Path) -> None:
         CodeLists(DATA / "plateau" / "codelists"),
         attribution=spec.attribution,
     )
-    assert report.errors == [] and report.buildings > 0
+    assert report.problems == [] and report.buildings > 0
 
 
 @pytest.fixture(scope="module")

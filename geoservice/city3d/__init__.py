@@ -7,6 +7,8 @@
   after-build step that writes the 3D Tiles;
 * :mod:`geoservice.city3d.synthetic` - PLATEAU-format LOD1 files of N invented buildings;
 * :mod:`geoservice.city3d.tiles3d` - buildings -> 3D Tiles 1.1 (glb + metadata);
+* :mod:`geoservice.city3d.lod` - the tileset's level-of-detail quadtree (merged blocks
+  above, buildings at the leaves);
 * :mod:`geoservice.city3d.validate` - checks of a written tileset (and gltf-validator);
 * :mod:`geoservice.city3d.cli` - ``geoservice city3d synth|tiles|validate``.
 """

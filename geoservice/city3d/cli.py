@@ -42,7 +42,12 @@ def tiles(
         Path | None, typer.Option(help="Output directory (default: <tiles_dir>/buildings)")
     ] = None,
     codelists: Annotated[Path | None, typer.Option(help="PLATEAU code-list directory")] = None,
-    max_per_leaf: Annotated[int, typer.Option(min=1)] = 2000,
+    max_per_leaf: Annotated[
+        int, typer.Option(min=1, help="Buildings per leaf tile (~1.5 KB each)")
+    ] = 600,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Processes (default: 2-4 for big inputs)")
+    ] = None,
     synthetic: Annotated[bool, typer.Option(help="Label the tileset as synthetic")] = False,
 ) -> None:
     """Write buildings as a 3D Tiles 1.1 tileset (glb + EXT_structural_metadata)."""
@@ -71,6 +76,7 @@ def tiles(
             target,
             CodeLists(codelists),
             max_per_leaf=max_per_leaf,
+            workers=workers,
             synthetic=synthetic,
             attribution=attribution,
             progress=lambda k: console.print(f"{k} buildings meshed", end="\r"),
@@ -80,10 +86,11 @@ def tiles(
         raise typer.Exit(1) from None
     rate = report.buildings / report.seconds if report.seconds else 0.0
     console.print(
-        f"wrote {report.tileset}: {report.buildings} buildings, {report.leaves} content tiles, "
-        f"{report.tiles} tiles in {report.seconds:.1f} s ({rate:.0f} buildings/s)"
+        f"wrote {report.tileset}: {report.buildings} buildings in {report.leaves} leaf tiles, "
+        f"{report.blocks} blocks in the coarser ones, {report.tiles} tiles in "
+        f"{report.seconds:.1f} s ({rate:.0f} buildings/s), peak RSS {report.peak_rss_mb} MB"
     )
-    for err in report.errors:
+    for err in report.problems:
         console.print(f"[yellow]skipped[/yellow]: {err}")
 
 

@@ -9,14 +9,14 @@ Pipeline (memory does not grow with the input)
    faces, flat normals) - with vertices in float64 ECEF, and appended to a spill file of
    its grid cell (``cell_deg`` degrees) on disk.  Only small per-cell counts and bounds
    stay in memory; spill buffers are flushed when they exceed ``spill_bytes``.
-2. **A quadtree over the cells** splits until a node holds at most ``max_per_leaf``
-   buildings (or is one cell).  Leaves carry the content; inner tiles are empty and
-   refine ``ADD``.  ``geometricError``: 0 at leaves, ``max(diagonal/20, 2 x child, 1 m)``
-   above (so it strictly decreases toward the leaves); the tileset's is twice the root's.
-3. **Leaves are written one at a time**: a leaf's spill records are read back, moved to an
-   east-north-up frame at the leaf centre (float64 ``transform``, 16 numbers column-major,
-   ENU -> ECEF), so glb positions are small float32 offsets.  glTF is y-up: positions are
-   stored ``(E, U, -N)`` and the 3D Tiles y-up -> z-up convention brings them back.
+2. **A level-of-detail quadtree over the cells** (:mod:`geoservice.city3d.lod`): leaves
+   hold the buildings (at most ``max_per_leaf``), inner tiles hold them merged into
+   blocks and refine ``REPLACE``; built bottom-up, one leaf's spill records in memory at a
+   time, subtrees in worker processes; external tilesets every few levels.
+3. **Content tiles** are written one at a time: moved to an east-north-up frame at the
+   tile centre (float64 ``transform``, relative to the parent tile's), so glb positions
+   are small float32 offsets.  glTF is y-up: positions are stored ``(E, U, -N)`` and the
+   3D Tiles y-up -> z-up convention brings them back.
 
 Each glb holds one triangle primitive with ``POSITION``, ``NORMAL`` and ``_FEATURE_ID_0``
 (float, one id per vertex = the building's row), ``EXT_mesh_features`` (``featureCount``,
@@ -26,8 +26,9 @@ flood_duration_h, flood_scale, flood_source, district_zone, lod, source_file).  
 chunk starts on an 8-byte boundary and every bufferView offset is a multiple of 8.
 
 Bounding volumes are ``region`` (radians, ellipsoidal metres) computed from the content
-itself: the geodetic bounds of every vertex and of the 8 corners of the leaf's local
-bounding box, padded by 0.5 m, so they contain the content by construction.
+itself: the geodetic bounds of every vertex and of the 8 corners of the tile's local
+bounding box (united with the children's), padded by 0.5 m, so they contain the content
+and the children by construction.
 
 Heights
 -------
@@ -64,6 +65,7 @@ from geoservice.loaders.citygml import Building, ReadErrors, read_many
 from geoservice.loaders.codelists import CodeLists
 from geoservice.loaders.plateau_bldg import building_record
 from geoservice.loaders.sources import BuildReport, Mirror, resolve_sources, rooted
+from geoservice.runs import RunReport
 
 log = logging.getLogger(__name__)
 
@@ -462,7 +464,8 @@ def write_glb(
     pos = np.ascontiguousarray(positions, dtype=np.float32)
     nrm = np.ascontiguousarray(normals, dtype=np.float32)
     fid = np.ascontiguousarray(feature_ids, dtype=np.float32)
-    idx = np.ascontiguousarray(indices, dtype=np.uint32)
+    small = len(pos) <= 65535  # 16-bit indices when they fit: a third less index data
+    idx = np.ascontiguousarray(indices, dtype=np.uint16 if small else np.uint32)
     accessors = [
         {
             "bufferView": buf.add(pos.tobytes(), 34962),
@@ -486,7 +489,7 @@ def write_glb(
         },
         {
             "bufferView": buf.add(idx.tobytes(), 34963),
-            "componentType": 5125,
+            "componentType": 5123 if small else 5125,
             "count": len(idx),
             "type": "SCALAR",
         },
@@ -577,16 +580,17 @@ class _Cell:
     )
 
 
-@dataclass
-class TilesReport:
-    """What :func:`write_tiles` did."""
+@dataclass(kw_only=True)
+class TilesReport(RunReport):
+    """What :func:`write_tiles` did: ``skipped`` buildings without geometry, ``problems``
+    (files that failed to parse), the hierarchy's size, wall time and peak memory."""
 
     buildings: int = 0
     tiles: int = 0
     leaves: int = 0
-    skipped_buildings: int = 0
-    errors: list[str] = field(default_factory=list)
+    blocks: int = 0
     seconds: float = 0.0
+    peak_rss_mb: float = 0.0
     geoid: str = ""
     tileset: Path | None = None
 
@@ -657,25 +661,34 @@ def write_tiles(
     out_dir: Path,
     codelists: CodeLists | None = None,
     *,
-    max_per_leaf: int = 2000,
+    max_per_leaf: int = 600,
     cell_deg: float = 0.004,
     max_leaf_cells: int = 16,
+    grid: int = 16,
+    subtree_levels: int = 3,
     spill_bytes: int = 32 << 20,
     geoid: Geoid | None = None,
     synthetic: bool = False,
     attribution: str | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    merged: bool = True,
 ) -> TilesReport:
     """Write the buildings of ``files`` as a 3D Tiles 1.1 tileset in ``out_dir``.
 
     The tileset is assembled in a sibling ``.building-<pid>`` directory and swapped in whole,
     so readers never see a half-written tileset and a failed run leaves the old one.
-    Files that fail to parse are skipped and listed in ``report.errors``.  A leaf holds at
-    most ``max_per_leaf`` buildings and spans at most ``max_leaf_cells`` grid cells (about
-    6 km at the defaults) unless a single cell holds more.  ``workers``: meshing processes
-    (``None``: automatic - several for inputs over 32 MB, else in-process).
+    Files that fail to parse are skipped and listed in ``report.problems``.  The level of
+    detail hierarchy (:mod:`geoservice.city3d.lod`): leaves of at most ``max_per_leaf``
+    buildings and ``max_leaf_cells`` cells a side (unless one ``cell_deg`` cell holds
+    more), inner tiles of ``grid`` x ``grid``
+    merged blocks, external tilesets every ``subtree_levels`` levels.  ``workers``: meshing
+    and tree-building processes (``None``: automatic - several for inputs over 32 MB, else
+    in-process).  ``merged=False`` writes the flat layout (empty inner tiles, refine
+    ``ADD``: every view loads full-detail leaves) - kept for benchmarks to compare against.
     """
+    from geoservice.city3d.lod import LodOptions, build_tree  # lod builds on this module
+
     started = time.perf_counter()
     geoid = geoid or Geoid()
     report = TilesReport(geoid=geoid.description)
@@ -689,18 +702,23 @@ def write_tiles(
         n_workers = _auto_workers(files) if workers is None else workers
         spill = _Spill(spill_dir, spill_bytes)
         cells = _spill_pass(files, codelists, geoid, spill, cell_deg, report, progress, n_workers)
-        root = _build_tree(cells, max_per_leaf, max_leaf_cells, spill, work, report)
-        if root is None:
+        if not cells:
             raise ValueError("no buildings with geometry to tile")
-        if "content" in root:  # always an empty root above the content tiles
+        opts = LodOptions(
+            max_per_leaf, max_leaf_cells, grid, subtree_levels, n_workers, merged=merged
+        )
+        root, counts = build_tree(cells, cell_deg, spill, work, opts)
+        report.tiles, report.leaves, report.blocks = counts.tiles, counts.leaves, counts.blocks
+        if "children" not in root:  # one leaf: an empty root above it, so it has an error
+            w, s, e, n, h0, h1 = root["boundingVolume"]["region"]
+            bounds = [math.degrees(v) for v in (w, s, e, n)] + [h0, h1]
             root = {
                 "boundingVolume": root["boundingVolume"],
-                "geometricError": max(1.0, _diagonal_m(root["_bounds"]) / 20.0),
+                "geometricError": max(1.0, _diagonal_m(bounds) / 20.0),
                 "refine": "ADD",
                 "children": [root],
             }
             report.tiles += 1
-        _strip(root)
         extras: dict[str, Any] = {
             "heights": geoid.description,
             "geoid_grid": geoid.uses_grid,
@@ -724,7 +742,17 @@ def write_tiles(
         raise
     report.tileset = out_dir / "tileset.json"
     report.seconds = time.perf_counter() - started
+    report.peak_rss_mb = _peak_rss_mb()
     return report
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory (MB) of this process and of its largest finished worker."""
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(me, kids) / 1024, 1)
 
 
 def _spill_pass(
@@ -743,7 +771,7 @@ def _spill_pass(
     buildings = read_many(files, codelists, errors)
     for meshed in _meshed(buildings, geoid, workers):
         if meshed is None:
-            report.skipped_buildings += 1
+            report.skipped += 1
             continue
         row, mesh, bounds, lod2 = meshed
         lon = (bounds[0] + bounds[2]) / 2
@@ -758,7 +786,7 @@ def _spill_pass(
         if progress is not None and report.buildings % 1000 == 0:
             progress(report.buildings)
     spill.flush()
-    report.errors = errors.messages()
+    report.problems = errors.messages()
     return cells
 
 
@@ -829,108 +857,6 @@ def _auto_workers(files: list[Path]) -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _build_tree(
-    cells: dict[tuple[int, int], _Cell],
-    max_per_leaf: int,
-    max_leaf_cells: int,
-    spill: _Spill,
-    work: Path,
-    report: TilesReport,
-) -> dict[str, Any] | None:
-    if not cells:
-        return None
-    xs = [k[0] for k in cells]
-    ys = [k[1] for k in cells]
-
-    def node(keys: list[tuple[int, int]], x0: int, x1: int, y0: int, y1: int, name: str) -> Any:
-        count = sum(cells[k].count for k in keys)
-        span = (
-            max(
-                max(k[0] for k in keys) - min(k[0] for k in keys),
-                max(k[1] for k in keys) - min(k[1] for k in keys),
-            )
-            + 1
-        )
-        small = span <= max_leaf_cells
-        if (count <= max_per_leaf and small) or (x1 - x0 <= 1 and y1 - y0 <= 1):
-            return _leaf(keys, name)
-        xm = (x0 + x1) // 2 if x1 - x0 > 1 else x1
-        ym = (y0 + y1) // 2 if y1 - y0 > 1 else y1
-        children = []
-        quads = [(x0, xm, y0, ym), (xm, x1, y0, ym), (x0, xm, ym, y1), (xm, x1, ym, y1)]
-        for q, (a0, a1, b0, b1) in enumerate(quads):
-            sub = [k for k in keys if a0 <= k[0] < a1 and b0 <= k[1] < b1]
-            if sub:
-                children.append(node(sub, a0, a1, b0, b1, f"{name}{q}"))
-        bounds = _union(c["_bounds"] for c in children)
-        report.tiles += 1
-        return {
-            "boundingVolume": {"region": _region(bounds)},
-            "geometricError": max(
-                _diagonal_m(bounds) / 20.0, 2.0 * max(c["geometricError"] for c in children), 1.0
-            ),
-            "refine": "ADD",
-            "children": children,
-            "_bounds": bounds,
-        }
-
-    def _leaf(keys: list[tuple[int, int]], name: str) -> dict[str, Any]:
-        records: list[Any] = []
-        for k in keys:
-            records.extend(spill.read(k))
-        rows = [r[0] for r in records]
-        pos_ecef = np.concatenate([r[1] for r in records])
-        bounds = _union(cells[k].bounds for k in keys)
-        lon_c, lat_c = (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
-        h_c = float(bounds[4])
-        rot = enu_rotation(lon_c, lat_c)
-        origin = geodetic_to_ecef(lon_c, lat_c, h_c)
-        enu = (pos_ecef - origin) @ rot  # (n,3) E, N, U
-        nrm = np.concatenate([r[2] for r in records]).astype(np.float64) @ rot
-        nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
-        sizes = [len(r[1]) for r in records]
-        fids = np.repeat(np.arange(len(records), dtype=np.float32), sizes)
-        offsets = np.cumsum([0] + sizes[:-1])
-        indices = np.concatenate([r[3] + off for r, off in zip(records, offsets, strict=True)])
-        gl_pos = np.column_stack([enu[:, 0], enu[:, 2], -enu[:, 1]])  # y-up
-        gl_nrm = np.column_stack([nrm[:, 0], nrm[:, 2], -nrm[:, 1]])
-        rel = f"tiles/{name}.glb"
-        write_glb(
-            work / rel,
-            gl_pos,
-            gl_nrm,
-            fids,
-            indices,
-            rows,
-            double_sided=any(r[4] for r in records),
-        )
-        # region: vertices' geodetic bounds + the corners of the local bounding box
-        geo = ecef_to_geodetic(origin + box_corners(enu.min(axis=0), enu.max(axis=0)) @ rot.T)
-        gmin, gmax = geo.min(axis=0), geo.max(axis=0)
-        u = _union([bounds, [gmin[0], gmin[1], gmax[0], gmax[1], gmin[2], gmax[2]]])
-        pad_lat = 0.5 / WGS84_A * 180 / math.pi  # 0.5 m in degrees
-        pad_lon = pad_lat / max(math.cos(math.radians(lat_c)), 0.1)
-        region_b = [u[0] - pad_lon, u[1] - pad_lat, u[2] + pad_lon, u[3] + pad_lat]
-        region_b += [u[4] - 0.5, u[5] + 0.5]
-        report.tiles += 1
-        report.leaves += 1
-        return {
-            "boundingVolume": {"region": _region(region_b)},
-            "geometricError": 0.0,
-            "transform": enu_transform(lon_c, lat_c, h_c),
-            "content": {"uri": rel},
-            "_bounds": region_b,
-        }
-
-    return node(list(cells), min(xs), max(xs) + 1, min(ys), max(ys) + 1, "r")  # type: ignore[no-any-return]
-
-
-def _strip(tile: dict[str, Any]) -> None:
-    tile.pop("_bounds", None)
-    for child in tile.get("children", []):
-        _strip(child)
-
-
 def _swap_dir(new: Path, target: Path) -> None:
     old = target.with_name(f"{target.name}.old-{os.getpid()}")
     shutil.rmtree(old, ignore_errors=True)
@@ -969,8 +895,8 @@ def tiles_after_build(
             synthetic=synthetic or spec.synthetic,
             attribution=spec.attribution,
         )
-        if result.errors:
-            report.skipped["buildings-3dtiles"] = "; ".join(result.errors)
+        if result.problems:
+            report.skipped["buildings-3dtiles"] = "; ".join(result.problems)
         log.info("3D Tiles: %d buildings in %d tiles", result.buildings, result.tiles)
     except Exception as exc:
         log.exception("3D Tiles for buildings failed; the previous tileset is kept")

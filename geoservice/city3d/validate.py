@@ -7,7 +7,8 @@
   tileset's is not smaller than the root's); ``refine`` is ``"ADD"`` or ``"REPLACE"``
   (upper case; required on the root); every tile has exactly one ``boundingVolume``
   (``region``, ``box`` or ``sphere``), well formed; ``transform`` has 16 finite numbers;
-  a child's volume lies inside its parent's; content files exist;
+  a child's volume lies inside its parent's; content files exist; a ``.json`` content is
+  an external tileset, checked as the tile's child;
 * glb: header magic/version/length equal to the file size, chunk lengths, JSON chunk
   first and a multiple of 4 bytes, BIN chunk data starting on an 8-byte boundary, every
   bufferView ``byteOffset`` a multiple of 8 and inside the buffer, accessors inside their
@@ -78,6 +79,8 @@ class ValidationReport:
     tiles: int = 0
     contents: int = 0
     features: int = 0
+    #: features in leaf tiles (each building once, whatever the coarser tiles hold)
+    leaf_features: int = 0
 
     @property
     def ok(self) -> bool:
@@ -159,9 +162,14 @@ def _tile(
             report.errors.append(f"{where}: content without uri")
         elif not (base / uri).is_file():
             report.errors.append(f"{where}: content {uri} does not exist")
+        elif uri.endswith(".json"):
+            _external(base / uri, f"{where}>{uri}", matrix, volume, ge, report)
         else:
             report.contents += 1
+            before = report.features
             bounds = _glb(base / uri, report)
+            if not tile.get("children"):
+                report.leaf_features += report.features - before
             if bounds is not None and volume is not None:
                 corners = box_corners(bounds[0], bounds[1])
                 world = (
@@ -171,6 +179,30 @@ def _tile(
                     report.errors.append(f"{where}: content {uri} is not inside boundingVolume")
     for i, child in enumerate(tile.get("children") or []):
         _tile(child, f"{where}/{i}", matrix, volume, ge if _nonneg(ge) else None, base, report)
+
+
+def _external(
+    path: Path,
+    where: str,
+    matrix: np.ndarray,
+    volume: dict[str, Any] | None,
+    error: Any,
+    report: ValidationReport,
+) -> None:
+    """An external tileset (a content ``.json``): its root is checked as the tile's child."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        report.errors.append(f"{where}: cannot read: {exc}")
+        return
+    if (doc.get("asset") or {}).get("version") != "1.1":
+        report.errors.append(f"{where}: asset.version is not '1.1'")
+    root = doc.get("root")
+    if not isinstance(root, dict):
+        report.errors.append(f"{where}: external tileset has no root tile")
+        return
+    parent_error = error if _nonneg(error) else None
+    _tile(root, where, matrix, volume, parent_error, path.parent, report)
 
 
 def _finite(v: Any) -> bool:
