@@ -372,3 +372,26 @@ def test_loopback_endpoint_refused_unless_allowed_and_push_unconfigured(
     with TestClient(wired_app(off), raise_server_exceptions=False) as c:
         r = c.post("/api/subscriptions", json={"area": AREA, "push": loop})
         assert r.status_code == 422 and "not configured" in r.json()["description"]
+
+
+@pytest.mark.parametrize("backend", ["geopackage"], indirect=True)
+def test_municipality_area_is_its_outline(client: TestClient) -> None:
+    browser = Browser()
+    hachioji = Point(139.30, 35.66)
+    with PushService() as ps:
+        sub = subscribe(client, browser, ps.endpoint("muni"), area={"municipality": "13308"})
+        assert sub["area"] == {"municipality": "13308"}
+        assert sub["area_geometry"]["type"] in ("Polygon", "MultiPolygon")
+        bus = bus_of(client)
+        bus.published("wildlife-sightings", sighting("in-hachioji", where=hachioji))
+        bus.published("wildlife-sightings", sighting("in-okutama"))
+        (req,) = ps.wait(1)
+        assert json.loads(browser.decrypt(req["body"]))["id"] == "in-okutama"
+        time.sleep(0.6)
+    assert len(ps.requests) == 1
+    good = browser.subscription("https://push.example.net/wpush/m")
+    for area, status, words in [({"municipality": "1330"}, 400, "5-digit"),
+                                ({"municipality": "13308", "radius_m": 5}, 400, "alone"),
+                                ({"municipality": "99999"}, 422, "not a municipality")]:
+        r = client.post("/api/subscriptions", json={"area": area, "push": good})
+        assert r.status_code == status and words in r.json()["description"], r.text

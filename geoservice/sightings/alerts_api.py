@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import shapely
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,7 +35,9 @@ from geoservice.sightings.alerts import (
 )
 from geoservice.sightings.email_api import EmailSubscriptionIn, subscribe_email
 from geoservice.sightings.events import SIGHTINGS, EventBus
+from geoservice.sightings.feed import BOUNDARIES, MUNICIPALITY
 from geoservice.sightings.push import PUSH, check_push_subscription, public_key
+from geoservice.store import Query
 
 router = APIRouter(tags=["alerts"])
 RT = RuntimeDep
@@ -45,8 +48,8 @@ class SubscriptionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     area: dict[str, Any] = Field(
-        description='A GeoJSON Polygon/MultiPolygon (CRS84), or {"point": [lon, lat], '
-        '"radius_m": N}'
+        description='A GeoJSON Polygon/MultiPolygon (CRS84), {"point": [lon, lat], '
+        '"radius_m": N} or {"municipality": "13308"} (its admin-boundaries outline)'
     )
     species: list[str] = Field(
         default_factory=list, description="Species codes to alert on; empty means all"
@@ -79,9 +82,28 @@ def _number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def municipality_area(area: dict[str, Any], rt: Runtime) -> BaseGeometry:
+    """The outline of ``{"municipality": "13308"}`` from ``admin-boundaries`` (the same
+    outlines the map draws); 400 for a malformed code, 422 for one not on this map."""
+    code = area.get("municipality")
+    if set(area) != {"municipality"} or not isinstance(code, str) or not MUNICIPALITY.match(code):
+        raise InvalidParameter(
+            'area.municipality must be a 5-digit municipality code such as "13308", alone'
+        )
+    if BOUNDARIES not in rt.specs:
+        raise Unprocessable("municipality areas need the admin-boundaries layer on this server")
+    page = rt.reader.query(BOUNDARIES, Query(properties={"municipality_code": code}, limit=100))
+    parts = [f.geometry for f in page.features if f.geometry is not None]
+    if not parts:
+        raise Unprocessable(f"area.municipality {code!r} is not a municipality of this map")
+    return shapely.union_all(parts)
+
+
 def parse_area(area: dict[str, Any], rt: Runtime) -> BaseGeometry:
     """The CRS84 area of a subscription; 400 for bad geometry, 422 for out-of-range radius."""
     s = rt.settings.alerts
+    if "municipality" in area:
+        return municipality_area(area, rt)
     if "point" in area or "radius_m" in area:
         extra = set(area) - {"point", "radius_m"}
         if extra:
@@ -105,7 +127,8 @@ def parse_area(area: dict[str, Any], rt: Runtime) -> BaseGeometry:
         return circle(float(pt[0]), float(pt[1]), float(r))
     if area.get("type") not in ("Polygon", "MultiPolygon"):
         raise InvalidGeometry(
-            f"area must be a GeoJSON Polygon or MultiPolygon, or {{point, radius_m}}; "
+            f"area must be a GeoJSON Polygon or MultiPolygon, {{point, radius_m}} or "
+            f"{{municipality}}; "
             f"got type {area.get('type')!r}"
         )
     return parse_geometry(area, "area")

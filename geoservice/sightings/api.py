@@ -29,12 +29,14 @@ from geoservice.sightings.email_api import router as email_router
 from geoservice.sightings.events import attach_alerts
 from geoservice.sightings.photos import open_photos
 from geoservice.sightings.policy import COLLECTION, SightingsView
+from geoservice.sightings.pwa import api_router as pwa_api_router
 from geoservice.sightings.service import SightingsService
 from geoservice.store import Store
 
 router = APIRouter(tags=["sightings"])
 router.include_router(email_router)  # before alerts' /api/subscriptions/{sid}
 router.include_router(alerts_router)
+router.include_router(pwa_api_router)
 MAX_CSV = 10 * 1024 * 1024
 
 

@@ -16,9 +16,12 @@ from fastapi.responses import HTMLResponse
 
 from geoservice.ogc.pygeoapi_adapter import layer_notice
 from geoservice.runtime import PageLink, RuntimeDep
+from geoservice.sightings.pwa import push_page_config
+from geoservice.sightings.pwa import router as pwa_router
 from geoservice.web.basemaps import page_basemaps
 
 router = APIRouter(include_in_schema=False)
+router.include_router(pwa_router)  # /map/manifest.webmanifest, /map/sw.js
 
 #: The portal's link to this page.
 PAGE: PageLink = {
@@ -57,6 +60,7 @@ def map_config(rt: Any) -> dict[str, Any]:
     if spec is not None:
         cfg["coverage_bbox"] = list(spec.coverage.bbox) if spec.coverage.bbox else None
         cfg["licence_url"] = spec.licence.url
+    cfg["push"] = push_page_config(rt)  # None: the page hides its push panel
     return cfg
 
 
