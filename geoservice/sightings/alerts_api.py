@@ -35,7 +35,7 @@ from geoservice.sightings.alerts import (
 )
 from geoservice.sightings.email_api import EmailSubscriptionIn, subscribe_email
 from geoservice.sightings.events import SIGHTINGS, EventBus
-from geoservice.sightings.feed import BOUNDARIES, MUNICIPALITY
+from geoservice.sightings.feed import BOUNDARIES, MUNICIPALITY, municipality_names
 from geoservice.sightings.push import PUSH, check_push_subscription, public_key
 from geoservice.store import Query
 
@@ -82,14 +82,24 @@ def _number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def municipality_area(area: dict[str, Any], rt: Runtime) -> BaseGeometry:
-    """The outline of ``{"municipality": "13308"}`` from ``admin-boundaries`` (the same
-    outlines the map draws); 400 for a malformed code, 422 for one not on this map."""
+def municipality_code(area: dict[str, Any], rt: Runtime) -> str:
+    """The code of a ``{"municipality": "13308"}`` area; 400 for a malformed one, 422 for
+    one that is not a municipality of this map (when the boundaries are served)."""
     code = area.get("municipality")
     if set(area) != {"municipality"} or not isinstance(code, str) or not MUNICIPALITY.match(code):
         raise InvalidParameter(
             'area.municipality must be a 5-digit municipality code such as "13308", alone'
         )
+    names = municipality_names(rt)
+    if names and code not in names:
+        raise Unprocessable(f"area.municipality {code!r} is not a municipality of this map")
+    return code
+
+
+def municipality_area(area: dict[str, Any], rt: Runtime) -> BaseGeometry:
+    """The outline of a ``{"municipality": "13308"}`` area from ``admin-boundaries`` (the
+    outlines the map draws), for channels that match by area (webhook, push)."""
+    code = municipality_code(area, rt)
     if BOUNDARIES not in rt.specs:
         raise Unprocessable("municipality areas need the admin-boundaries layer on this server")
     page = rt.reader.query(BOUNDARIES, Query(properties={"municipality_code": code}, limit=100))

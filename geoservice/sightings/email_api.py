@@ -34,7 +34,6 @@ from geoservice.sightings.email_alerts import (
     mask,
 )
 from geoservice.sightings.events import EventBus
-from geoservice.sightings.feed import MUNICIPALITY, municipality_names
 from geoservice.sightings.mailer import strings
 
 router = APIRouter(tags=["alerts"])
@@ -73,19 +72,11 @@ def _email(rt: Runtime, sending: bool = False) -> EmailAlerts:
 
 def _area(area: dict[str, Any], rt: Runtime) -> tuple[BaseGeometry | None, str | None]:
     """(geometry, None) for a point/polygon area; (None, code) for a municipality."""
-    from geoservice.sightings.alerts_api import parse_area
+    from geoservice.sightings.alerts_api import municipality_code, parse_area
 
     if "municipality" not in area:
         return parse_area(area, rt), None
-    code = area["municipality"]
-    if set(area) != {"municipality"} or not isinstance(code, str) or not MUNICIPALITY.match(code):
-        raise InvalidParameter(
-            'area.municipality must be a 5-digit municipality code such as "13308", alone'
-        )
-    names = municipality_names(rt)
-    if names and code not in names:
-        raise Unprocessable(f"area.municipality {code!r} is not a municipality of this map")
-    return None, code
+    return None, municipality_code(area, rt)
 
 
 def subscribe_email(body: EmailSubscriptionIn, rt: Runtime, client: str) -> FastJSONResponse:
