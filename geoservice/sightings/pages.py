@@ -79,5 +79,22 @@ async def bear_map(rt: RuntimeDep) -> HTMLResponse:
         }
     return rt.html.render(
         "map.html", config=map_config(rt), credit=credit, synthetic=synthetic,
-        basemaps=page_basemaps(rt.settings),
+        basemaps=page_basemaps(rt.settings), email_alerts=email_panel(rt),
     )
+
+
+def email_panel(rt: Any) -> dict[str, Any] | None:
+    """What the e-mail alert form offers (None - no form - without an SMTP relay)."""
+    if rt.settings.alerts.smtp is None:
+        return None
+    from geoservice.sightings.alerts_api import accepted_species
+    from geoservice.sightings.feed import label
+
+    codes = accepted_species(rt) or ["asian-black-bear"]
+    return {
+        "species": [{"code": c, "ja": label("species", c, "ja"), "en": label("species", c, "en")}
+                    for c in codes],
+        "radii_km": [r for r in DEFAULTS["radii_km"]
+                     if r * 1000 <= rt.settings.alerts.radius_max_m],
+        "default_radius_km": DEFAULTS["default_radius_km"],
+    }
