@@ -546,6 +546,8 @@ def measure(servers: dict[str, Server],
             if firsts[sname].status not in (200, 204):
                 print(f"  {label}: {sname} answered {firsts[sname].status}: n/a for it",
                       flush=True)
+                if firsts[sname].status >= 500:  # the traceback, before tmp is deleted
+                    print(srv.log.read_text("utf-8", "replace")[-3000:], flush=True)
                 entry["servers"][sname] = None
                 continue
             res = load(srv.base, [per_server[sname]])
