@@ -26,7 +26,7 @@ from tests.conftest import ROOT, need
 
 N = 3000
 #: bytes of the root and level-1 tiles a viewer loads first (the 10^6 tileset's too)
-FIRST_VIEW_BUDGET = 600 * 1024
+FIRST_VIEW_BUDGET = 512 * 1024
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,17 @@ hundreds of megabytes.  Here every tile has content and refines ``REPLACE``:
   one spill cell holds more.
 * **Inner tiles** over more than ``max_per_leaf`` buildings hold the city *generalised*:
   the tile is divided into ``grid`` x ``grid`` units and the buildings whose centroid
-  falls in a unit are merged into one block - a
-  square of their total footprint area, centred on their area-weighted centroid, from
-  their lowest base to their area-weighted mean roof (so built area and, roughly, volume
-  are kept).  Blocks smaller than a quarter of the tile's geometric error are dropped (they
-  would be a pixel or two when the tile is shown).  A tile therefore holds at most
-  ``grid``^2 blocks (~0.7 KB each) however many buildings are below it.  Block features
-  carry ``measured_height`` (area-weighted mean) and ``flood_depth_m`` (maximum), so the
-  viewer's colourings work on them; the other columns are empty.  An inner tile over
-  fewer buildings (split only to keep leaves small in area: sparse data) stays empty and
-  refines ``ADD``: its whole subtree is no heavier than one leaf.
+  falls in a unit are merged into one block - a square of their total footprint area,
+  centred on their area-weighted centroid, from their lowest base to their area-weighted
+  mean roof (so built area and, roughly, volume are kept).  Blocks narrower than half the
+  tile's geometric error (an eighth of a unit) are dropped (a pixel or two when the tile
+  is shown).  A tile therefore holds at most ``grid``^2 blocks (~0.65 KB each: 12 x 12
+  keeps a tile under ~95 KB, so the root and level 1 - what a viewer shows first - under
+  ~470 KB) however many buildings are below. Block features carry ``measured_height``
+  (area-weighted mean) and ``flood_depth_m`` (maximum), so the viewer's colourings work on
+  them; the other columns are empty.  An inner tile over fewer buildings (split only to
+  keep leaves small in area: sparse data) stays empty and refines ``ADD``: its whole
+  subtree is no heavier than one leaf.
 * ``geometricError`` of an inner tile is a quarter of its block unit (metres): about the
   typical horizontal displacement of a building's walls when merged into its block (the
   block stands on the buildings' centroid and covers their area; the worst case, half a
@@ -85,7 +86,7 @@ class LodOptions:
     #: cells a side of a leaf at most (a leaf's local frame stays local)
     max_leaf_cells: int = 16
     #: blocks a side of an inner tile (so at most grid^2 blocks a tile)
-    grid: int = 16
+    grid: int = 12
     #: levels per tileset file; deeper levels go into external tilesets
     subtree_levels: int = 3
     #: processes building subtrees

@@ -664,7 +664,7 @@ def write_tiles(
     max_per_leaf: int = 600,
     cell_deg: float = 0.004,
     max_leaf_cells: int = 16,
-    grid: int = 16,
+    grid: int = 12,
     subtree_levels: int = 3,
     spill_bytes: int = 32 << 20,
     geoid: Geoid | None = None,
