@@ -494,8 +494,17 @@ class Settings(BaseModel):
             for k in ("layers_dir", "data_dir", "demo_dir", "work_dir", "tiles_dir")
         }
         store = self.store.model_copy(update={"path": (root / self.store.path).resolve()})
-        if self.alerts.db is not None:
-            upd["alerts"] = self.alerts.model_copy(update={"db": (root / self.alerts.db).resolve()})
+        alerts = self.alerts
+        if alerts.db is not None:
+            alerts = alerts.model_copy(update={"db": (root / alerts.db).resolve()})
+        key_file = alerts.webpush.private_key_file
+        if key_file is not None:
+            webpush = alerts.webpush.model_copy(
+                update={"private_key_file": (root / key_file).resolve()}
+            )
+            alerts = alerts.model_copy(update={"webpush": webpush})
+        if alerts is not self.alerts:
+            upd["alerts"] = alerts
         return self.model_copy(update={**upd, "store": store})
 
 

@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -245,6 +246,10 @@ def test_push_is_vapid_signed_and_decrypts_to_the_alert(
         assert int(h["ttl"]) == 86400 and h["urgency"] == "high"
         verify_vapid(h["authorization"], ps.origin, vapid_pair[1])
         alert = json.loads(browser.decrypt(req["body"]))
+        # the payload is what the published AsyncAPI document says it is
+        doc = client.get("/api/asyncapi.json").json()
+        assert doc["channels"]["webPush"]["messages"]["pushAlert"]
+        jsonschema.validate(alert, doc["components"]["schemas"]["PushAlert"])
         assert alert["type"] == "sighting" and alert["id"] == "push-1"
         assert alert["species"] == "asian-black-bear"
         assert alert["observed_at_jst"] == "2025-11-20T15:30:00+09:00"  # 06:30Z in JST
@@ -395,3 +400,34 @@ def test_municipality_area_is_its_outline(client: TestClient) -> None:
                                 ({"municipality": "99999"}, 422, "not a municipality")]:
         r = client.post("/api/subscriptions", json={"area": area, "push": good})
         assert r.status_code == status and words in r.json()["description"], r.text
+
+
+def test_vapid_key_from_env_or_file_and_the_cli(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization as ser
+    from typer.testing import CliRunner
+
+    from geoservice.cli import app
+    from geoservice.config import WebPushSettings
+    from geoservice.sightings.push import load_vapid, public_key_of
+
+    out = tmp_path / "vapid.key"
+    run = CliRunner().invoke(app, ["sightings", "vapid-keys", "--out", str(out)])
+    assert run.exit_code == 0, run.output
+    assert out.stat().st_mode & 0o777 == 0o600
+    public = run.output.split("vapid_public_key: ")[1].split()[0]
+    again = CliRunner().invoke(app, ["sightings", "vapid-keys", "--out", str(out)])
+    assert again.exit_code == 1  # a key in use is never overwritten
+    cfg = WebPushSettings(private_key_file=out, private_key_env="NO_SUCH_VAR_X")
+    vapid = load_vapid(cfg, env={})
+    assert vapid is not None and public_key_of(vapid.private_key) == public
+    pem = vapid.private_key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8,
+                                          ser.NoEncryption()).decode()
+    env = {"GEOSERVICE_VAPID_PRIVATE_KEY": pem}
+    from_env = load_vapid(WebPushSettings(vapid_public_key=public), env)
+    assert from_env is not None and public_key_of(from_env.private_key) == public
+    assert load_vapid(WebPushSettings(), env={}) is None  # push off, not an error
+    other = generate_vapid_keys()[1]
+    with pytest.raises(ValueError, match="does not belong"):
+        load_vapid(WebPushSettings(private_key_file=out, vapid_public_key=other), env={})
+    with pytest.raises(ValueError, match="cannot be read"):
+        load_vapid(WebPushSettings(), {"GEOSERVICE_VAPID_PRIVATE_KEY": "not-a-key"})

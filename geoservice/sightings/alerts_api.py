@@ -36,7 +36,12 @@ from geoservice.sightings.alerts import (
 from geoservice.sightings.email_api import EmailSubscriptionIn, subscribe_email
 from geoservice.sightings.events import SIGHTINGS, EventBus
 from geoservice.sightings.feed import BOUNDARIES, MUNICIPALITY, municipality_names
-from geoservice.sightings.push import PUSH, check_push_subscription, public_key
+from geoservice.sightings.push import (
+    PUSH,
+    check_push_subscription,
+    public_key,
+    with_push_channel,
+)
 from geoservice.store import Query
 
 router = APIRouter(tags=["alerts"])
@@ -408,7 +413,7 @@ def asyncapi_document(base: str, species: list[str] | None) -> dict[str, Any]:
             },
         },
     }
-    return {
+    return with_push_channel({
         "asyncapi": "3.0.0",
         "id": "urn:tokyo-geotwin:sightings",
         "info": {
@@ -518,4 +523,4 @@ def asyncapi_document(base: str, species: list[str] | None) -> dict[str, Any]:
                 },
             },
         },
-    }
+    })

@@ -371,3 +371,68 @@ def public_key(settings: Settings) -> str | None:
     except (OSError, ValueError):
         return None
     return None if vapid is None else public_key_of(vapid.private_key)
+
+
+#: The decrypted push payload (what ``push_payload`` builds), for the AsyncAPI document.
+PAYLOAD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "event_id", "id", "species", "observed_at_jst", "url", "title"],
+    "properties": {
+        "type": {"const": "sighting"},
+        "event_id": {"type": "string", "description": "Unique per event; the same on retries"},
+        "id": {"type": "string", "description": "The sighting's feature id"},
+        "species": {"type": "string"},
+        "kind": {"type": ["string", "null"]},
+        "observed_at_jst": {"type": ["string", "null"], "format": "date-time",
+                            "description": "When it was seen, in Japan time (+09:00)"},
+        "municipality_code": {"type": ["string", "null"]},
+        "municipality": {"type": ["string", "null"]},
+        "location": {"type": ["array", "null"], "items": {"type": "number"},
+                     "minItems": 2, "maxItems": 2,
+                     "description": "[lon, lat] as the public map shows it"},
+        "location_generalised_m": {"type": ["integer", "null"],
+                                   "description": "Grid cell (m) a sensitive record is "
+                                   "generalised to; null when exact"},
+        "title": {"type": "object", "properties": {"ja": {"type": "string"},
+                                                   "en": {"type": "string"}}},
+        "body": {"type": "object", "properties": {"ja": {"type": "string"},
+                                                  "en": {"type": "string"}}},
+        "url": {"type": "string", "format": "uri", "description": "The sighting on /map/"},
+        "tag": {"type": "string"},
+    },
+}
+
+
+def with_push_channel(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` (the AsyncAPI 3.0 document of alerts) with the Web Push channel added."""
+    doc["servers"]["pushService"] = {
+        "host": "{pushHost}",
+        "protocol": "https",
+        "description": "The browser vendor's push service holding the subscription (RFC 8030)",
+        "variables": {"pushHost": {"description": "Host of the subscription's endpoint"}},
+    }
+    doc["channels"]["webPush"] = {
+        "address": "{endpoint}",
+        "title": "Web Push deliveries",
+        "description": "POSTed to the push subscription's endpoint for every published "
+        "sighting inside its area and of its species: the JSON below, encrypted for the "
+        "browser (RFC 8291, Content-Encoding: aes128gcm) with a VAPID Authorization "
+        "(RFC 8292). 404/410 delete the subscription; 429/5xx are retried (Retry-After).",
+        "servers": [{"$ref": "#/servers/pushService"}],
+        "parameters": {"endpoint": {"description": "The PushSubscription's endpoint URL"}},
+        "messages": {"pushAlert": {"$ref": "#/components/messages/pushAlert"}},
+    }
+    doc["operations"]["sendPushAlert"] = {
+        "action": "send",
+        "channel": {"$ref": "#/channels/webPush"},
+        "summary": "The service pushes an encrypted alert to a browser's push subscription",
+        "messages": [{"$ref": "#/channels/webPush/messages/pushAlert"}],
+    }
+    doc["components"]["schemas"]["PushAlert"] = PAYLOAD_SCHEMA
+    doc["components"]["messages"]["pushAlert"] = {
+        "name": "pushAlert",
+        "contentType": "application/json",
+        "description": "As the service worker reads it after the browser decrypted it",
+        "payload": {"$ref": "#/components/schemas/PushAlert"},
+    }
+    return doc
