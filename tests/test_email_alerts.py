@@ -50,14 +50,23 @@ class Mailbox:
     Requires ``AUTH LOGIN``/``PLAIN`` with the given credentials when ``user`` is set."""
 
     def __init__(self, port: int | None = None, user: str | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, refuse: frozenset[str] = frozenset()) -> None:
         self.port = port or free_port()
+        self.refused: list[str] = []
         self.messages: list[tuple[list[str], EmailMessage, bytes]] = []
         self.logins: list[str] = []
         self._cv = threading.Condition()
         outer = self
 
         class Handler:
+            async def handle_RCPT(self, server: Any, session: Any, envelope: Any,  # noqa: N802
+                                  address: str, options: Any) -> str:
+                if address in refuse:
+                    outer.refused.append(address)
+                    return "550 5.1.1 No such user here"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
                 raw = bytes(envelope.original_content or envelope.content)
                 msg = email.message_from_bytes(raw, policy=email.policy.default)
@@ -412,8 +421,9 @@ def test_expired_confirmation_does_nothing_and_is_purged(
 
 def test_rate_limits_per_address_and_per_client(client_box: tuple[TestClient, Mailbox]) -> None:
     client, box = client_box
-    for _ in range(2):
+    for n in (1, 2):
         subscribe(client)  # the same request again re-sends the confirmation
+        box.wait(n)  # (one asked before the first left supersedes it: one mail)
     r = client.post("/api/subscriptions", json={"email": ADDRESS.upper(), "area": NEAR})
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
     assert ADDRESS.lower() not in r.text.lower()
@@ -465,6 +475,25 @@ def test_smtp_down_delays_mail_then_delivers_it_exactly_once(
             box.quiet(1, 2.0)  # exactly once
         done = rows(client, "SELECT status, count(*) FROM deliveries GROUP BY status")
         assert dict(done).get("pending", 0) == 0 and dict(done)["delivered"] == 2
+
+
+def test_a_refused_recipient_is_dead_at_once_not_retried(email_store: Path,
+                                                          tmp_path: Path) -> None:
+    gone = "nobody@example.jp"
+    with Mailbox(refuse=frozenset({gone})) as box, app_for(
+        email_settings(settings_for(email_store, ROOT / "layers"), tmp_path, box.port)
+    ) as client:
+        subscribe(client, gone)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            dead = rows(client, "SELECT attempts, last_status, last_error FROM deliveries"
+                                " WHERE status = 'dead'")
+            if dead:
+                break
+            time.sleep(0.1)
+        assert dead == [(1, 550, "SMTPRecipientsRefused (SMTP 550)")]
+        time.sleep(1.0)
+        assert box.refused == [gone] and box.messages == []
 
 
 def test_pending_reports_are_not_mailed_until_approved(email_store: Path,

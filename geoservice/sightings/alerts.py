@@ -600,6 +600,8 @@ class Dispatcher:
         self.owner = worker_id()
         #: delivery kind -> sender; another kind (e.g. e-mail) registers its own here
         self.senders: dict[str, Sender] = {WEBHOOK: post_webhook}
+        #: hourly chores of the channels, run with the outbox's pruning (in a thread)
+        self.housekeeping: list[Callable[[], object]] = []
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -630,6 +632,9 @@ class Dispatcher:
                         await asyncio.to_thread(
                             self.outbox.prune, self.settings.retention_days * 86400
                         )
+                    for chore in self.housekeeping:
+                        with contextlib.suppress(*DB_ERRORS):
+                            await asyncio.to_thread(chore)
                 generation = self.notifier.generation
                 free = self.settings.concurrency - len(self._inflight)
                 claimed: list[Claimed] = []

@@ -418,10 +418,17 @@ class EmailAlerts:
         ).fetchall()
         return [(int(i), str(f)) for i, f in rows]
 
-    def settle_digest(self, token: str, delivered: bool, delay_s: float,
+    def settle_digest(self, token: str, outcome: str, delay_s: float,
                       error: str | None) -> None:
-        """Record the outcome of a digest mail on the rows ``token`` carried."""
-        if delivered:
+        """Record the outcome of a digest mail (``delivered``, ``dead`` or ``retry`` in
+        ``delay_s``) on the rows ``token`` carried."""
+        if outcome == "dead":
+            self.db.execute(
+                "UPDATE deliveries SET status = 'dead', last_error = ?, lease_owner = NULL,"
+                " lease_until = 0 WHERE lease_owner = ?",
+                (error, token),
+            )
+        elif outcome == "delivered":
             self.db.execute(
                 "UPDATE deliveries SET status = 'delivered', delivered_at = ?, last_status = 250,"
                 " lease_owner = NULL, lease_until = 0 WHERE lease_owner = ?",

@@ -36,7 +36,7 @@ import yaml
 
 from geoservice.config import AlertSettings, SmtpSettings
 from geoservice.runtime import Runtime
-from geoservice.sightings.alerts import Cancelled, Claimed, Dispatcher, backoff
+from geoservice.sightings.alerts import Cancelled, Claimed, Dispatcher, Outcome, backoff
 from geoservice.sightings.email_alerts import (
     CONFIRM,
     DIGEST,
@@ -230,9 +230,10 @@ class EmailSender:
     def register(self, dispatcher: Dispatcher) -> None:
         """Make the dispatcher send the e-mail kinds."""
         dispatcher.senders.update({EMAIL: self.send, DIGEST: self.send, CONFIRM: self.send})
+        dispatcher.housekeeping.append(self.alerts.purge_unconfirmed)
         self._owner = dispatcher.owner
 
-    async def send(self, client: httpx.AsyncClient, c: Claimed) -> tuple[int | None, str | None]:
+    async def send(self, client: httpx.AsyncClient, c: Claimed) -> Outcome:
         """Compose and send the mail of one claimed delivery (``Cancelled`` when moot)."""
         rec = await asyncio.to_thread(self.alerts.recipient, c.subscription_id)
         if rec is None:
@@ -255,7 +256,7 @@ class EmailSender:
         return alert_mail(self.smtp, rec, docs, links, self.ctx, self.settings.email.safety_url,
                           key)
 
-    async def _digest(self, rec: Recipient, c: Claimed) -> tuple[int | None, str | None]:
+    async def _digest(self, rec: Recipient, c: Claimed) -> Outcome:
         """One mail for every due digest row of the subscription; a task that finds them
         taken by another digest mail reports so (its row is no longer its to record)."""
         token = f"{self._owner}#digest{c.id}"
@@ -263,21 +264,26 @@ class EmailSender:
             self.alerts.take_digest, rec.id, self._owner, token, self.settings.lease_s
         )
         if not rows:
-            return None, "carried by another digest mail"
+            return Outcome(None, "carried by another digest mail")
         msg = self._alert(rec, [json.loads(f) for _, f in rows], c.idempotency_key)
-        status, error = await self._send(msg)
+        out = await self._send(msg)
+        dead = out.permanent or c.attempts >= self.settings.max_attempts
+        outcome = "delivered" if out.error is None else "dead" if dead else "retry"
         await asyncio.to_thread(
-            self.alerts.settle_digest, token, error is None,
-            backoff(self.settings, c.attempts), error,
+            self.alerts.settle_digest, token, outcome, backoff(self.settings, c.attempts),
+            out.error,
         )
-        return status, error
+        return out
 
-    async def _send(self, msg: EmailMessage) -> tuple[int | None, str | None]:
+    async def _send(self, msg: EmailMessage) -> Outcome:
+        """One SMTP conversation; a 5xx refusal is permanent (dead, not retried: the
+        relay will refuse it again), anything else - down, 4xx - is retried."""
         try:
             await asyncio.to_thread(send_smtp, self.smtp, msg)
         except (OSError, smtplib.SMTPException) as exc:
-            return smtp_error(exc)
-        return 250, None
+            code, error = smtp_error(exc)
+            return Outcome(code, error, permanent=code is not None and 500 <= code < 600)
+        return Outcome(250)
 
     def _area_text(self, rec: Recipient) -> str:
         """The alert area in words, for the confirmation mail."""
