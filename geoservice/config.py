@@ -129,6 +129,10 @@ class SmtpSettings(BaseModel):
     username_env: str | None = Field(None, description="Env var holding the SMTP user name")
     password_env: str | None = Field(None, description="Env var holding the SMTP password")
     timeout_s: float = Field(10.0, gt=0, description="Per SMTP conversation")
+    ca_file: Path | None = Field(
+        None, description="PEM CA certificates to trust for STARTTLS (a relay with a private "
+        "CA); default: the system's"
+    )
 
 
 class EmailAlertSettings(BaseModel):
@@ -503,6 +507,10 @@ class Settings(BaseModel):
                 update={"private_key_file": (root / key_file).resolve()}
             )
             alerts = alerts.model_copy(update={"webpush": webpush})
+        if alerts.smtp is not None and alerts.smtp.ca_file is not None:
+            ca_file = (root / alerts.smtp.ca_file).resolve()
+            smtp = alerts.smtp.model_copy(update={"ca_file": ca_file})
+            alerts = alerts.model_copy(update={"smtp": smtp})
         if alerts is not self.alerts:
             upd["alerts"] = alerts
         return self.model_copy(update={**upd, "store": store})

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import ipaddress
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,9 +52,11 @@ class Mailbox:
     Requires ``AUTH LOGIN``/``PLAIN`` with the given credentials when ``user`` is set."""
 
     def __init__(self, port: int | None = None, user: str | None = None,
-                 password: str | None = None, refuse: frozenset[str] = frozenset()) -> None:
+                 password: str | None = None, refuse: frozenset[str] = frozenset(),
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.port = port or free_port()
         self.refused: list[str] = []
+        self.over_tls: list[bool] = []
         self.messages: list[tuple[list[str], EmailMessage, bytes]] = []
         self.logins: list[str] = []
         self._cv = threading.Condition()
@@ -72,6 +76,7 @@ class Mailbox:
                 msg = email.message_from_bytes(raw, policy=email.policy.default)
                 assert isinstance(msg, EmailMessage)
                 with outer._cv:
+                    outer.over_tls.append(session.ssl is not None)
                     outer.messages.append((list(envelope.rcpt_tos), msg, raw))
                     outer._cv.notify_all()
                 return "250 Message accepted for delivery"
@@ -87,7 +92,11 @@ class Mailbox:
         kwargs: dict[str, Any] = {}
         if user:
             kwargs = {"authenticator": authenticate, "auth_required": True,
-                      "auth_require_tls": False}
+                      "auth_require_tls": tls is not None}
+        if tls is not None:  # STARTTLS required before anything else
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            kwargs.update(tls_context=context, require_starttls=True)
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **kwargs)
 
     def __enter__(self) -> Mailbox:
@@ -142,11 +151,12 @@ def email_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp
 
 
-def email_settings(base: Settings, work: Path, smtp_port: int, **email_opts: Any) -> Settings:
+def email_settings(base: Settings, work: Path, smtp_port: int,
+                   smtp_opts: dict[str, Any] | None = None, **email_opts: Any) -> Settings:
     """``base`` with fast retries, SMTP on loopback and the outbox under ``work``."""
-    smtp = SmtpSettings(host="127.0.0.1", port=smtp_port, starttls=False, sender=SENDER,
+    smtp = SmtpSettings(host="127.0.0.1", port=smtp_port, sender=SENDER,
                         username_env="TEST_SMTP_USER", password_env="TEST_SMTP_PASSWORD",
-                        timeout_s=2.0)
+                        timeout_s=2.0, **{"starttls": False, **(smtp_opts or {})})
     alerts = base.alerts.model_copy(update={
         "db": work / "alerts.sqlite", "retry_base_s": 0.3, "retry_max_s": 1.0, "poll_s": 0.2,
         "timeout_s": 2.0, "lease_s": 5.0, "smtp": smtp,
@@ -494,6 +504,62 @@ def test_a_refused_recipient_is_dead_at_once_not_retried(email_store: Path,
         assert dead == [(1, 550, "SMTPRecipientsRefused (SMTP 550)")]
         time.sleep(1.0)
         assert box.refused == [gone] and box.messages == []
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that is its own CA (a relay with a private CA)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "geotwin test relay")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "relay.pem", directory / "relay.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_starttls_to_a_relay_with_a_private_ca_and_login_only_over_tls(
+    email_store: Path, tmp_path: Path, smtp_env: tuple[str, str]
+) -> None:
+    user, password = smtp_env
+    cert, key = self_signed(tmp_path)
+    base = settings_for(email_store, ROOT / "layers")
+    with Mailbox(user=user, password=password, tls=(cert, key)) as box:
+        trusting = email_settings(base, tmp_path / "a", box.port,
+                                  {"starttls": True, "ca_file": cert})
+        with app_for(trusting) as client:
+            subscribe(client)
+            box.wait(1)
+            assert box.over_tls == [True] and box.logins == [user]
+        # without the CA the certificate is not trusted: nothing is sent, the mail waits
+        with app_for(email_settings(base, tmp_path / "b", box.port,
+                                    {"starttls": True})) as client:
+            subscribe(client, "other@example.jp")
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                waiting = rows(client, "SELECT status, last_error FROM deliveries")
+                if waiting and waiting[0][1]:
+                    break
+                time.sleep(0.1)
+            assert waiting == [("pending", "SSLCertVerificationError")], waiting
+            assert len(box.messages) == 1 and box.logins == [user]
 
 
 def test_pending_reports_are_not_mailed_until_approved(email_store: Path,

@@ -200,7 +200,8 @@ def send_smtp(smtp: SmtpSettings, msg: EmailMessage) -> None:
     with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_s) as s:
         s.ehlo()
         if smtp.starttls:
-            s.starttls(context=ssl.create_default_context())
+            cafile = str(smtp.ca_file) if smtp.ca_file else None
+            s.starttls(context=ssl.create_default_context(cafile=cafile))
             s.ehlo()
         if user and password:
             s.login(user, password)
