@@ -85,14 +85,14 @@ def fake_push_manager(sub: dict[str, Any]) -> str:
     (() => {{
       const sub = {json.dumps(sub)};
       let current = null;
-      const make = (opts) => ({{
-        endpoint: sub.endpoint, options: opts, expirationTime: null,
-        toJSON: () => sub, unsubscribe: () => {{ current = null; return Promise.resolve(true); }}
+      const make = (opts, s) => ({{
+        endpoint: s.endpoint, options: opts, expirationTime: null,
+        toJSON: () => s, unsubscribe: () => {{ current = null; return Promise.resolve(true); }}
       }});
       if (self.PushManager) {{
         PushManager.prototype.subscribe = function (opts) {{
           window.__subscribedWith = opts;
-          current = make(opts); return Promise.resolve(current);
+          current = make(opts, window.__renewedSub || sub); return Promise.resolve(current);
         }};
         PushManager.prototype.getSubscription = function () {{ return Promise.resolve(current); }};
       }}
@@ -186,7 +186,26 @@ def test_service_worker_manifest_and_push_panel_in_chromium(
         assert shown[0]["title"] in (alert["title"]["en"], alert["title"]["ja"])  # browser's lang
         assert shown[0]["data"]["url"].endswith(f"/map/?id={alert['id']}")
 
+        # the browser renews its push subscription (a new page load here has none): the
+        # page registers the new one for the same area and removes the old
+        renewed = browser.subscription(ps.endpoint("renewed"))
+        page.add_init_script(f"window.__renewedSub = {json.dumps(renewed)};")
+        page.reload()
+        page.wait_for_function("document.getElementById('bm-push-msg').textContent"
+                               ".indexOf('登録し直しました') >= 0", timeout=15000)
+        with pytest.raises(urllib.error.HTTPError) as old:
+            urllib.request.urlopen(req, timeout=30)  # noqa: S310 - live test server
+        assert old.value.code == 404
+        mine = json.loads(page.evaluate("localStorage.getItem('geotwin.push.subscription')"))
+        req = urllib.request.Request(f"{live.url}/api/subscriptions/{mine['id']}",
+                                     headers={"Authorization": f"Bearer {mine['token']}"})
+        with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - live test server
+            again = json.loads(r.read())
+        assert again["push"]["endpoint"] == renewed["endpoint"]
+        assert again["area"] == stored["area"] and again["species"] == stored["species"]
+
         # stop: the subscription is deleted on the server and in the browser
+        page.click("#bm-push > summary")
         page.click("#bm-push-off")
         page.wait_for_function("document.getElementById('bm-push-msg').textContent"
                                ".indexOf('止めました') >= 0", timeout=15000)

@@ -37,7 +37,7 @@
       denied: "通知が許可されていません。ブラウザの設定で許可してください。",
       working: "登録しています…", done: "登録しました。この端末に通知が届きます。",
       stopped: "通知を止めました。", failed: "登録できませんでした: {why}", no_species: "動物を一つ以上選んでください。",
-      active: "この端末は通知を受け取る設定です。"
+      active: "この端末は通知を受け取る設定です。", renewed: "ブラウザの通知の登録が変わったため、登録し直しました。"
     },
     en: {
       title: "Push alerts", intro: "Get a notification on this device when a new sighting in the area you choose is published (no account needed).",
@@ -49,7 +49,7 @@
       denied: "Notifications are blocked: allow them in the browser's settings.",
       working: "Subscribing\u2026", done: "Subscribed: alerts will arrive on this device.",
       stopped: "Alerts stopped.", failed: "Could not subscribe: {why}", no_species: "Choose at least one animal.",
-      active: "This device receives alerts."
+      active: "This device receives alerts.", renewed: "The browser renewed its push subscription; alerts were re-registered."
     }
   };
   function lang() { return document.documentElement.lang === "en" ? "en" : "ja"; }
@@ -201,6 +201,28 @@
     });
   }
 
+  /** Subscribe this browser and register it for (area, species), replacing the old one. */
+  function register(a, species) {
+    return Promise.resolve(registration).then(function (reg) {
+      return reg || navigator.serviceWorker.register(P.worker, { scope: P.scope });
+    }).then(function () {
+      return navigator.serviceWorker.ready;
+    }).then(browserSubscription).then(function (sub) {
+      return deleteStored().then(function () {
+        return fetch(P.subscriptions, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ area: a, species: species, push: sub.toJSON() })
+        });
+      }).then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (body) {
+          if (r.status !== 201) throw new Error(body.description || ("HTTP " + r.status));
+          store({ id: body.id, token: body.management_token, endpoint: sub.endpoint, area: a, species: species });
+        });
+      });
+    });
+  }
+
   function subscribe() {
     var a = area();
     if (!a) { say(mode() === "muni" ? "choose_muni" : "point_none"); return; }
@@ -212,26 +234,23 @@
     say("working");
     Notification.requestPermission().then(function (perm) {
       if (perm !== "granted") { say("denied"); return null; }
-      return Promise.resolve(registration).then(function (reg) {
-        return reg || navigator.serviceWorker.register(P.worker, { scope: P.scope });
-      }).then(function () {
-        return navigator.serviceWorker.ready;
-      }).then(browserSubscription).then(function (sub) {
-        return deleteStored().then(function () {
-          return fetch(P.subscriptions, {
-            method: "POST",
-            headers: { "Content-Type": "application/json" },
-            body: JSON.stringify({ area: a, species: species, push: sub.toJSON() })
-          });
-        });
-      }).then(function (r) {
-        return r.json().catch(function () { return {}; }).then(function (body) {
-          if (r.status !== 201) throw new Error(body.description || ("HTTP " + r.status));
-          store({ id: body.id, token: body.management_token });
-          say("done");
-          render();
-        });
-      });
+      return register(a, species).then(function () { say("done"); render(); });
+    }).catch(function (e) { say("failed", { why: e && e.message ? e.message : String(e) }); });
+  }
+
+  /** On each visit: a browser that renewed (or lost) its push subscription since it was
+   * registered is registered again for the same area; one whose permission was withdrawn
+   * is unregistered, so the server does not keep pushing into the void. */
+  function resync() {
+    var mine = stored();
+    if (!mine || !mine.area || !canPush) return;
+    if (Notification.permission === "denied") { deleteStored().then(render); return; }
+    if (Notification.permission !== "granted") return;
+    navigator.serviceWorker.ready.then(function (reg) {
+      return reg.pushManager.getSubscription();
+    }).then(function (sub) {
+      if (sub && sub.endpoint === mine.endpoint) return;
+      return register(mine.area, mine.species || []).then(function () { say("renewed"); render(); });
     }).catch(function (e) { say("failed", { why: e && e.message ? e.message : String(e) }); });
   }
 
@@ -254,4 +273,5 @@
   radius.addEventListener("change", function () { panel.querySelector("input[value=point]").checked = true; });
   new MutationObserver(function () { refresh(); }).observe(document.documentElement, { attributes: true, attributeFilter: ["lang"] });
   refresh();
+  resync();
 })();
