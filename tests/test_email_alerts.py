@@ -562,10 +562,11 @@ def test_starttls_to_a_relay_with_a_private_ca_and_login_only_over_tls(
             assert len(box.messages) == 1 and box.logins == [user]
 
 
-def test_pending_reports_are_not_mailed_until_approved(email_store: Path,
-                                                       tmp_path: Path) -> None:
+def test_pending_reports_are_not_mailed_until_approved(
+    base_settings: Settings, tmp_path: Path
+) -> None:
     with Mailbox() as box, app_for(
-        email_settings(settings_for(email_store, ROOT / "layers"), tmp_path, box.port)
+        email_settings(base_settings, tmp_path, box.port)
     ) as client:
         subscribe(client)
         confirm(client, box.wait(1)[0])
@@ -585,13 +586,13 @@ def test_pending_reports_are_not_mailed_until_approved(email_store: Path,
         assert f"id={fid}" in bodies(alert)[0]
 
 
-def test_sensitive_records_are_mailed_generalised(email_store: Path, tmp_path: Path) -> None:
+def test_sensitive_records_are_mailed_generalised(base_settings: Settings, tmp_path: Path) -> None:
     from shapely.geometry import Point
 
     from geoservice.sightings.policy import generalise
 
     with Mailbox() as box, app_for(
-        email_settings(settings_for(email_store, ROOT / "layers"), tmp_path, box.port)
+        email_settings(base_settings, tmp_path, box.port)
     ) as client:
         # an area far smaller than the 1 km cell: matched on the exact position
         subscribe(client, area={"point": list(OKUTAMA), "radius_m": 20}, species=[])
@@ -606,9 +607,9 @@ def test_sensitive_records_are_mailed_generalised(email_store: Path, tmp_path: P
         assert "約1000m四方" in text
 
 
-def test_daily_digest_is_one_mail_listing_the_day(email_store: Path, tmp_path: Path) -> None:
+def test_daily_digest_is_one_mail_listing_the_day(base_settings: Settings, tmp_path: Path) -> None:
     with Mailbox() as box, app_for(
-        email_settings(settings_for(email_store, ROOT / "layers"), tmp_path, box.port)
+        email_settings(base_settings, tmp_path, box.port)
     ) as client:
         subscribe(client, mode="digest")
         confirm(client, box.wait(1)[0])

@@ -62,7 +62,7 @@ def test_map_form_subscribes_a_point_and_a_municipality(
         (conf,) = box.wait(1)
         assert conf["To"] == "hanako@example.jp" and conf["Content-Language"] == "en"
         text, _ = bodies(conf)
-        assert "35.8093, 139.0944 ± 3 km" in text
+        assert "35.8093, 139.0944 ± 3 km" in text and "as each sighting is published" in text
         assert "Asian black bear" in text and "Wild boar" in text, text
         # a municipality, chosen with the keyboard only
         page.locator("input[name=ea-area][value=municipality]").focus()
@@ -83,6 +83,19 @@ def test_map_form_subscribes_a_point_and_a_municipality(
         screenshot(page, "map-email-alerts")
     body = json.dumps([str(m["Subject"]) for m in box.wait(2)], ensure_ascii=False)
     assert body.count("確認") == 1  # one Japanese, one English confirmation
+
+
+def test_form_on_a_phone_is_axe_clean(served: tuple[LiveServer, Mailbox]) -> None:
+    live, _ = served
+    with browser_page((390, 844)) as page:
+        page.goto(f"{live.url}/map/")
+        page.wait_for_function("window.bearmap && window.bearmap.idle", timeout=30000)
+        page.locator("#ea summary").click()
+        page.locator("#ea-email").scroll_into_view_if_needed()
+        assert page.locator("#ea-submit").is_visible()
+        assert axe_violations(page) == []
+        assert console_errors(page) == []
+        screenshot(page, "map-email-alerts-phone")
 
 
 def test_form_is_absent_without_smtp(email_store: Path, tmp_path: Path) -> None:

@@ -303,4 +303,4 @@ class EmailSender:
         else:
             where = "GeoJSON"
         kinds = ", ".join(label("species", s, rec.lang) for s in species) or "*"
-        return f"{where} / {kinds} / {rec.mode}"
+        return f"{where} / {kinds} / {strings()[rec.lang]['mode_' + rec.mode]}"
