@@ -17,10 +17,19 @@ OGC clients, tiles, CQL2 and site queries read.  Writing a tile and marking its 
 identities dirty is one transaction; merging the dirty identities into the collection is
 idempotent (ids are hashes of identities), so a process killed at any point resumes by
 merging what is still dirty: no duplicates, nothing lost.
+
+A merge (read dirty → read pieces → write features → clean) holds the layer's lock, and so
+does writing a tile: otherwise two answers at neighbouring sites could interleave - one
+merging a feature from the pieces it read before the other's tile arrived, writing it
+after the other's whole merge and cleaning the mark - and leave part of a polygon in the
+collection, where a site in the missing part reads "nothing here".  The lock is a file
+lock per layer beside a GeoPackage (threads and processes of one host), a PostgreSQL
+advisory lock on PostGIS (every host).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import sqlite3
@@ -32,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import shapely
 
 from geoservice.catalogue import LayerSpec
@@ -81,8 +91,10 @@ class Ledger:
     rewritten for psycopg)."""
 
     def __init__(self, transaction: Callable[[], AbstractContextManager[Any]], prefix: str,
-                 placeholder: str, blob: str, serialise: str | None = None) -> None:
+                 placeholder: str, blob: str, serialise: str | None = None,
+                 lock: Callable[[str], AbstractContextManager[Any]] | None = None) -> None:
         self._tx = transaction
+        self._lock = lock  # a layer's lock, held by a merge and by a tile write
         self._p = prefix
         self._ph = placeholder
         self._serialise = serialise  # SQL that makes concurrent budget checks take turns
@@ -105,9 +117,22 @@ class Ledger:
             with pool.connection() as con, con.transaction():
                 yield con
 
+        def lock(layer: str) -> AbstractContextManager[None]:
+            return _advisory_lock(pool.conninfo, f"reinfolib-merge:{schema}.{layer}")
+
         # hosts check-and-count the budget one at a time (SQLite: BEGIN IMMEDIATE does it)
         return cls(tx, f'"{schema}".', "%s", "bytea",
-                   serialise="SELECT pg_advisory_xact_lock(hashtext('reinfolib-budget'))")
+                   serialise="SELECT pg_advisory_xact_lock(hashtext('reinfolib-budget'))",
+                   lock=lock)
+
+    @contextmanager
+    def layer_lock(self, layer: str) -> Iterator[None]:
+        """Hold ``layer``'s lock (see the module's docstring); re-entrant it is not."""
+        if self._lock is None:
+            yield
+            return
+        with self._lock(layer):
+            yield
 
     def close(self) -> None:
         """Release this thread's connection (PostGIS: the pool's are the store's)."""
@@ -134,7 +159,7 @@ class Ledger:
         """Replace what ``tile`` said (one transaction); old and new identities get dirty."""
         key = (spec.id, tile.z, tile.x, tile.y)
         where = " WHERE layer = ? AND z = ? AND x = ? AND y = ?"
-        with self._tx() as con:
+        with self.layer_lock(spec.id), self._tx() as con:
             old = con.execute(self._sql("SELECT identity FROM {p}reinfolib_pieces" + where),
                               key).fetchall()
             con.execute(self._sql("DELETE FROM {p}reinfolib_pieces" + where), key)
@@ -237,7 +262,10 @@ def _sqlite_ledger(path: Path) -> Ledger:
         with immediate(cons.get()) as con:
             yield con
 
-    ledger = Ledger(tx, "", "?", "BLOB")
+    def lock(layer: str) -> AbstractContextManager[None]:
+        return _file_lock(path.parent / f".{path.name}.locks" / f"{layer}.lock")
+
+    ledger = Ledger(tx, "", "?", "BLOB", lock=lock)
     ledger.close = cons.close  # type: ignore[method-assign]
     return ledger
 
@@ -245,7 +273,15 @@ def _sqlite_ledger(path: Path) -> Ledger:
 def write_merged(store: Store, spec: LayerSpec, ledger: Ledger) -> int:
     """Merge every dirty identity of ``spec`` into its collection; return how many.
 
-    Idempotent: run it again after a crash and it finishes the job."""
+    Idempotent: run it again after a crash and it finishes the job.  Holds the layer's
+    lock throughout (when something is dirty), so merges and tile writes take turns."""
+    if not ledger.dirty(spec.id):
+        return 0
+    with ledger.layer_lock(spec.id):
+        return _merge_dirty(store, spec, ledger)
+
+
+def _merge_dirty(store: Store, spec: LayerSpec, ledger: Ledger) -> int:
     dirty = ledger.dirty(spec.id)
     for i in range(0, len(dirty), CHUNK):
         chunk = dirty[i:i + CHUNK]
@@ -259,6 +295,27 @@ def write_merged(store: Store, spec: LayerSpec, ledger: Ledger) -> int:
                 _upsert(store, spec.id, feature)
         ledger.clean(spec.id, chunk)
     return len(dirty)
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (per open file: threads exclude each other too)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _advisory_lock(conninfo: str, name: str) -> Iterator[None]:
+    """A PostgreSQL session advisory lock on ``name``, on a connection of its own (not the
+    pool's: a merge holding it also writes through the pool), released when it closes."""
+    with psycopg.connect(conninfo, autocommit=True) as con:
+        con.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+        yield
 
 
 def _upsert(store: Store, collection: str, feature: Any) -> None:
