@@ -22,6 +22,7 @@ Reason = Literal[
     "bad-pbf",
     "zoom-out-of-range",
     "budget-exhausted",
+    "site-too-large",
     "unreachable",
 ]
 

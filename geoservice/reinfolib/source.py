@@ -28,7 +28,7 @@ from geoservice.reinfolib.client import ReinfolibClient, TileAnswer
 from geoservice.reinfolib.errors import ReinfolibError
 from geoservice.reinfolib.merge import pieces
 from geoservice.reinfolib.settings import ReinfolibSettings
-from geoservice.reinfolib.tiles import Tile, covering
+from geoservice.reinfolib.tiles import Tile, TooManyTiles, covering
 from geoservice.store.base import Query, Store
 
 if TYPE_CHECKING:
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("geoservice.reinfolib")
 MAX_FEATURES = 100_000
+#: The most tiles of one layer a site query may need (a parcel needs 1-4; the per-minute
+#: budget could not fetch more in one answer, and a huge site must not build a huge grid)
+MAX_SITE_TILES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +209,14 @@ class ReinfolibSource:
             return LayerResult(spec.id, [], None, ReinfolibError(
                 "not-configured", self.settings.not_configured, api=spec.source.api))
         region = _widen(area, buffer_m)
-        tiles = covering(region, spec.source.zoom or 15)
+        zoom = spec.source.zoom or 15
+        try:
+            tiles = covering(region, zoom, limit=MAX_SITE_TILES)
+        except TooManyTiles:
+            return LayerResult(spec.id, [], None, ReinfolibError(
+                "site-too-large", f"{spec.source.api}: the site spans more than "
+                f"{MAX_SITE_TILES} tiles at zoom {zoom}; ask for a smaller site",
+                api=spec.source.api))
         records, memoised = await self._records(spec.id, tiles)
         fresh = {t: r for t, r in records.items() if r.fresh(self.settings.cache_ttl_days)}
         todo = [t for t in tiles if t not in fresh]

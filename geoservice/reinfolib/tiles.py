@@ -61,17 +61,51 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
     return min(max(x, 0), n - 1), min(max(y, 0), n - 1)
 
 
-def covering(area: BaseGeometry, z: int) -> list[Tile]:
-    """The tiles at zoom ``z`` that intersect ``area`` (a CRS84 geometry), sorted."""
+#: Past this many tiles in the bounding box, ``covering`` descends from zoom 0 instead.
+GRID_MAX = 4096
+
+
+class TooManyTiles(ValueError):
+    """An area covers more tiles than the caller allows."""
+
+
+def covering(area: BaseGeometry, z: int, limit: int | None = None) -> list[Tile]:
+    """The tiles at zoom ``z`` that intersect ``area`` (a CRS84 geometry), sorted.
+
+    Why two ways: the grid of the bounding box is the quick answer for a site, but a thin
+    or scattered area (小笠原村's islands, a long sliver) has a bounding box of millions of
+    tiles of which few touch it; past ``GRID_MAX`` the tiles are found by descending from
+    zoom 0 through the children that intersect, so the work follows the answer.  More
+    than ``limit`` tiles raise ``TooManyTiles`` (a site query cannot fetch them anyway).
+    """
     west, south, east, north = area.bounds
     x0, y0 = tile_of(west, north, z)
     x1, y1 = tile_of(east, south, z)
+    if (x1 - x0 + 1) * (y1 - y0 + 1) > GRID_MAX:
+        return _descend(area, z, limit)
     tiles = [Tile(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
-    if len(tiles) <= 1 or area.geom_type == "Point":
-        return tiles
+    if len(tiles) > 1 and area.geom_type != "Point":
+        tiles = _intersecting(area, tiles)
+    if limit is not None and len(tiles) > limit:
+        raise TooManyTiles(f"{len(tiles)} tiles at zoom {z}, more than {limit}")
+    return tiles
+
+
+def _intersecting(area: BaseGeometry, tiles: list[Tile]) -> list[Tile]:
     boxes = shapely.box(*np.array([t.bounds() for t in tiles]).T)
     shapely.prepare(area)
     return [t for t, hit in zip(tiles, shapely.intersects(area, boxes), strict=True) if hit]
+
+
+def _descend(area: BaseGeometry, z: int, limit: int | None) -> list[Tile]:
+    level = [Tile(0, 0, 0)]
+    for _ in range(z):
+        children = [Tile(t.z + 1, 2 * t.x + dx, 2 * t.y + dy)
+                    for t in level for dx in (0, 1) for dy in (0, 1)]
+        level = _intersecting(area, children)
+        if limit is not None and len(level) > limit:
+            raise TooManyTiles(f"more than {limit} tiles at zoom {level[0].z}")
+    return sorted(level)
 
 
 def iter_geojson(body: Any, api: str) -> Iterator[Feature]:
