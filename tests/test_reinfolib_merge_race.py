@@ -4,40 +4,26 @@ tiles each fetched) must leave the whole polygon in the collection, on both back
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Callable
-from pathlib import Path
 
-import pytest
 from shapely.geometry import box
 
-from geoservice.build import build
 from geoservice.config import Settings
 from geoservice.reinfolib.cache import Ledger, write_merged
 from geoservice.reinfolib.merge import Piece, feature_id
 from geoservice.reinfolib.tiles import Tile
 from geoservice.store import open_store
-from tests.conftest import pg_settings_for, settings_for
-from tests.test_reinfolib import DEMO, _layers
+from tests.test_reinfolib import store_settings  # noqa: F401 - the shared fixture
 
 PROPS = {"use_area_ja": "第一種低層住居専用地域", "u_floor_area_ratio_ja": "100%",
          "u_building_coverage_ratio_ja": "50%", "city_code": "13111"}
 LEFT, RIGHT = box(139.700, 35.570, 139.705, 35.575), box(139.705, 35.570, 139.710, 35.575)
 
 
-@pytest.fixture(params=["gpkg", "postgis"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    if request.param == "gpkg":
-        s = settings_for(tmp_path, _layers(tmp_path))
-    else:
-        make: Callable[[str], str] = request.getfixturevalue("pg_database")
-        s = pg_settings_for(tmp_path, _layers(tmp_path), make(f"rm{uuid.uuid4().hex[:8]}"))
-    build(s, mirror=DEMO)
-    return s
-
-
-def test_interleaved_merges_keep_every_piece(settings: Settings) -> None:
-    store = open_store(settings)
+def test_interleaved_merges_keep_every_piece(
+        store_settings: Settings,  # noqa: F811 - the fixture imported above
+) -> None:
+    """On each backend (``store_settings``: two empty API layers and the demo boundaries)."""
+    store = open_store(store_settings)
     spec = store.spec("rf-use")
     first, second = Ledger.of(store), Ledger.of(store)
     first.put(spec, Tile(15, 1, 1), "2026-12-06T00:00:00+00:00", "u1",
