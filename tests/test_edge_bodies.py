@@ -201,3 +201,31 @@ def test_parse_json_accepts_what_limits_allow() -> None:
     doc = {"type": "Feature", "geometry": json.loads(_polygon(LIMITS.vertices)),
            "properties": {"名前": "熊", "nested": [[[[1]]]]}}
     assert parse_json(json.dumps(doc).encode(), LIMITS) == doc
+
+
+@pytest.mark.parametrize("declared", [b"\xb2", b"1\xb9", b"12a", b"-1", b""])
+def test_odd_content_length_is_no_500(declared: bytes) -> None:
+    """A ``Content-Length`` that is not ASCII digits (``"²"`` passes ``str.isdigit`` and
+    then fails ``int``) is treated as unknown: the body is read within the limit."""
+    import asyncio
+
+    from starlette.types import Message
+
+    from geoservice.edge.bodies import BodyGuard
+
+    seen: list[bytes] = []
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        seen.append((await receive())["body"])  # type: ignore[operator]
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b'{"a": 1}', "more_body": False}
+
+    async def send(message: Message) -> None:
+        raise AssertionError(f"the guard answered {message}")
+
+    scope = {"type": "http", "method": "POST", "path": "/api/guide",
+             "headers": [(b"content-type", b"application/json"),
+                         (b"content-length", declared)]}
+    asyncio.run(BodyGuard(app, LIMITS)(scope, receive, send))  # type: ignore[arg-type]
+    assert seen == [b'{"a": 1}']

@@ -379,6 +379,8 @@ def test_coverage_subset_matches_the_raster_cells(client: TestClient, flood: Flo
         {"subset": "Lon(a:b)"},
         {"scaleSize": "Lon(x)"},
         {"scaleSize": "Lon(9000),Lat(9000)"},
+        {"width": "²"},  # str.isdigit() says yes, int() says no
+        {"scaleSize": "²,³"},
         {"frobnicate": "1"},
     ],
 )

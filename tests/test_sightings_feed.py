@@ -93,6 +93,7 @@ def test_bbox_feed_holds_only_points_inside(env: Env) -> None:
         ({"municipality": "okutama"}, "5-digit municipality code"),
         ({"municipality": "99999"}, "not a municipality"),
         ({"limit": "0"}, "from 1 to 500"),
+        ({"limit": "²"}, "from 1 to 500"),  # str.isdigit() says yes, int() says no
         ({"bbox": "1,2,3"}, "4 or 6 comma-separated numbers"),
         ({"since": "2025"}, "accepted: bbox, limit, municipality"),
     ],

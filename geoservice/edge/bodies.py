@@ -227,7 +227,9 @@ class BodyGuard:
 
 
 async def _read(receive: Receive, declared: str | None, limit: int) -> bytes:
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    # ASCII digits only: "²" passes ``str.isdigit`` and then fails ``int`` (a 500)
+    if declared is not None and declared.isascii() and declared.isdigit() \
+            and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of"
                               f" {limit} bytes")
     chunks: list[bytes] = []

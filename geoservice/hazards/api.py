@@ -380,13 +380,13 @@ def parse_coverage_request(
                     width = int(m.group(2))
                 else:
                     height = int(m.group(2))
-        elif len(items) == 2 and all(i.strip().isdigit() for i in items):
+        elif len(items) == 2 and all(_digits(i.strip()) for i in items):
             width, height = int(items[0]), int(items[1])
         else:
             raise InvalidParameter(f"scaleSize: {size!r} is not Lon(w),Lat(h)")
     for name in ("width", "height"):
         if name in qp:
-            if not qp[name].isdigit():
+            if not _digits(qp[name]):
                 raise InvalidParameter(f"{name}: expected a positive integer")
             if name == "width":
                 width = int(qp[name])
@@ -402,6 +402,11 @@ def parse_coverage_request(
     if (width is not None and width < 1) or (height is not None and height < 1):
         raise InvalidParameter("scaleSize/width/height: must be at least 1")
     return (box if given else None), (width, height)
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``"²"`` passes ``str.isdigit`` and then fails ``int`` (a 500)."""
+    return text.isascii() and text.isdigit()
 
 
 @router.get(f"{PREFIX}/coverage", include_in_schema=False)

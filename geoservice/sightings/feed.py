@@ -82,7 +82,7 @@ def parse_feed_query(qp: dict[str, str]) -> FeedQuery:
         )
     bbox = params.parse_bbox(qp["bbox"], None) if qp.get("bbox") else None
     raw = qp.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 500:  # not "²"
         raise InvalidParameter(f"limit={raw!r}: expected an integer from 1 to 500")
     return FeedQuery(muni, bbox, int(raw))
 
