@@ -20,14 +20,17 @@ viewer puts it for a whole-city overview (2.6 bounding radii away, pitch -35 deg
 south), until Cesium reports every tile of the view loaded (or ``--settle`` seconds):
 seconds, tile requests, bytes.  Then a scripted flight (``--fly`` seconds, 400 m high, pitch
 -20 degrees, 3 km south-west -> north-east over the centre), the camera moved every
-``requestAnimationFrame``: frame times (rAF deltas p50/p95/max), frames, tile requests and
-bytes during the flight.  Results: ``bench/results/city3d.json``.
+``requestAnimationFrame``: frame times (rAF deltas p50/p95/max), frames; then until the
+end view has loaded: seconds, tile requests and bytes fetched for the flight and the end
+view (Cesium defers requests while the camera moves: ``cullRequestsWhileMoving``).
+Results: ``bench/results/city3d.json``.
 
 Usage::
 
     .venv/bin/python bench/city3d.py                 # 20k and 100k, build only
     .venv/bin/python bench/city3d.py --sizes 100000 --validate
     .venv/bin/python bench/city3d.py --sizes 20000 --browser --fly 10
+    .venv/bin/python bench/city3d.py --sizes 100000 --browser-only   # tilesets of a run
 """
 
 from __future__ import annotations
@@ -227,7 +230,7 @@ def browse(root: Path, settle: float, fly: float) -> dict[str, float]:
     figures: dict[str, float] = {}
     with LiveServer(settings) as srv, browser_page() as page:
         urls: list[str] = []
-        page.on("requestfinished", lambda r: urls.append(r.url))
+        page.on("requestfinished", lambda r: urls.append(r.url))  # loaded, not just asked
         t0 = time.perf_counter()
         page.goto(f"{srv.url}/3d/#cam={cam}&imagery=none")
         done = "window.viewer3d && window.viewer3d.loaded && window.viewer3d.tilesLoaded"
@@ -244,7 +247,16 @@ def browse(root: Path, settle: float, fly: float) -> dict[str, float]:
         a = _offset(lon, lat, -1060.0, -1060.0)
         b = _offset(lon, lat, 1060.0, 1060.0)
         before = len(urls)
+        t1 = time.perf_counter()
         deltas = page.evaluate(FLY_JS, [list(a), list(b), 400.0, 45.0, -20.0, fly])
+        # a few frames for Cesium to ask for what the end view needs (it holds requests back
+        # while the camera moves), then until they have loaded
+        page.wait_for_timeout(5000)
+        try:
+            page.wait_for_function(done, timeout=settle * 1000)
+        except TimeoutError:
+            figures["end_view_settled"] = False
+        figures["fly_and_settle_s"] = round(time.perf_counter() - t1, 1)
         count, size = _tile_bytes(urls[before:], root)
         figures.update(
             {
@@ -256,6 +268,9 @@ def browse(root: Path, settle: float, fly: float) -> dict[str, float]:
                 "fly_requests": count,
                 "fly_kb": round(size / 1024, 1),
                 "page_errors": len(page.errors),
+                "end_view_tiles": page.evaluate(
+                    "window.viewer3d.tileset.statistics.numberOfTilesWithContentReady"
+                ),
             }
         )
     return figures
@@ -271,6 +286,9 @@ def main() -> int:
     parser.add_argument("--browser", action="store_true", help="fly over the largest tileset")
     parser.add_argument("--settle", type=float, default=180.0, help="first-view timeout, s")
     parser.add_argument("--fly", type=float, default=20.0, help="flight seconds")
+    parser.add_argument(
+        "--browser-only", action="store_true", help="reuse the tilesets built in --work"
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--layout", default="lod", choices=sorted(LAYOUTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -280,13 +298,16 @@ def main() -> int:
         print(json.dumps(figures))
         return 0
     rows = []
-    for n in args.sizes:
-        rows.append(build(n, args.work, "lod", args.workers, args.tracemalloc))
-        print(json.dumps(rows[-1]))
     largest = args.sizes[-1]
-    if args.browser:
-        rows.append(build(largest, args.work, "flat", args.workers, args.tracemalloc))
-        print(json.dumps(rows[-1]))
+    if args.browser_only:
+        args.browser = True
+    else:
+        for n in args.sizes:
+            rows.append(build(n, args.work, "lod", args.workers, args.tracemalloc))
+            print(json.dumps(rows[-1]))
+        if args.browser:
+            rows.append(build(largest, args.work, "flat", args.workers, args.tracemalloc))
+            print(json.dumps(rows[-1]))
     print(f"\nCityGML -> 3D Tiles (synthetic LOD1, end to end, workers={args.workers})")
     cols = "layout buildings seconds buildings_per_cpu_s peak_rss_mb workers_peak_rss_mb"
     cols += " tiles blocks tiles_mb tileset_kb root_level1_kb max_tile_kb"
@@ -294,17 +315,20 @@ def main() -> int:
     for r in rows:
         print(" ".join(f"{r[c]!s:>11}" for c in cols.split()))
     results: dict[str, object] = {"builds": rows}
+    if args.browser_only and RESULTS.is_file():  # keep the builds of the run being reused
+        results["builds"] = json.loads(RESULTS.read_text("utf-8")).get("builds", [])
     if args.browser:
         views = {}
         for layout in ("lod", "flat"):
             views[layout] = browse(tiles_dir(args.work, layout, largest), args.settle, args.fly)
             print(layout, json.dumps(views[layout]))
         results["browser"] = {"n": largest, **views}
-        keys = list(views["lod"])
+        keys = sorted(set(views["lod"]) | set(views["flat"]))
         print(f"\n/3d/ over {largest} buildings, headless Chromium (SwiftShader)")
         print(f"{'':>22} {'lod':>10} {'flat':>10}")
         for k in keys:
-            print(f"{k:>22} {views['lod'][k]!s:>10} {views['flat'][k]!s:>10}")
+            lod, flat = views["lod"].get(k, ""), views["flat"].get(k, "")
+            print(f"{k:>22} {lod!s:>10} {flat!s:>10}")
     if args.validate:
         from geoservice.city3d.validate import validate_all
 
