@@ -381,6 +381,10 @@ def test_coverage_subset_matches_the_raster_cells(client: TestClient, flood: Flo
         {"scaleSize": "Lon(9000),Lat(9000)"},
         {"width": "²"},  # str.isdigit() says yes, int() says no
         {"scaleSize": "²,³"},
+        {"scale-factor": "nan"},  # float() takes nan and inf
+        {"scale-factor": "1e-300"},  # a raster of 10^300 pixels
+        {"bbox": "nan,35.6,139.8,35.7"},
+        {"subset": "Lon(139.7:inf)"},
         {"frobnicate": "1"},
     ],
 )

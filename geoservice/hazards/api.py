@@ -21,6 +21,7 @@ conformance classes.  ``card_for`` is what the composition root hands the guide 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -299,10 +300,15 @@ def _axis(name: str) -> str:
 
 
 def _float(text: str, what: str) -> float:
+    """A finite number (``float`` also reads ``nan`` and ``inf``, which no extent or scale
+    can be: NaN became a 500 in the pixel arithmetic)."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise InvalidParameter(f"{what}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise InvalidParameter(f"{what}: {text!r} is not a finite number")
+    return value
 
 
 def _split_top(text: str) -> list[str]:
