@@ -35,7 +35,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -92,9 +92,13 @@ class Ledger:
 
     def __init__(self, transaction: Callable[[], AbstractContextManager[Any]], prefix: str,
                  placeholder: str, blob: str, serialise: str | None = None,
-                 lock: Callable[[str], AbstractContextManager[Any]] | None = None) -> None:
+                 lock: Callable[[str], AbstractContextManager[Any]] | None = None,
+                 lock_in_tx: Callable[[Any, str], None] | None = None) -> None:
         self._tx = transaction
         self._lock = lock  # a layer's lock, held by a merge and by a tile write
+        #: takes the same lock inside a tile write's own transaction (PostgreSQL: no second
+        #: connection per tile); without it a tile write holds ``lock``
+        self._lock_in_tx = lock_in_tx
         self._p = prefix
         self._ph = placeholder
         self._serialise = serialise  # SQL that makes concurrent budget checks take turns
@@ -120,10 +124,14 @@ class Ledger:
         def lock(layer: str) -> AbstractContextManager[None]:
             return _advisory_lock(pool.conninfo, f"reinfolib-merge:{schema}.{layer}")
 
+        def lock_in_tx(con: Any, layer: str) -> None:  # the same key: the two conflict
+            con.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                        (f"reinfolib-merge:{schema}.{layer}",))
+
         # hosts check-and-count the budget one at a time (SQLite: BEGIN IMMEDIATE does it)
         return cls(tx, f'"{schema}".', "%s", "bytea",
                    serialise="SELECT pg_advisory_xact_lock(hashtext('reinfolib-budget'))",
-                   lock=lock)
+                   lock=lock, lock_in_tx=lock_in_tx)
 
     @contextmanager
     def layer_lock(self, layer: str) -> Iterator[None]:
@@ -159,7 +167,10 @@ class Ledger:
         """Replace what ``tile`` said (one transaction); old and new identities get dirty."""
         key = (spec.id, tile.z, tile.x, tile.y)
         where = " WHERE layer = ? AND z = ? AND x = ? AND y = ?"
-        with self.layer_lock(spec.id), self._tx() as con:
+        held = self.layer_lock(spec.id) if self._lock_in_tx is None else nullcontext()
+        with held, self._tx() as con:
+            if self._lock_in_tx is not None:
+                self._lock_in_tx(con, spec.id)
             old = con.execute(self._sql("SELECT identity FROM {p}reinfolib_pieces" + where),
                               key).fetchall()
             con.execute(self._sql("DELETE FROM {p}reinfolib_pieces" + where), key)
