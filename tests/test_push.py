@@ -431,3 +431,33 @@ def test_vapid_key_from_env_or_file_and_the_cli(tmp_path: Path) -> None:
         load_vapid(WebPushSettings(private_key_file=out, vapid_public_key=other), env={})
     with pytest.raises(ValueError, match="cannot be read"):
         load_vapid(WebPushSettings(), {"GEOSERVICE_VAPID_PRIVATE_KEY": "not-a-key"})
+
+
+@pytest.mark.parametrize("backend", ["geopackage"], indirect=True)
+def test_citizen_report_is_pushed_only_when_approved_and_generalised(client: TestClient) -> None:
+    from geoservice.auth.db import AuthDB, auth_db_path
+    from geoservice.auth.tokens import TokenStore
+    from geoservice.runtime import runtime_of_app
+
+    work = runtime_of_app(client.app).settings.work_dir
+    moderator, _ = TokenStore(AuthDB(auth_db_path(work))).create("奥多摩町 環境整備課", "13308")
+    browser = Browser()
+    with PushService() as ps:
+        subscribe(client, browser, ps.endpoint("moderated"))
+        r = client.post("/api/reports", json={
+            "point": [OKUTAMA.x, OKUTAMA.y], "species": "japanese-serow", "kind": "witness",
+            "observed_at": "2025-11-01T07:00:00+09:00", "count": 1, "description": "見た"})
+        assert r.status_code == 201 and r.json()["status"] == "pending", r.text
+        fid = r.json()["id"]
+        time.sleep(1.0)  # several dispatcher polls: a pending report is never sent
+        assert ps.requests == []
+        ok = client.post(f"/api/moderation/{fid}/approve",
+                         headers={"Authorization": f"Bearer {moderator}"})
+        assert ok.status_code == 200, ok.text
+        (req,) = ps.wait(1)
+        alert = json.loads(browser.decrypt(req["body"]))
+        assert alert["id"] == fid and alert["municipality"] == "奥多摩町"
+        assert alert["observed_at_jst"] == "2025-11-01T07:00:00+09:00"
+        cell = generalise(OKUTAMA, 1000)
+        assert alert["location"] == [round(cell.x, 6), round(cell.y, 6)]
+        assert alert["location_generalised_m"] == 1000
