@@ -9,8 +9,10 @@ page must raise no script error and request nothing from any host but the live s
 from __future__ import annotations
 
 import urllib.error
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 from shapely.geometry import shape
@@ -104,6 +106,9 @@ def test_guide_page_end_to_end(live: LiveServer) -> None:
     inside = zone.representative_point()
     parcel = _demo_parcel(live)
     with browser_page(viewport=(1400, 1000)) as page:
+        # a consultant abroad: the printed report must still say the time in Japan
+        page.context.new_cdp_session(page).send(
+            "Emulation.setTimezoneOverride", {"timezoneId": "America/New_York"})
         requests = record_requests(page)
         page.goto(live.url + "/guide/")
         _wait_ready(page)
@@ -243,6 +248,10 @@ def test_guide_page_end_to_end(live: LiveServer) -> None:
         assert row.count() == 1 and zone_id in row.inner_text()
         assert page.locator("#report-site").is_visible()
         assert page.locator("#report-works").is_visible()
+        stamp = page.locator("#report-date").inner_text()
+        tokyo = [datetime.now(ZoneInfo("Asia/Tokyo")) - timedelta(minutes=m) for m in (0, 5)]
+        assert "JST" in stamp and any(f"{t.year}/{t.month}/{t.day} {t.hour}:" in stamp
+                                      for t in tokyo), stamp
         assert page.locator("#timeline").is_visible()
         assert page.locator("#disclaimer").is_visible()
         assert page.locator("#credits").is_visible()

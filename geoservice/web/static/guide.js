@@ -592,6 +592,12 @@
     return spans.length === 2 ? bi(spans[0].textContent, spans[1].textContent) : value;
   }
 
+  // The report's time in Japan time, whatever zone the browser is in: the report goes to a
+  // Tokyo counter, and a bare local time printed abroad would read as the wrong hour.
+  function japanTime(d) {
+    return d.toLocaleString("ja-JP", { timeZone: "Asia/Tokyo" }) + " JST";
+  }
+
   function renderAnswer(a, req) {
     var site = a.site || {};
     var s = req.site;
@@ -717,7 +723,7 @@
     disc.textContent = a.disclaimer || "";
     disc.hidden = !a.disclaimer;
     clear($("#report-date"));
-    append($("#report-date"), bi("作成日時: ", "Generated: "), new Date().toLocaleString("ja-JP"), " — ", location.origin + location.pathname);
+    append($("#report-date"), bi("作成日時: ", "Generated: "), japanTime(new Date()), " — ", location.origin + location.pathname);
     $("#report").hidden = false;
     $("#print-button").disabled = false;
   }
