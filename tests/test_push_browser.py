@@ -215,3 +215,23 @@ def test_service_worker_manifest_and_push_panel_in_chromium(
         assert page.errors == []
         assert page.console_errors == []
         assert_local_only(requests)
+
+
+def test_push_panel_on_a_phone_in_english(pwa: tuple[LiveServer, str]) -> None:
+    live, _ = pwa
+    with browser_page(viewport=(390, 844)) as page:
+        page.goto(f"{live.url}/map/?lang=en&lon={POINT[0]}&lat={POINT[1]}&r=5")
+        page.wait_for_function("window.bearmap && window.bearmap.idle", timeout=30000)
+        page.click("#bm-push > summary")
+        panel = page.locator("#bm-push")
+        assert panel.locator("summary").inner_text() == "Push alerts"
+        assert "Within a radius of the point" in panel.inner_text()
+        assert "Asian black bear" in page.locator("#bm-push-species").inner_text()
+        page.locator("#bm-push-on").scroll_into_view_if_needed()
+        box = page.locator("#bm-push-on").bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+        assert axe_violations(page) == []
+        screenshot(page, "map-push-phone-en")
+        page.click("#bm-lang")  # back to Japanese: the panel follows
+        assert panel.locator("summary").inner_text() == "プッシュ通知"
+        assert page.errors == [] and page.console_errors == []

@@ -71,7 +71,7 @@
       sp_: { "asian-black-bear": "Asian black bear", "brown-bear": "Brown bear", "wild-boar": "Wild boar", "sika-deer": "Sika deer", "japanese-macaque": "Japanese macaque", "japanese-serow": "Japanese serow", other: "Other" },
       kind_: { witness: "Sighting", trace: "Trace", photographing: "Camera photo", capture: "Capture", injury: "Injury" },
       rel_: { high: "High", middle: "Medium", low: "Low" },
-      lang_button: "日本語", map_label: "Map", unknown_place: "unknown"
+      lang_button: "日本語", map_label: "Sightings map", unknown_place: "unknown"
     }
   };
 
@@ -274,6 +274,7 @@
     var btn = $("bm-lang");
     btn.textContent = t("lang_button");
     btn.lang = state.lang === "ja" ? "en" : "ja";
+    // not plain "Map": MapLibre names its canvas region that, and two landmarks may not share a name
     $("bm-map").setAttribute("aria-label", t("map_label"));
     buildSpeciesControls();
     buildMuniOptions();
