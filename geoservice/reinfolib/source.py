@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -112,6 +113,7 @@ class ReinfolibSource:
         self.layers = layers
         self.client = client
         self._ledger: Ledger | None = None
+        self._ledger_lock = threading.Lock()  # first use may come from several threads
         #: fresh ledger records seen by this process: a fresh tile stays fresh (a refetch
         #: only renews it) until its TTL ends, so the warm path needs no ledger query
         self._fresh: dict[tuple[str, Tile], TileRecord] = {}
@@ -162,9 +164,10 @@ class ReinfolibSource:
     @property
     def ledger(self) -> Ledger:
         """The cache tables (created on first use)."""
-        if self._ledger is None:
-            self._ledger = Ledger.of(self.store)
-        return self._ledger
+        with self._ledger_lock:  # two at once would race on CREATE TABLE IF NOT EXISTS
+            if self._ledger is None:
+                self._ledger = Ledger.of(self.store)
+            return self._ledger
 
     def describe(self, spec: LayerSpec) -> dict[str, object]:
         """The ``source`` block of the collection's metadata: the API, the fetch dates and
