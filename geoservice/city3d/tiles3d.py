@@ -727,9 +727,13 @@ def write_tiles(
         }
         if attribution:
             extras["attribution"] = attribution
+        # the error of showing nothing is the whole city: the root is drawn while the city
+        # is more than a few pixels across, not only once the camera is near
+        w, s, e, n, h0, h1 = root["boundingVolume"]["region"]
+        city = _diagonal_m([math.degrees(v) for v in (w, s, e, n)] + [h0, h1])
         tileset = {
             "asset": {"version": "1.1", "generator": GENERATOR, "extras": extras},
-            "geometricError": root["geometricError"] * 2.0,
+            "geometricError": max(root["geometricError"] * 2.0, city),
             "root": root,
         }
         shutil.rmtree(spill_dir)
