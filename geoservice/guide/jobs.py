@@ -8,7 +8,10 @@ jobs atomically (one ``UPDATE``; on PostgreSQL over ``FOR UPDATE SKIP LOCKED``) 
 out - its process or host died - is claimed again by any worker and finished there.  A
 worker that lost its lease cannot overwrite the result (its writes name itself as owner).
 On the embedded store a starting server also re-queues the jobs a stopped one left
-``running`` at once.  ``paused`` (a setting and a test hook) keeps the worker from claiming.
+``running`` at once.  Every claim counts an attempt: a job claimed ``MAX_ATTEMPTS`` times
+whose host died each time (a site that crashes the process) fails with that reason instead
+of being taken over by host after host for ever.  ``paused`` (a setting and a test hook)
+keeps the worker from claiming.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from geoservice.state.sqlite import SqliteDB
 log = logging.getLogger("geoservice.guide.jobs")
 
 PENDING = ("accepted", "running")
+#: Claims a job gets; the next claim fails it (its hosts died while running it).
+MAX_ATTEMPTS = 3
 _COLUMNS = """
     id TEXT PRIMARY KEY,
     process_id TEXT NOT NULL,
@@ -45,7 +50,8 @@ _COLUMNS = """
     error TEXT,
     error_status INTEGER,
     owner TEXT,
-    lease_until DOUBLE PRECISION NOT NULL DEFAULT 0
+    lease_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0
 """
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs ({_COLUMNS});
@@ -121,8 +127,7 @@ class JobStore:
         lease_s: float = 30.0,
     ) -> None:
         self.db: StateDB = SqliteDB(Path(db), SCHEMA) if isinstance(db, (str, Path)) else db
-        if self.db.dialect == "sqlite":
-            _add_lease_columns(self.db)
+        _migrate(self.db)
         self.run = run
         self.lease_s = lease_s
         self.owner = worker_id()
@@ -225,19 +230,35 @@ class JobStore:
     # ------------------------------------------------------------------ worker
 
     def _claim(self) -> tuple[str, Any] | None:
-        """Take the oldest job that is accepted, or running with an expired lease."""
+        """Take the oldest job that is accepted, or running with an expired lease; one that
+        used up its attempts is failed here and the next job is looked at."""
+        while (claimed := self._claim_one()) is not None:
+            jid, inputs, attempts = claimed
+            if attempts <= MAX_ATTEMPTS:
+                return jid, inputs
+            log.error("guide job %s: claimed %d times, its worker died each time; failed",
+                      jid, attempts - 1)
+            doc = {"code": "ServerError",
+                   "description": f"the job was started {attempts - 1} times and stopped its"
+                                  " server each time; it is not run again"}
+            self._finish(jid, "failed", doc["description"], error=doc, error_status=500)
+        return None
+
+    def _claim_one(self) -> tuple[str, Any, int] | None:
+        """Take the oldest claimable job and count the attempt."""
         now = _now()
         t = time.time()
         skip = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgresql" else ""
         row = self.db.execute(
             "UPDATE jobs SET status = 'running', started = COALESCE(started, ?), updated = ?,"
-            " message = 'running', owner = ?, lease_until = ? WHERE id = (SELECT id FROM jobs"
+            " message = 'running', owner = ?, lease_until = ?, attempts = attempts + 1"
+            " WHERE id = (SELECT id FROM jobs"
             " WHERE status = 'accepted' OR (status = 'running' AND lease_until < ?)"
             f" ORDER BY created LIMIT 1{skip}) AND (status = 'accepted' OR"
-            " (status = 'running' AND lease_until < ?)) RETURNING id, inputs",
+            " (status = 'running' AND lease_until < ?)) RETURNING id, inputs, attempts",
             (now, now, self.owner, t + self.lease_s, t, t),
         ).fetchone()
-        return None if row is None else (row[0], json.loads(row[1]))
+        return None if row is None else (row[0], json.loads(row[1]), int(row[2]))
 
     def _heartbeat(self, jid: str, done: threading.Event) -> None:
         """Renew the lease of a running job every third of the lease until ``done``."""
@@ -305,9 +326,15 @@ class JobStore:
             self._finish(jid, "successful", "done", result=result)
 
 
-def _add_lease_columns(db: StateDB) -> None:
-    """Migrate a job file made before jobs had leases."""
+def _migrate(db: StateDB) -> None:
+    """Migrate a job table made before jobs had leases or counted attempts."""
+    if db.dialect != "sqlite":
+        db.execute("ALTER TABLE jobs ADD COLUMN IF NOT EXISTS attempts INTEGER NOT NULL"
+                   " DEFAULT 0")
+        return
     cols = {r[1] for r in db.execute("PRAGMA table_info(jobs)").fetchall()}
     if "owner" not in cols:
         db.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
         db.execute("ALTER TABLE jobs ADD COLUMN lease_until DOUBLE PRECISION NOT NULL DEFAULT 0")
+    if "attempts" not in cols:
+        db.execute("ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
