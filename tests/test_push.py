@@ -35,7 +35,7 @@ from geoservice.config import Settings
 from geoservice.features import Feature
 from geoservice.sightings.alerts import Outbox
 from geoservice.sightings.policy import generalise
-from geoservice.sightings.push import generate_vapid_keys
+from geoservice.sightings.push import generate_vapid_keys, retry_after
 from tests.conftest import ROOT, build_layers, pg_built, settings_for
 from tests.test_alerts import AREA, OKUTAMA, Receiver, bus_of, wired_app
 
@@ -461,3 +461,12 @@ def test_citizen_report_is_pushed_only_when_approved_and_generalised(client: Tes
         cell = generalise(OKUTAMA, 1000)
         assert alert["location"] == [round(cell.x, 6), round(cell.y, 6)]
         assert alert["location_generalised_m"] == 1000
+
+
+@pytest.mark.parametrize("header, seconds", [
+    ("3", 3.0), (" 7 ", 7.0), ("²", None), ("٣", None), ("soon", None), ("", None), (None, None),
+])
+def test_retry_after_reads_ascii_seconds_only(header: str | None, seconds: float | None) -> None:
+    """A push service's Retry-After: ASCII delta-seconds or an HTTP date; anything else
+    ('²' passes str.isdigit() and then fails float()) is ignored, never an exception."""
+    assert retry_after(header) == seconds
