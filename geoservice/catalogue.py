@@ -158,6 +158,11 @@ class LayerSpec(BaseModel):
     id_property: str | None = Field(None, description="Source field giving a stable id")
     properties: list[PropertySpec] = Field(default_factory=list)
     temporal_property: str | None = None
+    indexes: list[str] = Field(
+        default_factory=list,
+        description="Properties commonly filtered on (CQL2, property=value): each gets a "
+        "b-tree index in both stores, so a filter's exact count is an index(-only) scan",
+    )
     editable: bool = False
     style: dict[str, Any] = Field(default_factory=dict)
     tiles: TileSpec = Field(default_factory=TileSpec)
@@ -174,9 +179,26 @@ class LayerSpec(BaseModel):
         unknown = [n for n in self.tiles.low_zoom_properties if self.property(n) is None]
         if unknown:
             raise ValueError(f"tiles.low_zoom_properties: unknown properties {unknown}")
+        unknown = [n for n in self.indexes if self.property(n) is None]
+        if unknown:
+            raise ValueError(
+                f"indexes: unknown properties {unknown}; declared: "
+                f"{', '.join(p.name for p in self.properties) or '(none)'}"
+            )
         if self.editable and self.tiles.prebuild:
             raise ValueError("tiles.prebuild: an editable layer's tiles are made on demand")
         return self
+
+    def indexed_properties(self) -> list[str]:
+        """The properties both stores keep a b-tree index on: the temporal property, the
+        short coded (``enum``) ones and those the spec declares in ``indexes``.
+
+        Why: every filtered page counts its matches exactly (``numberMatched``); without
+        an index each new filter value is a scan of the whole table."""
+        wanted = {self.temporal_property, *self.indexes} | {
+            p.name for p in self.properties if p.enum
+        }
+        return sorted(n for n in wanted if n and self.property(n) is not None)
 
     def property(self, name: str) -> PropertySpec | None:
         """Return the declared property called ``name``, if any."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from geoservice.catalogue import LayerSpec, load_catalogue
+from geoservice.catalogue import LayerSpec, load_catalogue, load_layer
 from geoservice.features import Feature
 from geoservice.loaders import get_loader
 
@@ -104,3 +104,14 @@ def test_geometry_type_matches_spec(layer_id: str) -> None:
     spec = catalogue()[layer_id]
     types = {f.geometry.geom_type for f in loaded(layer_id) if f.geometry is not None}
     assert types == {spec.geometry_type}
+
+
+def test_index_on_unknown_property_is_a_load_error_naming_it(tmp_path: Path) -> None:
+    spec = (LAYERS / "buildings.yml").read_text("utf-8")
+    assert "indexes: [measured_height, storeys, usage]" in spec
+    bad = tmp_path / "buildings.yml"
+    bad.write_text(spec.replace("indexes: [measured_height,", "indexes: [heigth,"), "utf-8")
+    with pytest.raises(ValueError, match=r"indexes: unknown properties \['heigth'\]"):
+        load_layer(bad)
+    assert load_layer(LAYERS / "buildings.yml").indexed_properties() == [
+        "measured_height", "storeys", "usage"]

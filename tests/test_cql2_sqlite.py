@@ -92,6 +92,9 @@ ZOO = LayerSpec.model_validate(
             {"name": "ts", "type": "datetime"},
             {"name": "ts2", "type": "datetime"},
         ],
+        # filters over indexed columns (NULLs, collations, mixed types) must answer exactly
+        # as over plain ones: every comparison below runs with these indexes in place
+        "indexes": ["s", "n", "x", "ts"],
     }
 )
 STRINGS = [

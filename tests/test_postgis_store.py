@@ -20,6 +20,7 @@ from geoservice.store import postgis  # a product module: an import error fails,
 from geoservice.store.base import Query
 from geoservice.store.gpkg import GpkgStore
 from tests.test_store import (
+    INDEXED,
     SPEC,
     check_bbox_query_equals_brute_force,
     check_conflict_and_bad_values,
@@ -90,6 +91,25 @@ def test_duplicate_id_is_a_conflict_and_bad_values_are_refused(
         store.bulk_load("things", [Feature("new", {}, None), Feature("f02", {}, None)])
     with pytest.raises(NotFound):
         store.get("things", "new")
+
+
+def test_declared_indexes_exist_and_counts_are_index_only(
+    store: postgis.PostgisStore,
+) -> None:
+    with store.pool.connection() as con:
+        names = {r[0] for r in con.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = 'things'",
+            (store.schema,))}
+        assert names >= INDEXED
+        # 20 rows would be a seq scan: ask for the index, then check the bulk load left a
+        # visibility map (VACUUM) so the count never visits the table
+        with con.transaction():
+            con.execute("SET LOCAL enable_seqscan = off")
+            con.execute("SET LOCAL enable_bitmapscan = off")
+            plan = "\n".join(r[0] for r in con.execute(
+                f'EXPLAIN (ANALYZE) SELECT count(*) FROM "{store.schema}".things WHERE n > 12'))
+    assert "Index Only Scan using idx_things_n" in plan, plan
+    assert "Heap Fetches: 0" in plan, plan
 
 
 def test_iter_features_in_batches(

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from geoservice.catalogue import LayerSpec
 from geoservice.errors import Conflict, InvalidParameter, NotFound
 from geoservice.features import Feature
+from geoservice.ogc.params import parse_filter
 from geoservice.store.base import Query, Store
 from geoservice.store.gpkg import GpkgStore
 
@@ -39,8 +40,11 @@ SPEC = LayerSpec.model_validate(
             {"name": "at", "type": "datetime"},
         ],
         "temporal_property": "at",
+        "indexes": ["n", "name"],
     }
 )
+#: the b-tree indexes both stores must have made for SPEC (temporal + declared ``indexes``)
+INDEXED = {"idx_things_at", "idx_things_n", "idx_things_name"}
 
 
 def square(i: int) -> shapely.Polygon:
@@ -223,6 +227,24 @@ def test_counts_cost_no_scan(store: GpkgStore) -> None:
     finally:
         store._con().set_trace_callback(None)
     check_counts_kept_by_writes(store)
+
+
+def test_declared_indexes_exist_and_serve_filtered_counts(store: GpkgStore) -> None:
+    con = store._con()
+    names = {r[0] for r in con.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'things'")}
+    assert names >= INDEXED
+    counts: list[str] = []
+    con.set_trace_callback(lambda stmt: counts.append(stmt) if "COUNT(" in stmt else None)
+    try:
+        page = store.query("things", Query(filter=parse_filter("n > 12", "cql2-text", None)))
+    finally:
+        con.set_trace_callback(None)
+    assert page.number_matched == 7
+    assert len(counts) == 1, counts
+    # the very statement the store counted with: answered from the index alone
+    plan = " ".join(str(r[3]) for r in con.execute(f"EXPLAIN QUERY PLAN {counts[0]}"))
+    assert "COVERING INDEX idx_things_n" in plan, plan
 
 
 def test_iter_features_in_batches(store: GpkgStore, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -273,9 +273,8 @@ class GpkgStore(Store):
         self._specs[t] = spec
 
     def _index_columns(self, con: sqlite3.Connection, spec: LayerSpec) -> None:
-        """Index the temporal property and the short coded properties used in filters."""
-        wanted = {spec.temporal_property} | {p.name for p in spec.properties if p.enum}
-        for name in sorted(n for n in wanted if n):
+        """Index the properties filters use (``LayerSpec.indexed_properties``)."""
+        for name in spec.indexed_properties():
             con.execute(f"CREATE INDEX {qi(f'idx_{spec.id}_{name}')} ON {qi(spec.id)} ({qi(name)})")
 
     def _drop(self, con: sqlite3.Connection, t: str) -> None:
