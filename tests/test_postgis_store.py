@@ -138,7 +138,7 @@ def test_counts_kept_by_writes(store: postgis.PostgisStore) -> None:
 def test_unfiltered_page_is_served_by_the_id_index(store: postgis.PostgisStore) -> None:
     """The items page sorts by ``id COLLATE "C"``: the id column's own collation, so the
     unique index serves it (no scan and sort of the table), and the pool's sessions run
-    without JIT and with custom plans."""
+    without JIT, with custom plans and without parallel workers."""
     spec = store.spec("things")
     stmt = store._select(spec) + store._order(spec, Query()) + postgis.sql.SQL(" LIMIT 10")
     with store.pool.connection() as con:
@@ -146,9 +146,10 @@ def test_unfiltered_page_is_served_by_the_id_index(store: postgis.PostgisStore) 
         plan = "\n".join(r[0] for r in con.execute(postgis.sql.SQL("EXPLAIN ") + stmt))
         con.execute("RESET enable_seqscan")
         settings = con.execute("SELECT current_setting('jit'),"
-                               " current_setting('plan_cache_mode')").fetchone()
+                               " current_setting('plan_cache_mode'),"
+                               " current_setting('max_parallel_workers_per_gather')").fetchone()
     assert "Index Scan" in plan and "Sort" not in plan, plan
-    assert settings == ("off", "force_custom_plan")
+    assert settings == ("off", "force_custom_plan", "0")
 
 
 def test_paging_sorting_and_number_matched(store: postgis.PostgisStore) -> None:

@@ -86,8 +86,13 @@ def _acquire_pool(url: str, *, wait: bool = True) -> ConnectionPool:
                 # buys nothing on these short queries; force_custom_plan: psycopg prepares
                 # a statement after 5 executions, and PostgreSQL's generic plan for it
                 # then ignores the bbox/filter values (and the better index they allow).
+                # max_parallel_workers_per_gather=0: a service runs many requests at once,
+                # and parallel workers of one only take CPUs from the others; the count
+                # of a filtered page (an InitPlan) took 2-3x longer with a Gather than
+                # without (EXPLAIN ANALYZE at 300,000 rows, bench/README.md).
                 kwargs={"options": "-c TimeZone=UTC -c client_encoding=UTF8 -c jit=off"
                                    " -c plan_cache_mode=force_custom_plan"
+                                   " -c max_parallel_workers_per_gather=0"
                                    f" -c search_path={_search_path()}",
                         "autocommit": True},
                 name="geoservice",
