@@ -310,7 +310,9 @@ def load(base: str, paths: list[str], duration: float = DURATION,
     first = first_answer(base, paths[0])
     status, matched = first.status, first.matched
     if WRK:
-        wrk(base, paths, WARMUP, concurrency)
+        # the warm-up walks the list from its end: the timed run starts at its head, so a
+        # server with a count or page cache does not get the warm-up's requests again
+        wrk(base, paths[::-1], WARMUP, concurrency)
         res = wrk(base, paths, duration, concurrency)
     else:
         res = asyncio.run(_httpx_load(base, paths, duration, concurrency))
