@@ -35,7 +35,7 @@ from geoservice.config import Settings
 from geoservice.features import Feature
 from geoservice.sightings.alerts import Outbox
 from geoservice.sightings.policy import generalise
-from geoservice.sightings.push import generate_vapid_keys, retry_after
+from geoservice.sightings.push import check_push_subscription, generate_vapid_keys, retry_after
 from tests.conftest import ROOT, build_layers, pg_built, settings_for
 from tests.test_alerts import AREA, OKUTAMA, Receiver, bus_of, wired_app
 
@@ -368,9 +368,17 @@ def test_loopback_endpoint_refused_unless_allowed_and_push_unconfigured(
     with TestClient(wired_app(strict), raise_server_exceptions=False) as c:
         r = c.post("/api/subscriptions", json={"area": AREA, "push": loop})
         assert r.status_code == 422 and "https://" in r.json()["description"]
-        secure_loop = {**loop, "endpoint": "https://localhost/wpush/x"}
-        r = c.post("/api/subscriptions", json={"area": AREA, "push": secure_loop})
-        assert r.status_code == 422 and "not a push service" in r.json()["description"]
+        for inside in ("https://localhost/wpush/x", "https://10.0.0.7/wpush/x",
+                       "https://169.254.169.254/latest/meta-data", "https://[fd00::1]/w",
+                       "https://192.168.1.1:8443/w"):  # the service's own network
+            r = c.post("/api/subscriptions",
+                       json={"area": AREA, "push": {**loop, "endpoint": inside}})
+            assert r.status_code == 422, (inside, r.text)
+            assert "not a public address" in r.json()["description"], inside
+        for public in ("https://8.8.8.8/wpush/x", "https://fcm.googleapis.com/fcm/send/x"):
+            checked = check_push_subscription({**loop, "endpoint": public},
+                                              strict.alerts.webpush)  # nothing is sent
+            assert checked[0] == public
     off = push_settings(base, tmp_path, tmp_path / "none", private_key_env="NO_SUCH_VAR_X")
     off = off.model_copy(update={"alerts": off.alerts.model_copy(update={
         "webpush": off.alerts.webpush.model_copy(update={"private_key_file": None})})})

@@ -139,6 +139,16 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _not_public(host: str) -> bool:
+    """A literal address that is not global (private, link-local - the cloud metadata
+    service -, loopback ...): no push service lives there, and posting to it from the
+    server would let anyone reach the service's own network (the webhook rule)."""
+    try:
+        return not ipaddress.ip_address(host).is_global
+    except ValueError:
+        return _loopback(host)
+
+
 def check_push_subscription(push: Any, cfg: WebPushSettings) -> tuple[str, str, str]:
     """(endpoint, p256dh, auth) of a posted ``PushSubscription`` JSON; 422 saying what is
     wrong otherwise.  The endpoint must be https (http only to loopback, and only when
@@ -166,8 +176,9 @@ def check_push_subscription(push: Any, cfg: WebPushSettings) -> tuple[str, str, 
         raise Unprocessable(f"push.endpoint must be an absolute https:// URL; got {endpoint!r}")
     if parts.username or parts.password:
         raise Unprocessable("push.endpoint must not carry credentials")
-    if _loopback(host) and not cfg.allow_insecure_endpoints:
-        raise Unprocessable(f"push.endpoint host {host!r} is not a push service")
+    if _not_public(host) and not cfg.allow_insecure_endpoints:
+        raise Unprocessable(f"push.endpoint host {host!r} is not a public address of a push "
+                            "service")
     keys = push.get("keys")
     if not isinstance(keys, dict):
         raise Unprocessable("push.keys must be an object with p256dh and auth (base64url)")
