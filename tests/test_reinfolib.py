@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 import threading
 import time
 import uuid
@@ -477,3 +478,30 @@ def test_request_budget_is_the_services_not_a_processs(server: ReinfolibServer,
     refused = [o for o in outcomes if isinstance(o, ReinfolibError)]
     assert [o.reason for o in refused] == ["budget-exhausted"], outcomes
     assert len(server.served) == 3
+
+
+def test_budget_falls_back_to_the_process_when_the_store_cannot_count(
+        server: ReinfolibServer, tmp_path: Path) -> None:
+    """A shared count that fails (a locked GeoPackage, a fail-over) does not fail the
+    answer: the process's own budget still holds (2 a minute: 2 through, 1 refused)."""
+    s = use_server(settings_for(tmp_path, tmp_path), server, requests_per_minute=2)
+    client = ReinfolibClient(s.reinfolib, s.reinfolib.api_key())
+
+    def locked(_per_minute: int) -> float:
+        raise sqlite3.OperationalError("database is locked")
+
+    client.budget.shared = locked
+
+    async def go() -> list[Any]:
+        deadline = time.monotonic() + 5
+        try:
+            return await asyncio.gather(*(client.tile("XKT002", Tile(15, 29100 + i, 12914),
+                                                      deadline=deadline) for i in range(3)),
+                                        return_exceptions=True)
+        finally:
+            await client.aclose()
+
+    outcomes = _run(go())
+    refused = [o for o in outcomes if isinstance(o, ReinfolibError)]
+    assert [o.reason for o in refused] == ["budget-exhausted"], outcomes
+    assert len(server.served) == 2

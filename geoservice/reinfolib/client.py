@@ -36,6 +36,7 @@ from geoservice.reinfolib.apis import api as documented
 from geoservice.reinfolib.errors import RETRYABLE, ReinfolibError, status_error
 from geoservice.reinfolib.settings import ReinfolibSettings
 from geoservice.reinfolib.tiles import Tile, decode_mvt, iter_geojson
+from geoservice.state import DB_ERRORS
 
 log = logging.getLogger("geoservice.reinfolib")
 T = TypeVar("T")
@@ -80,9 +81,14 @@ class RequestBudget:
 
     async def _wait(self) -> float:
         """Take a slot (0) or say how long to wait; the shared count is a database call."""
-        if self.shared is None:
-            return self._slot()
-        return await asyncio.to_thread(self.shared, self.per_minute)
+        if self.shared is not None:
+            try:
+                return await asyncio.to_thread(self.shared, self.per_minute)
+            except DB_ERRORS as exc:  # a locked file or a fail-over: the process's own
+                # budget still bounds the requests; the answer goes on instead of a 500
+                log.warning("reinfolib: the shared request budget cannot be counted (%s);"
+                            " using this process's", type(exc).__name__)
+        return self._slot()
 
     async def acquire(self, api: str, deadline: float | None) -> None:
         """Wait for a slot; ``budget-exhausted`` when none frees up before ``deadline``."""
