@@ -24,7 +24,11 @@
 Targets printed: ours PostGIS >= 1.5x tipg on every row with tiles <= 500 KB; ours
 GeoPackage >= 1x tipg.  Then, per row, how p50 grows from the smallest to the largest N.
 Results: ``bench/results/scale.json``.  Knobs: BENCH_DURATION (3), BENCH_WARMUP (0.5),
-BENCH_CONCURRENCY (8), BENCH_KEEP_DB=1, BENCH_TIPG_VENV, BENCH_SCALE_CACHE.
+BENCH_CONCURRENCY (8), BENCH_KEEP_DB=1, BENCH_TIPG_VENV, BENCH_SCALE_CACHE;
+BENCH_SCALE_STORES (``postgis,gpkg``; ``postgis`` alone for the 2,000,000 run, whose targets
+are PostGIS's and whose GeoPackage build would double an hour-long run) and BENCH_SCALE_DB
+(the name of a database kept by an earlier run with BENCH_KEEP_DB=1: its PostGIS build is
+reused, not repeated, so rows can be re-timed after a change without rebuilding).
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ import json
 import math
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -49,6 +52,7 @@ import psycopg
 import yaml
 from common import ROOT, Server, free_port, uvicorn_cmd, write_config
 from postgis import (
+    ADMIN_URL,
     TIPG_PACKAGES,
     TIPG_VENV,
     as_uri,
@@ -58,11 +62,15 @@ from postgis import (
     make_database,
     tile_of,
 )
+from psycopg.conninfo import make_conninfo
 
 LAYER = "scale-buildings"
 RESULTS = ROOT / "bench" / "results" / "scale.json"
 CACHE = Path(os.environ.get("BENCH_SCALE_CACHE", "/tmp/bench-scale-cache"))
-SERVERS = ("ours-pg", "ours-gpkg", "tipg")
+STORES = {"postgis": "ours-pg", "gpkg": "ours-gpkg"}
+#: The servers of this run: ours on each chosen store, then tipg.
+SERVERS = tuple(STORES[b] for b in os.environ.get("BENCH_SCALE_STORES", "postgis,gpkg")
+                .split(",")) + ("tipg",)
 ZOOMS = range(11, 17)
 DISTINCT = 400  # different boxes / values / ids / tiles per row (at most)
 BUDGET = 500_000
@@ -93,14 +101,24 @@ def layer_spec(tmp: Path) -> Path:
     return layers
 
 
+#: Runs the CLI, then writes the peak RSS (KB) of it and of its own workers to argv[1].
+_MEASURED = ("import resource, sys\nfrom geoservice.cli import main\nout = sys.argv.pop(1)\n"
+             "try:\n    main()\nfinally:\n    r = resource.getrusage\n"
+             "    open(out, 'w').write(f'{r(resource.RUSAGE_SELF).ru_maxrss} "
+             "{r(resource.RUSAGE_CHILDREN).ru_maxrss}')\n")
+
+
 def build(cfg: Path, mirror: Path) -> dict[str, float]:
-    """``geoservice build`` of the layer; wall time and the peak RSS of build processes."""
+    """``geoservice build`` of the layer: wall time and the peak RSS of this build's own
+    process and of its worker processes (not of the synth step before it)."""
+    peak_file = cfg.with_suffix(".peak")
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "from geoservice.cli import main; main()", "build",
+    subprocess.run([sys.executable, "-c", _MEASURED, str(peak_file), "build",
                     "-c", str(cfg), "--mirror", str(mirror)], check=True,
                    stdout=subprocess.DEVNULL)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"seconds": time.perf_counter() - t0, "peak_rss_mb_so_far": peak}
+    main_kb, workers_kb = (int(v) for v in peak_file.read_text().split())
+    return {"seconds": time.perf_counter() - t0, "peak_rss_mb": main_kb / 1024,
+            "peak_rss_workers_mb": workers_kb / 1024}
 
 
 # -- rows -------------------------------------------------------------------------------------
@@ -195,7 +213,7 @@ def measure(servers: dict[str, Server], url: str) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"row": label, "servers": {}, "equal": True}
         seen = {s: answers(servers[s].base, per[s]) for s in SERVERS}
         if "tile" not in label and "by id" not in label:
-            entry["equal"] = seen["ours-pg"] == seen["ours-gpkg"] == seen["tipg"]
+            entry["equal"] = all(v == seen["tipg"] for v in seen.values())
             if not entry["equal"]:
                 entry["answers"] = {s: v[:2] for s, v in seen.items()}
                 print(f"  {label}: answers differ: {entry['answers']}"[:1500], flush=True)
@@ -207,8 +225,9 @@ def measure(servers: dict[str, Server], url: str) -> list[dict[str, Any]]:
                 res.update(tile_stats(servers[s].base, per[s]))
             entry["servers"][s] = res
         tipg = entry["servers"]["tipg"]["rps"] or math.nan
-        entry["pg_tipg"] = entry["servers"]["ours-pg"]["rps"] / tipg
-        entry["gpkg_tipg"] = entry["servers"]["ours-gpkg"]["rps"] / tipg
+        for b, key in (("ours-pg", "pg_tipg"), ("ours-gpkg", "gpkg_tipg")):
+            if b in entry["servers"]:
+                entry[key] = entry["servers"][b]["rps"] / tipg
         table.append(entry)
         print(f"  {label}: " + ", ".join(f"{s} {entry['servers'][s]['rps']:.0f}"
                                           for s in SERVERS) + " req/s"
@@ -219,9 +238,10 @@ def measure(servers: dict[str, Server], url: str) -> list[dict[str, Any]]:
 # -- one size ---------------------------------------------------------------------------------
 def run_size(n: int, tipg_py: str) -> dict[str, Any]:
     print(f"\n== {n:,} synthetic buildings ==", flush=True)
+    reuse = os.environ.get("BENCH_SCALE_DB")
     gml = synth(n)
-    name, url = make_database()
-    out: dict[str, Any] = {"n": n}
+    name, url = (reuse, make_conninfo(ADMIN_URL, dbname=reuse)) if reuse else make_database()
+    out: dict[str, Any] = {"n": n, "servers": SERVERS}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as d:
             tmp = Path(d)
@@ -235,68 +255,78 @@ def run_size(n: int, tipg_py: str) -> dict[str, Any]:
                                     store={"backend": b,
                                            "database_url": url if b == "postgis" else None},
                                     layers_dir=str(layers))
-                    for b, sname in (("postgis", "ours-pg"), ("gpkg", "ours-gpkg"))}
-            out["build"] = {b: build(c, mirror) for b, c in cfgs.items()}
-            peak = out["build"]["gpkg"]["peak_rss_mb_so_far"]
-            print("  build: " + ", ".join(f"{b} {v['seconds']:.0f} s" for b, v in
-                                          out["build"].items())
-                  + f", peak RSS of build processes {peak:.0f} MB", flush=True)
+                    for b, sname in STORES.items() if sname in SERVERS}
+            out["build"] = {b: build(c, mirror) for b, c in cfgs.items()
+                            if not (reuse and b == "postgis")}
+            print("  build: " + ", ".join(
+                f"{b} {v['seconds']:.0f} s, peak RSS {v['peak_rss_mb']:.0f} MB (workers "
+                f"{v['peak_rss_workers_mb']:.0f} MB)" for b, v in out["build"].items()),
+                flush=True)
 
             def ours(sname: str, cfg: Path) -> Server:
                 return Server(sname, uvicorn_cmd("geoservice.asgi:app", ports[sname]),
                               ports[sname], {"GEOSERVICE_CONFIG": str(cfg)},
                               "/ogc/conformance", tmp / f"{sname}.log", start_timeout=300)
 
-            servers = {
-                "ours-pg": ours("ours-pg", cfgs["postgis"]),
-                "ours-gpkg": ours("ours-gpkg", cfgs["gpkg"]),
+            servers = {sname: ours(sname, cfgs[b]) for b, sname in STORES.items()
+                       if sname in SERVERS}
+            servers.update({
                 "tipg": Server("tipg", uvicorn_cmd("tipg.main:app", ports["tipg"], tipg_py),
                                ports["tipg"], {"DATABASE_URL": as_uri(url),
                                                "TIPG_DB_SCHEMAS": '["geoservice"]'},
                                "/collections", tmp / "tipg.log"),
-            }
+            })
             with contextlib.ExitStack() as up:
                 for srv in servers.values():
                     up.enter_context(srv)
                 out["rows"] = measure(servers, url)
     finally:
-        if os.environ.get("BENCH_KEEP_DB") != "1":
+        if os.environ.get("BENCH_KEEP_DB") != "1" and not reuse:
             drop_database(name)
+        else:
+            print(f"  kept database {name} (BENCH_SCALE_DB={name} re-times it)", flush=True)
     return out
 
 
 # -- report -----------------------------------------------------------------------------------
 def report(runs: list[dict[str, Any]]) -> None:
     for run in runs:
+        names = run.get("servers", SERVERS)
+        ours = [(s, k, t) for s, k, t in (("ours-pg", "pg_tipg", 1.5), ("ours-gpkg",
+                                                                         "gpkg_tipg", 1.0))
+                if s in names]
         print(f"\n{run['n']:,} buildings: req/s, p50/p99 ms; tiles: mean KB (max), features")
-        head = f"{'row':<26}| " + " | ".join(f"{s:^30}" for s in SERVERS) + " | pg/tipg | gpkg/tipg"
+        head = (f"{'row':<26}| " + " | ".join(f"{s:^30}" for s in names) + " | "
+                + " | ".join(k.replace("_", "/") for _, k, _ in ours))
         print(head + "\n" + "-" * len(head))
         for row in run["rows"]:
             cells = []
-            for s in SERVERS:
+            for s in names:
                 r = row["servers"][s]
                 c = f"{r['rps']:>6.0f} {r['p50_ms']:>6.1f}/{r['p99_ms']:<6.1f}"
                 if "tile_mean_bytes" in r:
                     c += (f" {r['tile_mean_bytes'] / 1024:>4.0f}K"
                           f"({r['tile_max_bytes'] / 1024:.0f}) {r['tile_mean_features']:.0f}f")
                 cells.append(f"{c:<30}")
-            ok_pg = row["pg_tipg"] >= 1.5 and row["equal"] and (
-                "tile" not in row["row"] or row["servers"]["ours-pg"]["tile_max_bytes"] <= BUDGET)
-            ok_g = row["gpkg_tipg"] >= 1.0 and row["equal"]
+            verdicts = []
+            for s, key, target in ours:
+                ok = row[key] >= target and row["equal"] and (
+                    "tile" not in row["row"] or s != "ours-pg"
+                    or row["servers"][s]["tile_max_bytes"] <= BUDGET)
+                verdicts.append(f"{row[key]:>5.2f} {'ok' if ok else 'NO'}")
             flag = "" if row["equal"] else "  FAILED: answers differ"
-            print(f"{row['row']:<26}| " + " | ".join(cells)
-                  + f" | {row['pg_tipg']:>5.2f} {'ok' if ok_pg else 'NO'} |"
-                  f" {row['gpkg_tipg']:>5.2f} {'ok' if ok_g else 'NO'}{flag}")
+            print(f"{row['row']:<26}| " + " | ".join(cells) + " | " + " | ".join(verdicts)
+                  + flag)
     if len(runs) > 1:
         lo, hi = runs[0], runs[-1]
         print(f"\ngrowth of p50 from {lo['n']:,} to {hi['n']:,} buildings (x times):")
         for a, b in zip(lo["rows"], hi["rows"], strict=False):
             print(f"  {b['row']:<26} " + "  ".join(
                 f"{s} {b['servers'][s]['p50_ms'] / max(a['servers'][s]['p50_ms'], 1e-3):.1f}x"
-                for s in SERVERS))
+                for s in b["servers"] if s in a["servers"]))
     print("\ntargets: ours PostGIS >= 1.5x tipg on every row, tiles <= 500 KB; ours "
-          "GeoPackage >= 1x tipg. Ours serve with the tile cache off; GeoPackage tiles of "
-          "this static layer are read from the pyramid made by the build. Load: wrk, 1 thread, "
+          "GeoPackage >= 1x tipg. Ours serve with the tile cache off; tiles of this static "
+          "layer are read from the pyramid made by the build. Load: wrk, 1 thread, "
           "sharing the 2 CPUs with the servers and PostgreSQL.")
 
 
