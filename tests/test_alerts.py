@@ -499,7 +499,7 @@ def test_prune_keeps_events_with_pending_deliveries(tmp_path: Path) -> None:
     ob.append_event("wildlife-sightings", "no-subscriber", "{}", [])
     kept, _ = ob.append_event("wildlife-sightings", "pending", "{}", [sid])
     assert ob.prune(-1) == 1
-    assert [e for _, e, _ in ob.events_after(0)] == [kept]
+    assert [e.event_id for e in ob.events_after(0)] == [kept]
 
 
 def test_sensitive_sighting_is_matched_exactly_but_sent_generalised(tmp_path: Path) -> None:
@@ -517,7 +517,7 @@ def test_sensitive_sighting_is_matched_exactly_but_sent_generalised(tmp_path: Pa
         assert bus.published("wildlife-sightings", serow) is not None
         assert bus.published("wildlife-sightings", bear) is not None
         assert ob.delivery_counts(near)["pending"] == 2
-        (_, _, sent_serow), (_, _, sent_bear) = ob.events_after(0)
+        sent_serow, sent_bear = (e.data for e in ob.events_after(0))
         doc = json.loads(sent_serow)
         assert shape(doc["geometry"]).equals_exact(generalise(OKUTAMA, 1000), 1e-7)
         assert not shape(doc["geometry"]).equals_exact(OKUTAMA, 1e-6)

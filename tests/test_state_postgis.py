@@ -133,7 +133,7 @@ def test_a_write_whose_event_fails_leaves_nothing_behind(
     audits = _scalar(pg_state, "SELECT count(*) FROM geoservice_auth.audit")
     events = _scalar(pg_state, "SELECT count(*) FROM geoservice_alerts.events")
 
-    def broken(cid: str, f: Feature) -> None:
+    def broken(cid: str, before: Feature | None, after: Feature | None) -> None:
         raise RuntimeError("event log unavailable")
 
     from shapely.geometry import Point

@@ -40,6 +40,10 @@ from geoservice.store import Store, values
 #: A collection's own rules, run on every write before validation:
 #: ``(who, new feature, current feature or None) -> feature to store``.
 PrepareHook = Callable[[Principal, Feature, Feature | None], Feature]
+#: Told of every committed write: ``(collection, feature before or None when created,
+#: stored feature or None when deleted)`` - both sides, so a listener can tell a new
+#: feature from a correction and a withdrawal (e.g. the sightings room's alert events).
+WriteListener = Callable[[str, Feature | None, Feature | None], object]
 
 MUNICIPALITY = "municipality_code"
 log = logging.getLogger("geoservice.auth")
@@ -103,9 +107,9 @@ class GuardedWriter:
         self.index = index
         self.lock = threading.RLock()
         self.hooks: dict[str, PrepareHook] = {}
-        #: Called after each committed create/replace with ``(collection, stored feature)``
-        #: (e.g. the sightings room publishes alert events); failures are logged, not raised.
-        self.listeners: list[Callable[[str, Feature], object]] = []
+        #: Called after each create/replace/delete (see ``WriteListener``); on PostGIS in
+        #: the write's transaction, elsewhere after it (failures logged, not raised).
+        self.listeners: list[WriteListener] = []
         self.id_prefix: dict[str, str] = {}
 
     # -- checks ------------------------------------------------------------------------
@@ -191,15 +195,14 @@ class GuardedWriter:
         half-done).  On the embedded store a failing listener is logged, never raised."""
         with self.store.unit():
             result = self._journalled(who, op, note)
-            if result is not None:
-                for listener in self.listeners:
-                    if self.store.atomic:
-                        listener(op.collection, result)
-                        continue
-                    try:
-                        listener(op.collection, result)
-                    except Exception:  # never undo or fail an acknowledged write
-                        log.exception("write listener failed for %s/%s", op.collection, op.fid)
+            for listener in self.listeners:
+                if self.store.atomic:
+                    listener(op.collection, op.before, result)
+                    continue
+                try:
+                    listener(op.collection, op.before, result)
+                except Exception:  # never undo or fail an acknowledged write
+                    log.exception("write listener failed for %s/%s", op.collection, op.fid)
         return result
 
     def _journalled(self, who: Principal, op: Op, note: str | None) -> Feature | None:

@@ -9,8 +9,10 @@ PostGIS store's database otherwise (``geoservice.state``) - holds these tables:
   deliveries go to (webhook URL or push endpoint), signing secret, hashed management token;
 - ``push_subscriptions``: a Web Push subscription's encryption keys (``p256dh``, ``auth``;
   see ``geoservice.sightings.push``), deleted with its subscription;
-- ``events``: every published sighting, in order (``seq``), with a globally unique
-  ``event_id``; the SSE stream tails it and replays from it (``Last-Event-ID``).  Appends
+- ``events``: every published sighting (``event_type`` ``sighting``, the public GeoJSON)
+  and every withdrawal of one (``withdrawn``: ``{"id": feature id}`` only), in order
+  (``seq``), with a globally unique ``event_id``; the SSE stream tails it and replays from
+  it (``Last-Event-ID``), so a client that saw a sighting also learns it was withdrawn.  Appends
   take turns until their commit (an advisory lock on PostgreSQL, the write lock on
   SQLite), so ``seq`` order is commit order and a reader tailing by ``seq`` never skips;
 - ``deliveries``: the outbox, one row per (event, matching subscription) with its ``kind``
@@ -47,7 +49,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import shapely
@@ -58,7 +60,7 @@ from shapely.prepared import PreparedGeometry, prep
 from geoservice.config import AlertSettings
 from geoservice.crs import CRS84, SUPPORTED, transform
 from geoservice.sightings.email_schema import CONFIRM, EMAIL_DDL, EMAIL_KINDS
-from geoservice.state import DB_ERRORS, StateDB, pg_ddl, worker_id
+from geoservice.state import DB_ERRORS, StateDB, Tx, pg_ddl, worker_id
 from geoservice.state.sqlite import SqliteDB
 
 log = logging.getLogger("geoservice.alerts")
@@ -100,8 +102,10 @@ CREATE TABLE IF NOT EXISTS events (
     collection TEXT NOT NULL,
     feature_id TEXT NOT NULL,
     feature TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    event_type TEXT NOT NULL DEFAULT 'sighting'
 );
+CREATE INDEX IF NOT EXISTS events_feature ON events (collection, feature_id);
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL,
@@ -122,14 +126,19 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_sub ON deliveries (subscription_id, status);
 """
-#: PostgreSQL schemas made before subscriptions had a kind (SQLite: ``_migrate``)
+#: PostgreSQL schemas made before subscriptions had a kind or events a type (SQLite:
+#: ``_migrate``)
 _PG_MIGRATE = (
     "ALTER TABLE subscriptions ADD COLUMN IF NOT EXISTS kind TEXT NOT NULL DEFAULT 'webhook';"
+    "ALTER TABLE events ADD COLUMN IF NOT EXISTS event_type TEXT NOT NULL DEFAULT 'sighting';"
 )
 _DDL = _CORE_DDL + EMAIL_DDL
 DDL = {"sqlite": _DDL, "postgresql": pg_ddl(_DDL) + _PG_MIGRATE}
 #: PostgreSQL channel that wakes every host's SSE streams and dispatcher on a new event
 CHANNEL = "geoservice_events"
+#: Event types of the log (the SSE ``event:`` field): a sighting published (or corrected
+#: while published), and a published sighting withdrawn (rejected, unpublished, deleted).
+SIGHTING, WITHDRAWN = "sighting", "withdrawn"
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -187,6 +196,16 @@ class Claimed:
         """Equal for every attempt of one (event, subscription), on any host: a receiver
         that keeps the keys it has seen processes each alert once."""
         return f"{self.event_id}.{self.subscription_id}"
+
+
+class Event(NamedTuple):
+    """One entry of the event log, as the SSE stream sends it."""
+
+    seq: int
+    event_id: str
+    #: the public GeoJSON Feature (``sighting``) or ``{"id": ...}`` (``withdrawn``)
+    data: str
+    event_type: str = SIGHTING
 
 
 class Outbox:
@@ -340,33 +359,60 @@ class Outbox:
         due now; ``others`` are the deliveries of channels with their own subscription
         tables (e-mail) as (subscription id, kind, due at epoch seconds) - a daily digest
         is due at its hour, not now."""
+        with self.db.write() as con:
+            return self._append(con, collection, feature_id, feature_json, SIGHTING,
+                                [_target(sub) for sub in subscriptions], others)
+
+    def _append(
+        self,
+        con: Tx,
+        collection: str,
+        feature_id: str,
+        data: str,
+        event_type: str,
+        subscriptions: Sequence[tuple[str, str]],
+        others: Sequence[tuple[str, str, float]],
+    ) -> tuple[str, int]:
+        """``append_event`` inside the caller's transaction ``con``."""
         event_id = uuid.uuid4().hex
         now = time.time()
-        with self.db.write() as con:
-            # Sequence numbers in commit order (readers tail by seq and must never skip a
-            # late-committing lower one): appends take turns until their commit.
-            self.db.lock(con, "alerts.events")
-            row = con.execute(
-                "INSERT INTO events (event_id, collection, feature_id, feature, created_at)"
-                " VALUES (?, ?, ?, ?, ?) RETURNING seq",
-                (event_id, collection, feature_id, feature_json, now),
-            ).fetchone()
-            assert row is not None
-            for sub in subscriptions:
-                sid, kind = (sub, WEBHOOK) if isinstance(sub, str) else (sub.id, sub.kind)
-                con.execute(
-                    "INSERT INTO deliveries (event_id, subscription_id, kind, next_attempt_at,"
-                    " created_at) VALUES (?, ?, ?, ?, ?)",
-                    (event_id, sid, kind, now, now),
-                )
-            for sid, kind, due in others:
-                con.execute(
-                    "INSERT INTO deliveries (event_id, subscription_id, kind, next_attempt_at,"
-                    " created_at) VALUES (?, ?, ?, ?, ?)",
-                    (event_id, sid, kind, due, now),
-                )
-            self.db.notify(con, CHANNEL)  # PostgreSQL: delivered to listeners at commit
+        # Sequence numbers in commit order (readers tail by seq and must never skip a
+        # late-committing lower one): appends take turns until their commit.
+        self.db.lock(con, "alerts.events")
+        row = con.execute(
+            "INSERT INTO events (event_id, collection, feature_id, feature, created_at,"
+            " event_type) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+            (event_id, collection, feature_id, data, now, event_type),
+        ).fetchone()
+        assert row is not None
+        due_now = [(sid, kind, now) for sid, kind in subscriptions]
+        for sid, kind, due in [*due_now, *others]:
+            con.execute(
+                "INSERT INTO deliveries (event_id, subscription_id, kind, next_attempt_at,"
+                " created_at) VALUES (?, ?, ?, ?, ?)",
+                (event_id, sid, kind, due, now),
+            )
+        self.db.notify(con, CHANNEL)  # PostgreSQL: delivered to listeners at commit
         return event_id, int(row[0])
+
+    def withdraw(self, collection: str, feature_id: str) -> str:
+        """Record that a published sighting was withdrawn; return the event id.
+
+        The event carries the feature id only (no position, no properties: what was
+        withdrawn may have been wrong or private), so stream clients drop what they show.
+        In the same transaction the sighting's alerts not yet sent (a daily digest waiting
+        for its hour, a webhook being retried) are cancelled: nobody is alerted to a
+        sighting that is no longer public.  Alerts already sent are not recalled."""
+        doc = json.dumps({"id": feature_id}, ensure_ascii=False)
+        with self.db.write() as con:
+            event_id, _ = self._append(con, collection, feature_id, doc, WITHDRAWN, [], [])
+            con.execute(
+                "UPDATE deliveries SET status = 'cancelled', last_error = 'sighting withdrawn'"
+                " WHERE status = 'pending' AND lease_until <= ? AND event_id IN (SELECT"
+                " event_id FROM events WHERE collection = ? AND feature_id = ?)",
+                (time.time(), collection, feature_id),
+            )
+        return event_id
 
     def last_seq(self) -> int:
         """The newest event's sequence number (0 when there is none)."""
@@ -378,13 +424,14 @@ class Outbox:
         row = self.db.execute("SELECT seq FROM events WHERE event_id = ?", (event_id,)).fetchone()
         return None if row is None else int(row[0])
 
-    def events_after(self, seq: int, limit: int = 100) -> list[tuple[int, str, str]]:
-        """(seq, event_id, feature JSON) of the events after ``seq``, oldest first."""
+    def events_after(self, seq: int, limit: int = 100) -> list[Event]:
+        """The events after ``seq``, oldest first."""
         rows = self.db.execute(
-            "SELECT seq, event_id, feature FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, event_id, feature, event_type FROM events WHERE seq > ?"
+            " ORDER BY seq LIMIT ?",
             (seq, limit),
         )
-        return [(int(s), e, f) for s, e, f in rows.fetchall()]
+        return [Event(int(s), e, f, t) for s, e, f, t in rows.fetchall()]
 
     # -- delivery -----------------------------------------------------------------------
 
@@ -482,16 +529,30 @@ class Outbox:
         return None if row is None or row[0] is None else float(row[0])
 
 
+def _target(sub: str | Subscription) -> tuple[str, str]:
+    """(subscription id, delivery kind) of a subscription (a bare id: a webhook)."""
+    return (sub, WEBHOOK) if isinstance(sub, str) else (sub.id, sub.kind)
+
+
 _SUB_COLUMNS = ("id", "area", "area_input", "species", "webhook", "secret", "token_hash",
                 "created_at", "kind")
 
 
+#: Columns added since the first release: (table, column, definition).
+_ADDED = (
+    ("deliveries", "kind", "TEXT NOT NULL DEFAULT 'webhook'"),
+    ("subscriptions", "kind", "TEXT NOT NULL DEFAULT 'webhook'"),
+    ("events", "event_type", "TEXT NOT NULL DEFAULT 'sighting'"),
+)
+
+
 def _migrate(db: StateDB) -> None:
-    """Migrate an ``alerts.sqlite`` made before deliveries and subscriptions had a ``kind``."""
-    for table in ("deliveries", "subscriptions"):
+    """Migrate an ``alerts.sqlite`` made before a column of ``_ADDED`` existed (SQLite has
+    no ``ADD COLUMN IF NOT EXISTS``)."""
+    for table, column, definition in _ADDED:
         cols = {r[1] for r in db.execute(f"PRAGMA table_info({table})").fetchall()}
-        if "kind" not in cols:
-            db.execute(f"ALTER TABLE {table} ADD COLUMN kind TEXT NOT NULL DEFAULT 'webhook'")
+        if column not in cols:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
 class Notifier:

@@ -29,6 +29,7 @@ from geoservice.sightings.alerts import (
     EVENT_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    Event,
     Outbox,
     circle,
     token_hash,
@@ -311,8 +312,9 @@ def delete_subscription(
     return Response(status_code=204)
 
 
-def _sse(event_id: str, data: str) -> str:
-    return f"event: sighting\nid: {event_id}\ndata: {data}\n\n"
+def _sse(event: Event) -> str:
+    """One event in ``text/event-stream`` framing (``id`` is what Last-Event-ID resumes)."""
+    return f"event: {event.event_type}\nid: {event.event_id}\ndata: {event.data}\n\n"
 
 
 @router.get(
@@ -325,7 +327,8 @@ async def sighting_stream(
     rt: RT,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    """Server-sent events of published sightings (``event: sighting``, ``id`` = event id).
+    """Server-sent events of published sightings (``event: sighting``, ``id`` = event id)
+    and of their withdrawal (``event: withdrawn``, data ``{"id": feature id}``: drop it).
 
     Reconnect with ``Last-Event-ID`` to replay what was missed (an id no longer retained
     gets an ``event: reset`` first, then live events); ``: heartbeat`` comments keep
@@ -352,9 +355,10 @@ async def sighting_stream(
                 return
             generation = notifier.generation
             rows = await asyncio.to_thread(outbox.events_after, seq, 100)
-            for seq, event_id, feature in rows:  # noqa: B007 - seq is the cursor
-                yield _sse(event_id, feature)
+            for event in rows:
+                yield _sse(event)
             if rows:
+                seq = rows[-1].seq
                 last_sent = time.monotonic()
                 continue
             if time.monotonic() - last_sent >= heartbeat:
@@ -454,10 +458,16 @@ def asyncapi_document(base: str, species: list[str] | None) -> dict[str, Any]:
                 "address": "/sightings/stream",
                 "title": "Server-sent events of published sightings",
                 "description": "text/event-stream: `event: sighting`, `id:` the event id, "
-                "`data:` the GeoJSON Feature. Send Last-Event-ID to replay; `: heartbeat` "
-                "comments are sent when idle.",
+                "`data:` the GeoJSON Feature (a correction of a published sighting is sent "
+                "again with the same feature id: replace it); `event: withdrawn` when a "
+                "published sighting is rejected, unpublished or deleted, `data:` "
+                '`{"id": feature id}` only: remove it. Send Last-Event-ID to replay '
+                "(withdrawals included, in order); `: heartbeat` comments are sent when idle.",
                 "servers": [{"$ref": "#/servers/geotwin"}],
-                "messages": {"sighting": {"$ref": "#/components/messages/sighting"}},
+                "messages": {
+                    "sighting": {"$ref": "#/components/messages/sighting"},
+                    "withdrawn": {"$ref": "#/components/messages/withdrawn"},
+                },
             },
         },
         "operations": {
@@ -471,7 +481,10 @@ def asyncapi_document(base: str, species: list[str] | None) -> dict[str, Any]:
                 "action": "send",
                 "channel": {"$ref": "#/channels/sightingStream"},
                 "summary": "The service streams published sightings to SSE clients",
-                "messages": [{"$ref": "#/channels/sightingStream/messages/sighting"}],
+                "messages": [
+                    {"$ref": "#/channels/sightingStream/messages/sighting"},
+                    {"$ref": "#/channels/sightingStream/messages/withdrawn"},
+                ],
             },
         },
         "components": {
@@ -520,6 +533,18 @@ def asyncapi_document(base: str, species: list[str] | None) -> dict[str, Any]:
                     "name": "sighting",
                     "contentType": "application/geo+json",
                     "payload": {"$ref": "#/components/schemas/SightingFeature"},
+                },
+                "withdrawn": {
+                    "name": "withdrawn",
+                    "contentType": "application/json",
+                    "summary": "A sighting sent earlier is no longer published",
+                    "payload": {
+                        "type": "object",
+                        "required": ["id"],
+                        "additionalProperties": False,
+                        "properties": {"id": {"type": "string",
+                                              "description": "The sighting's feature id"}},
+                    },
                 },
             },
         },

@@ -57,9 +57,9 @@ def attach(rt: Runtime) -> None:
     rt.collection_links.append(lambda cid: feed.feed_links(rt, cid))
     bus = attach_alerts(rt)
 
-    def publish_event(cid: str, f: Feature) -> None:
+    def publish_event(cid: str, before: Feature | None, after: Feature | None) -> None:
         if cid == COLLECTION:
-            bus.published(cid, f)
+            bus.changed(cid, before, after)
 
     auth.writer.listeners.append(publish_event)
 

@@ -48,7 +48,7 @@ def import_file(
         photos = open_photos(settings, store)
         svc = SightingsService(auth, settings.work_dir, settings.sightings, photos)
         bus = open_bus(settings, store)  # the serving app delivers the alerts this import records
-        svc.writer.listeners.append(bus.published)
+        svc.writer.listeners.append(bus.changed)
         who = auth.tokens.verify(token)
         if who is None:
             console.print("[red]the token is unknown or revoked[/red]")

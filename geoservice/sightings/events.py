@@ -1,9 +1,12 @@
-"""The event interface the sighting write paths call when a sighting becomes published.
+"""The event interface the sighting write paths call when a sighting's publication changes.
 
-    rt.services.require(EventBus).published("wildlife-sightings", feature)
+    rt.services.require(EventBus).changed("wildlife-sightings", before, after)
 
-is called after each successful write that leaves a sighting published (created as
-published, updated while published, approved by moderation, harvested).  It records the
+is called after each successful write of a sighting (``before``/``after`` None for a
+create/delete).  A write that leaves a sighting published (created as published, updated
+while published, approved by moderation, harvested) calls ``published``; one that takes
+a published sighting away (rejected, set to another status, deleted) calls ``withdrawn``,
+so a stream client that was shown it learns to drop it.  ``published`` records the
 event and one outbox row per matching subscription in one transaction and returns (a few
 milliseconds; no network): on PostGIS in the feature write's own transaction (a
 transactional outbox: the feature, its audit entry, its event and its deliveries commit
@@ -33,7 +36,7 @@ from geoservice.runtime import Runtime
 from geoservice.sightings.alerts import CHANNEL, DDL, Dispatcher, Notifier, Outbox
 from geoservice.sightings.email_alerts import EmailAlerts
 from geoservice.sightings.mailer import EmailSender, mail_context
-from geoservice.sightings.policy import SensitiveConfig
+from geoservice.sightings.policy import PUBLISHED, SensitiveConfig
 from geoservice.sightings.push import PUSH, push_sender
 from geoservice.state import open_db
 from geoservice.state.pg import Listener, PgDB
@@ -106,6 +109,37 @@ class EventBus:
         event_id, _ = self.outbox.append_event(collection, feature.id, body, matched, others)
         self.notifier.notify()
         return event_id
+
+    def withdrawn(self, collection: str, feature_id: str) -> str:
+        """Record that a published sighting was withdrawn; return the event id (the event
+        names the feature only; its pending alerts are cancelled)."""
+        event_id = self.outbox.withdraw(collection, feature_id)
+        self.notifier.notify()
+        return event_id
+
+    def changed(
+        self, collection: str, before: Feature | None, after: Feature | None
+    ) -> str | None:
+        """Record what a write did to a sighting's publication; the event id, if any.
+
+        The writers' listener: published (or still published) -> ``published``; published
+        before but not after (rejected, unpublished, deleted) -> ``withdrawn``; a sighting
+        that was never public makes no event (nobody was shown it)."""
+        if is_published(after):
+            assert after is not None
+            return self.published(collection, after)
+        if is_published(before):
+            assert before is not None
+            return self.withdrawn(collection, before.id)
+        return None
+
+
+def is_published(feature: Feature | None) -> bool:
+    """Whether the bus publishes ``feature``: no status, or ``published``."""
+    if feature is None:
+        return False
+    status = feature.properties.get("status")
+    return status is None or status == PUBLISHED
 
 
 def open_bus(settings: Settings, store: Store | None = None) -> EventBus:

@@ -251,8 +251,8 @@ class _FeedRun:
                 who = Principal(f"harvest-{feed.id}", f"harvest:{feed.id}", None, True)
                 stored = audited_upsert(store, self.audit, who, feed.target, before, f, "harvest")
                 state.remember(feed.id, rid, f.id, digest)
-                if self.bus is not None:  # the bus ignores records that are not published
-                    self.bus.published(feed.target, stored)
+                if self.bus is not None:  # published, withdrawn, or nothing to say
+                    self.bus.changed(feed.target, before, stored)
         except Exception as exc:  # one bad record must not stop the feed
             report.skip(f"{f.id}: {exc}")
             return
