@@ -13,6 +13,8 @@ identical counts.  Both stores keep
 
 The cache is per process, bounded (least recently used out first) and needs no
 invalidation messages: a write anywhere changes the version every reader compares with.
+A filter value never seen before is still counted - except on static layers, where
+``value_index`` answers comparisons of a declared numeric index from sorted values.
 """
 
 from __future__ import annotations

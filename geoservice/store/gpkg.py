@@ -33,6 +33,7 @@ from geoservice.store import cql2_sqlite, extent, gpkg_geom, pyramid, values
 from geoservice.store.base import BBox, CollectionInfo, Page, Query, Store
 from geoservice.store.counts import CountCache, query_key
 from geoservice.store.filtering import Plan, compile_query
+from geoservice.store.value_index import Loaded, ValueIndex, ranged
 
 META = "geoservice_layers"
 ITER_BATCH = 1000  # rows per vectorised decode in ``iter_features``
@@ -185,6 +186,8 @@ class GpkgStore(Store):
         self._specs: dict[str, LayerSpec] = {}
         #: filtered counts per data version (``counts``)
         self._counts = CountCache()
+        #: sorted values of static layers' indexed numeric columns (``value_index``)
+        self._index = ValueIndex()
         self.pushed_down = 0  # queries whose CQL2 filter ran entirely as SQL
         self.fallbacks = 0  # queries whose CQL2 filter was evaluated in Python
         self._con().executescript(_BASE_DDL + pyramid.DDL)
@@ -545,7 +548,9 @@ class GpkgStore(Store):
                                       params, plan, query, known)
                 self._counts.put(key, version, page.number_matched)
                 return page
-            matched = total if not where else self._counts.get(key, version)
+            matched = total if not where else self._indexed(con, spec, query, version, total)
+            if matched is None:
+                matched = self._counts.get(key, version)
             if matched is None:
                 (matched,) = con.execute(
                     f"SELECT COUNT(*) FROM {qi(collection)} t{joins}{clause}", params
@@ -556,6 +561,24 @@ class GpkgStore(Store):
                 [*params, query.limit, query.offset],
             ).fetchall() if query.limit > 0 else []
             return Page(self._features(spec, rows), matched)
+
+    def _indexed(self, con: sqlite3.Connection, spec: LayerSpec, query: Query,
+                 version: str | None, total: int) -> int | None:
+        """The value index's count (``value_index``) at ``version``, the version this
+        snapshot reads; the column is loaded in this same snapshot when not in memory."""
+        r = ranged(spec, query)
+        if r is None:
+            return None
+
+        def load() -> Loaded:
+            if total > self._index.max_rows():
+                return version, None
+            col = qi(r.prop)
+            rows = con.execute(f"SELECT {col} FROM {qi(spec.id)} WHERE {col} IS NOT NULL"
+                               f" ORDER BY {col}").fetchall()
+            return version, [v for (v,) in rows]
+
+        return self._index.count_at(r, version, load)
 
     def _filtered(
         self,

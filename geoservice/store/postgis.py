@@ -42,6 +42,7 @@ from geoservice.store.base import BBox, CollectionInfo, Page, Query, Store
 from geoservice.store.counts import CountCache, query_key
 from geoservice.store.cql2_sql import Untranslatable, translate
 from geoservice.store.filtering import _parse_scalar, queryable_schema
+from geoservice.store.value_index import Loaded, Ranged, ValueIndex, ranged
 
 DEFAULT_SCHEMA = "geoservice"
 META = "geoservice_layers"
@@ -196,6 +197,21 @@ def _wkb(geom: BaseGeometry | None) -> bytes | None:
     return bytes(shapely.to_wkb(shapely.force_2d(geom), flavor="iso"))
 
 
+def _binary_column(data: bytes, integer: bool) -> np.ndarray | None:
+    """One ``bigint`` / ``double precision`` column without NULLs from ``COPY ... (FORMAT
+    binary)``: a 19-byte header (+ extension), per row a field count (int16, 1), a length
+    (int32, 8) and the big-endian value, then an int16 -1 trailer."""
+    start = 19 + int.from_bytes(data[15:19], "big")
+    body = data[start:-2]
+    rec = np.dtype([("n", ">i2"), ("len", ">i4"), ("v", ">i8" if integer else ">f8")])
+    if len(body) % rec.itemsize:
+        return None
+    rows = np.frombuffer(body, rec)
+    if not ((rows["n"] == 1).all() and (rows["len"] == 8).all()):
+        return None
+    return rows["v"].astype(np.int64 if integer else np.float64)
+
+
 def _ewkb_hex(geom: BaseGeometry | None) -> str | None:
     """Hex EWKB with SRID 4326, the text form ``COPY`` accepts for a geometry column."""
     if geom is None:
@@ -218,6 +234,9 @@ class PostgisStore(Store):
         #: filtered counts per data version (``counts``); shared with replica views (a
         #: replica's metadata row has the primary's ``xmin``: equal versions, equal counts)
         self._counts = CountCache()
+        #: sorted values of static layers' indexed numeric columns (``value_index``), shared
+        #: with replica views the same way
+        self._index = ValueIndex()
         self.pool = _acquire_pool(database_url)
         self.read_pool = self.pool  # a replica's pool in a ``with_replica`` view
         self.read_url: str | None = None
@@ -832,15 +851,17 @@ class PostgisStore(Store):
         """Count, data version and page in ONE statement (one round trip, one snapshot).
 
         The count is the metadata row's ``row_count`` without a filter; with one, it is
-        the cached count when the cache holds one (``NULL`` is selected instead of
-        counting, and the version read beside the page says whether it still holds - if
-        not, the page is read again with a count).  The LEFT JOIN keeps the count and
-        version when the page is empty."""
+        the count of the value index (``value_index``, static layers) or of the cache when
+        either holds one (``NULL`` is selected instead of counting, and the version read
+        beside the page says whether it still holds - if not, the page is read again with
+        a count).  The LEFT JOIN keeps the count and version when the page is empty."""
         clause, order, params = parts
-        cached = None if recount or not filtered else self._counts.candidate(key)
+        r = None if recount or not filtered else ranged(spec, query)
+        indexed = None if r is None else self._indexed(con, spec, r)
+        cached = None if recount or not filtered or indexed else self._counts.candidate(key)
         if not filtered:
             count: sql.Composable = sql.SQL("m.row_count")
-        elif cached is not None:
+        elif indexed is not None or cached is not None:
             count = sql.SQL("NULL::bigint")
         else:
             count = sql.SQL("(SELECT count(*) FROM {} t{})").format(self._t(spec.id), clause)
@@ -859,17 +880,51 @@ class PostgisStore(Store):
         if not rows:
             return Page([], 0)
         version = f"{self.schema}:{rows[0][1]}"
+        if r is not None and indexed is None:
+            self._index.seen(r, version)  # an array or mark of another version: drop it
         if rows[0][0] is not None:
             matched = int(rows[0][0])
             if filtered:
                 self._counts.put(key, version, matched)
-        else:
-            known = self._counts.get(key, version)  # still the count of this snapshot?
+        else:  # still the count of this snapshot?
+            known = (self._index.confirm(r, indexed, version) if r is not None and indexed
+                     else self._counts.get(key, version))
             if known is None:  # the data changed since: count in this page's snapshot
                 return self._page(con, spec, parts, query, key, filtered, recount=True)
             matched = known
         features = [] if query.limit <= 0 else [r[2:] for r in rows if r[2] is not None]
         return Page(self._features(spec, features), matched)
+
+    def _indexed(self, con: psycopg.Connection[Any], spec: LayerSpec,
+                 r: Ranged) -> tuple[str, int] | None:
+        """The value index's ``(version, count)`` for ``r``, loading the column first when
+        it is not in memory (not inside a unit of work: its snapshot is the writer's)."""
+        if con.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            self._index.ensure(r, lambda: self._load_column(con, spec, r.prop))
+        return self._index.candidate(r)
+
+    def _load_column(self, con: psycopg.Connection[Any], spec: LayerSpec, prop: str) -> Loaded:
+        """The data version and the sorted non-NULL values of ``prop``, in one snapshot: an
+        ordered index-only scan sent as binary COPY (numpy reads it without a Python object
+        per row), or no values when the table has more rows than the index may hold."""
+        col, table = sql.Identifier(prop), self._t(spec.id)
+        with con.transaction():
+            con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            row = con.execute(sql.SQL("SELECT xmin::text, row_count FROM {} WHERE collection"
+                                      " = %s").format(self._t(META)), (spec.id,)).fetchone()
+            if row is None:
+                return None, None
+            version = f"{self.schema}:{row[0]}"
+            if row[1] > self._index.max_rows():
+                return version, None
+            data = bytearray()
+            stmt = sql.SQL("COPY (SELECT {c} FROM {t} WHERE {c} IS NOT NULL ORDER BY {c})"
+                           " TO STDOUT (FORMAT binary)").format(c=col, t=table)
+            with con.cursor().copy(stmt) as copy:
+                for chunk in copy:
+                    data += chunk
+        p = spec.property(prop)
+        return version, _binary_column(bytes(data), p is not None and p.type == "integer")
 
     def _filtered(
         self,
