@@ -79,4 +79,4 @@ bench: $(STAMP) $(VENDOR)
 	$(BIN)/python bench/scale.py      # 300,000 synthetic buildings: both stores vs tipg (needs PostGIS)
 
 clean:
-	rm -rf data/build tiles/*/ .pytest_cache
+	rm -rf data/build tiles/* tiles/.[!.]*.* .pytest_cache  # tilesets, their releases and staging

@@ -9,6 +9,8 @@
 * :mod:`geoservice.city3d.tiles3d` - buildings -> 3D Tiles 1.1 (glb + metadata);
 * :mod:`geoservice.city3d.lod` - the tileset's level-of-detail quadtree (merged blocks
   above, buildings at the leaves);
+* :mod:`geoservice.city3d.resume` - staging, checkpoints and atomic publication of a
+  build (rerun an interrupted build to resume it);
 * :mod:`geoservice.city3d.validate` - checks of a written tileset (and gltf-validator);
 * :mod:`geoservice.city3d.cli` - ``geoservice city3d synth|tiles|validate``.
 """

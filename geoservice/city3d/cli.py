@@ -49,13 +49,30 @@ def tiles(
         int | None, typer.Option(min=1, help="Processes (default: 2-4 for big inputs)")
     ] = None,
     synthetic: Annotated[bool, typer.Option(help="Label the tileset as synthetic")] = False,
+    cell_deg: Annotated[
+        float, typer.Option(min=1e-5, help="Spill cell size (degrees; the smallest leaf)")
+    ] = 0.004,
+    spill_mb: Annotated[
+        float, typer.Option(min=0.01, help="Spill buffer (MB): memory and checkpoint spacing")
+    ] = 32.0,
+    fresh: Annotated[
+        bool, typer.Option(help="Discard an interrupted build instead of resuming it")
+    ] = False,
 ) -> None:
-    """Write buildings as a 3D Tiles 1.1 tileset (glb + EXT_structural_metadata)."""
+    """Write buildings as a 3D Tiles 1.1 tileset (glb + EXT_structural_metadata).
+
+    Interrupted (killed, machine stopped)? Run the same command again: the build goes on
+    from its last checkpoint (unless an input, option or the code changed - then it starts
+    over and says so).  The served tileset switches only when the new one is complete.
+    """
+    import logging
+
     from geoservice.city3d.tiles3d import write_tiles
     from geoservice.config import load_settings
     from geoservice.errors import ServiceError
     from geoservice.loaders.codelists import CodeLists
 
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = load_settings(config)
     target = out or settings.tiles_dir / "buildings"
     attribution = None
@@ -76,7 +93,10 @@ def tiles(
             target,
             CodeLists(codelists),
             max_per_leaf=max_per_leaf,
+            cell_deg=cell_deg,
             workers=workers,
+            spill_bytes=int(spill_mb * 2**20),
+            resume=not fresh,
             synthetic=synthetic,
             attribution=attribution,
             progress=lambda k: console.print(f"{k} buildings meshed", end="\r"),
@@ -85,6 +105,8 @@ def tiles(
         console.print(f"[red]3D Tiles failed[/red]: {exc}")
         raise typer.Exit(1) from None
     rate = report.buildings / report.seconds if report.seconds else 0.0
+    if report.resume_note:
+        console.print(report.resume_note)
     console.print(
         f"wrote {report.tileset}: {report.buildings} buildings in {report.leaves} leaf tiles, "
         f"{report.blocks} blocks in the coarser ones, {report.tiles} tiles in "

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,13 @@ from typing import Any
 
 import numpy as np
 
+from geoservice.city3d.resume import (
+    die_with_parent,
+    file_digest,
+    load_record,
+    recorded,
+    save_record,
+)
 from geoservice.city3d.tiles3d import (
     GENERATOR,
     PROPERTIES,
@@ -100,6 +108,26 @@ class _Counts:
     tiles: int = 0
     leaves: int = 0
     blocks: int = 0
+
+    def __add__(self, other: _Counts) -> _Counts:
+        return _Counts(
+            self.tiles + other.tiles, self.leaves + other.leaves, self.blocks + other.blocks
+        )
+
+
+#: (size, SHA-256) of each file of a subtree, by path relative to the tileset
+_Files = dict[str, tuple[int, str]]
+
+
+@dataclass
+class _Built:
+    """A built subtree: its tile (children nested), block raster, files and counts - what
+    its unit record holds, so a resumed build takes it whole (:mod:`.resume`)."""
+
+    tile: dict[str, Any]
+    raster: np.ndarray
+    files: _Files
+    counts: _Counts
 
 
 class _Grid:
@@ -345,6 +373,12 @@ def _content_tile(
     return {"content": {"uri": rel}, "_bounds": region, "_abs": m}
 
 
+def _written(work: Path, tile: dict[str, Any]) -> _Files:
+    """The size and digest of a tile's content file (none for an empty tile)."""
+    content = tile.get("content")
+    return {content["uri"]: file_digest(work / content["uri"])} if content else {}
+
+
 def write_leaf(
     records: list[Any],
     bounds: list[float],
@@ -387,7 +421,9 @@ def write_leaf(
 
 
 class _Builder:
-    """Builds (part of) the quadtree depth first; one instance per process."""
+    """Builds (part of) the quadtree depth first; one instance per process.  Each node is
+    a unit: written, then recorded in ``units`` (:mod:`.resume`); a node already recorded
+    by an interrupted run is taken from its record, subtree and all."""
 
     def __init__(
         self,
@@ -395,10 +431,13 @@ class _Builder:
         cells: dict[tuple[int, int], _Cell],
         spill: _Spill,
         work: Path,
+        units: Path,
         opts: LodOptions,
     ) -> None:
         self.grid, self.cells, self.spill, self.work, self.opts = grid, cells, spill, work, opts
-        self.counts = _Counts()
+        self.units = units
+        #: leaves written by this process (the rest were reused)
+        self.leaves_built = 0
 
     def node(
         self,
@@ -406,36 +445,64 @@ class _Builder:
         ix: int,
         iy: int,
         keys: list[tuple[int, int]],
-        below: dict[tuple[int, int, int], tuple[dict[str, Any], np.ndarray]] | None = None,
-    ) -> tuple[dict[str, Any], np.ndarray]:
-        """The tile of node (level, ix, iy) holding ``keys`` and its raster; ``below``:
-        subtrees already built (by the workers), keyed (level, x, y)."""
+        below: dict[tuple[int, int, int], _Built] | None = None,
+    ) -> _Built:
+        """Node (level, ix, iy) holding ``keys``; ``below``: subtrees already built (by the
+        workers), keyed (level, x, y)."""
         if below is not None and (level, ix, iy) in below:
             return below[(level, ix, iy)]
+        name = f"{level}_{ix}_{iy}"
+        leaf = _is_leaf(self.grid, self.cells, self.opts, level, keys)
+        record = load_record(self.units, self.work, name, leaf)
+        if record is not None:
+            return _Built(record["tile"], record["raster"], record["files"], record["counts"])
+        if leaf:
+            built = self._leaf(name, level, ix, iy, keys)
+        else:
+            built = self._inner(name, level, ix, iy, keys, below)
+        save_record(self.units, name, leaf, vars(built))
+        if leaf:
+            self.spill.discard(keys)  # recorded: its spill files are never read again
+        return built
+
+    def _leaf(
+        self, name: str, level: int, ix: int, iy: int, keys: list[tuple[int, int]]
+    ) -> _Built:
+        records: list[Any] = []
+        for k in keys:
+            records.extend(self.spill.read(k))
+        extent = self.grid.extent(level, ix, iy)
+        bounds = _union(self.cells[k].bounds for k in keys)
+        tile, raster = write_leaf(records, bounds, self.work, name, self.opts.grid, extent)
+        tile["_name"] = name
+        self.leaves_built += 1
+        return _Built(tile, raster, _written(self.work, tile), _Counts(1, 1, 0))
+
+    def _inner(
+        self,
+        name: str,
+        level: int,
+        ix: int,
+        iy: int,
+        keys: list[tuple[int, int]],
+        below: dict[tuple[int, int, int], _Built] | None,
+    ) -> _Built:
         g = self.opts.grid
         extent = self.grid.extent(level, ix, iy)
-        name = f"{level}_{ix}_{iy}"
-        if _is_leaf(self.grid, self.cells, self.opts, level, keys):
-            records: list[Any] = []
-            for k in keys:
-                records.extend(self.spill.read(k))
-            tile, raster = write_leaf(
-                records, _union(self.cells[k].bounds for k in keys), self.work, name, g, extent
-            )
-            tile["_name"] = name
-            self.counts.tiles += 1
-            self.counts.leaves += 1
-            return tile, raster
         children: list[dict[str, Any]] = []
         rasters: list[tuple[int, int, np.ndarray]] = []
+        files: _Files = {}
+        counts = _Counts()
         for qy in (0, 1):
             for qx in (0, 1):
                 cx, cy = 2 * ix + qx, 2 * iy + qy
                 sub = self.grid.keys_in(keys, level + 1, cx, cy)
                 if sub:
-                    child, r = self.node(level + 1, cx, cy, sub, below)
-                    children.append(child)
-                    rasters.append((qx, qy, r))
+                    child = self.node(level + 1, cx, cy, sub, below)
+                    children.append(child.tile)
+                    rasters.append((qx, qy, child.raster))
+                    files.update(child.files)
+                    counts += child.counts
         raster = _compose(rasters, g)
         bounds = _union(c["_bounds"] for c in children)
         # merged blocks only where the full detail below would not fit in one tile; a node
@@ -443,7 +510,8 @@ class _Builder:
         heavy = sum(self.cells[k].count for k in keys) > self.opts.max_per_leaf
         merged = self.opts.merged and heavy
         if not merged and len(children) == 1:
-            return children[0], raster  # no empty single-child chains (errors stay sane)
+            # no empty single-child chains (errors stay sane)
+            return _Built(children[0], raster, files, counts)
         if merged:
             error = node_error(extent, g)
             blocks = raster_blocks(raster, extent, min_side=error / 2.0)
@@ -458,7 +526,7 @@ class _Builder:
             tile = _content_tile(
                 self.work, name, pos, nrm, fids, idx, block_rows(blocks), origin, bounds, False
             )
-            self.counts.blocks += len(blocks)
+            files.update(_written(self.work, tile))
         else:
             tile = {"_bounds": bounds}
         tile["_name"] = name
@@ -466,8 +534,7 @@ class _Builder:
         tile["refine"] = "REPLACE" if merged else "ADD"
         tile["children"] = children
         tile["boundingVolume"] = {"region": _region(tile["_bounds"])}
-        self.counts.tiles += 1
-        return tile, raster
+        return _Built(tile, raster, files, counts + _Counts(1, 0, len(blocks)))
 
 
 _W: _Builder | None = None
@@ -478,22 +545,21 @@ def _init_worker(
     cells: dict[tuple[int, int], _Cell],
     spill_dir: Path,
     work: Path,
+    units: Path,
     opts: LodOptions,
+    parent: int,
 ) -> None:
     global _W
-    _W = _Builder(grid, cells, _Spill(spill_dir, 0), work, opts)
+    die_with_parent(parent)
+    _W = _Builder(grid, cells, _Spill(spill_dir, 0), work, units, opts)
 
 
 def _subtree(task: tuple[int, int, int, list[tuple[int, int]]]) -> tuple[Any, ...]:
     assert _W is not None
     level, ix, iy, keys = task
-    before = _Counts(**vars(_W.counts))
-    tile, raster = _W.node(level, ix, iy, keys)
-    after = _W.counts
-    done = _Counts(
-        after.tiles - before.tiles, after.leaves - before.leaves, after.blocks - before.blocks
-    )
-    return (level, ix, iy), tile, raster, done
+    before = _W.leaves_built
+    built = _W.node(level, ix, iy, keys)
+    return (level, ix, iy), built, _W.leaves_built - before
 
 
 def build_tree(
@@ -501,13 +567,15 @@ def build_tree(
     cell_deg: float,
     spill: _Spill,
     work: Path,
+    units: Path,
     opts: LodOptions,
-) -> tuple[dict[str, Any], _Counts]:
-    """The whole hierarchy (tiles written under ``work/tiles``); the root tile and counts."""
+) -> tuple[dict[str, Any], _Counts, int]:
+    """The whole hierarchy (tiles written under ``work/tiles``, a record of each completed
+    node in ``units``): the root tile, the counts, the leaves written by this run."""
     grid = _Grid(cells, cell_deg)
-    builder = _Builder(grid, cells, spill, work, opts)
+    builder = _Builder(grid, cells, spill, work, units, opts)
     keys = list(cells)
-    below: dict[tuple[int, int, int], tuple[dict[str, Any], np.ndarray]] = {}
+    below: dict[tuple[int, int, int], _Built] = {}
     level = _parallel_level(grid, cells, opts)
     if opts.workers > 1 and level > 0:
         tasks = []
@@ -515,26 +583,25 @@ def build_tree(
         for iy in range(n):
             for ix in range(n):
                 sub = grid.keys_in(keys, level, ix, iy)
-                if sub:
+                if sub and not recorded(units, f"{level}_{ix}_{iy}"):
                     tasks.append((level, ix, iy, sub))
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(
-            opts.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(grid, cells, spill.directory, work, opts),
-        ) as pool:
-            for key, tile, raster, done in pool.map(_subtree, tasks):
-                below[key] = (tile, raster)
-                builder.counts.tiles += done.tiles
-                builder.counts.leaves += done.leaves
-                builder.counts.blocks += done.blocks
-    root, _ = builder.node(0, 0, 0, keys, below)
-    _finish(root, np.eye(4))
-    _split(root, 0, opts.subtree_levels, work)
-    return root, builder.counts
+        if tasks:
+            with ProcessPoolExecutor(
+                opts.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(grid, cells, spill.directory, work, units, opts, os.getpid()),
+            ) as pool:
+                for key, built, leaves_built in pool.map(_subtree, tasks):
+                    below[key] = built
+                    builder.leaves_built += leaves_built
+    root = builder.node(0, 0, 0, keys, below)
+    _finish(root.tile, np.eye(4))
+    _split(root.tile, 0, opts.subtree_levels, work)
+    return root.tile, root.counts, builder.leaves_built
 
 
 def _is_leaf(

@@ -2,7 +2,9 @@
 
 Content types: ``.json`` -> ``application/json``, ``.glb`` -> ``model/gltf-binary``,
 ``.b3dm``/``.subtree`` -> ``application/octet-stream``.  A missing ``tiles_dir`` (nothing
-built yet) gives 404s, not a start-up failure.
+built yet) gives 404s, not a start-up failure.  A tileset's name (``buildings``) is a
+symlink swapped atomically when a build completes: each request resolves it afresh, so it
+gets the previous complete tileset or the new one, never a half-written one.
 """
 
 from __future__ import annotations
@@ -27,7 +29,16 @@ MEDIA_TYPES = {
 
 
 class TilesFiles(StaticFiles):
-    """StaticFiles with 3D Tiles media types and a tolerated missing directory."""
+    """StaticFiles with 3D Tiles media types and a tolerated missing directory; names that
+    start with a dot are the builder's (staging, releases, locks: ``city3d/resume.py``) and
+    are never served - a tileset is reached by its published name only."""
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        """404 for any dot-name component; else the normal lookup (symlinks resolved: the
+        published name points at its release)."""
+        if any(part.startswith(".") for part in path.replace("\\", "/").split("/")):
+            return "", None
+        return super().lookup_path(path)
 
     async def check_config(self) -> None:
         """Accept a directory that does not exist yet (tiles not built)."""

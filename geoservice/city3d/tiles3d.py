@@ -13,7 +13,11 @@ Pipeline (memory does not grow with the input)
    hold the buildings (at most ``max_per_leaf``), inner tiles hold them merged into
    blocks and refine ``REPLACE``; built bottom-up, one leaf's spill records in memory at a
    time, subtrees in worker processes; external tilesets every few levels.
-3. **Content tiles** are written one at a time: moved to an east-north-up frame at the
+3. **Checkpoints and publication** (:mod:`geoservice.city3d.resume`): everything is
+   written in a staging directory with a manifest (mesh-pass checkpoints at every spill
+   flush, a record per finished tile), so a killed build resumes where it stood, and the
+   finished tileset is published by one atomic symlink swap.
+4. **Content tiles** are written one at a time: moved to an east-north-up frame at the
    tile centre (float64 ``transform``, relative to the parent tile's), so glb positions
    are small float32 offsets.  glTF is y-up: positions are stored ``(E, U, -N)`` and the
    3D Tiles y-up -> z-up convention brings them back.
@@ -43,15 +47,16 @@ found a constant Tokyo undulation of 36.7 m is used.  Which one was used is writ
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 import os
 import pickle
-import shutil
 import struct
 import time
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +65,16 @@ import mapbox_earcut
 import numpy as np
 
 from geoservice.catalogue import LayerSpec
+from geoservice.city3d.resume import (
+    Staging,
+    StagingDamaged,
+    build_lock,
+    die_with_parent,
+    discard,
+    fingerprint,
+    open_staging,
+    publish,
+)
 from geoservice.config import Settings
 from geoservice.loaders.citygml import Building, ReadErrors, read_many
 from geoservice.loaders.codelists import CodeLists
@@ -75,6 +90,8 @@ WGS84_E2 = WGS84_F * (2.0 - WGS84_F)
 TOKYO_GEOID_M = 36.7
 GENERATOR = "Tokyo GeoTwin geoservice.city3d.tiles3d"
 Progress = Callable[[int], None]
+#: a spill frame's header: payload length, CRC32
+_FRAME = struct.Struct("<QI")
 
 # --------------------------------------------------------------------------- geodesy
 
@@ -593,41 +610,80 @@ class TilesReport(RunReport):
     peak_rss_mb: float = 0.0
     geoid: str = ""
     tileset: Path | None = None
+    #: leaf tiles this run wrote (the others came from an interrupted run's checkpoints)
+    leaves_built: int = 0
+    #: what was resumed ("" for a build from nothing)
+    resume_note: str = ""
 
 
 class _Spill:
-    """Per-cell append-only spill files with a bounded in-memory buffer."""
+    """Per-cell append-only spill files with a bounded in-memory buffer.
 
-    def __init__(self, directory: Path, limit: int) -> None:
+    Each flush appends one frame per cell: length, CRC32, pickled records.  ``sizes``: each
+    file's length after the last flush - what a checkpoint records, so a resumed build
+    truncates the files back to it (:meth:`restore`) and a damaged frame is detected
+    (:class:`~geoservice.city3d.resume.StagingDamaged`) instead of being read."""
+
+    def __init__(self, directory: Path, limit: int, sizes: dict[str, int] | None = None) -> None:
         self.directory = directory
         self.limit = limit
         self.buffers: dict[tuple[int, int], list[Any]] = {}
         self.size = 0
+        self.sizes: dict[str, int] = dict(sizes or {})
 
-    def add(self, key: tuple[int, int], record: tuple[Any, ...], nbytes: int) -> None:
+    @staticmethod
+    def name(key: tuple[int, int]) -> str:
+        """The spill file of a cell."""
+        return f"{key[0]}_{key[1]}.pkl"
+
+    def add(self, key: tuple[int, int], record: tuple[Any, ...], nbytes: int) -> bool:
+        """Buffer a record; True when the buffer is over its limit (time to flush)."""
         self.buffers.setdefault(key, []).append(record)
         self.size += nbytes
-        if self.size > self.limit:
-            self.flush()
+        return self.size > self.limit
 
     def flush(self) -> None:
         for key, records in self.buffers.items():
-            with (self.directory / f"{key[0]}_{key[1]}.pkl").open("ab") as fh:
-                pickle.dump(records, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            payload = pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
+            with (self.directory / self.name(key)).open("ab") as fh:
+                fh.write(_FRAME.pack(len(payload), zlib.crc32(payload)))
+                fh.write(payload)
+                self.sizes[self.name(key)] = fh.tell()
         self.buffers.clear()
         self.size = 0
 
+    def restore(self) -> None:
+        """Back to the last checkpoint: files cut to their recorded sizes, newer ones gone."""
+        for path in self.directory.iterdir():
+            size = self.sizes.get(path.name)
+            if size is None:
+                path.unlink()
+            elif path.stat().st_size < size:
+                raise StagingDamaged(f"spill file {path.name} is shorter than its checkpoint")
+            else:
+                os.truncate(path, size)
+
     def read(self, key: tuple[int, int]) -> list[Any]:
         out: list[Any] = []
-        path = self.directory / f"{key[0]}_{key[1]}.pkl"
-        with path.open("rb") as fh:
-            while True:
-                try:
-                    out.extend(pickle.load(fh))
-                except EOFError:
-                    break
-        path.unlink()
+        path = self.directory / self.name(key)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise StagingDamaged(f"spill file {path.name} is missing") from None
+        pos = 0
+        while pos < len(data):
+            length, crc = _FRAME.unpack_from(data, pos)
+            payload = data[pos + _FRAME.size : pos + _FRAME.size + length]
+            if len(payload) != length or zlib.crc32(payload) != crc:
+                raise StagingDamaged(f"spill file {path.name} is damaged at byte {pos}")
+            out.extend(pickle.loads(payload))
+            pos += _FRAME.size + length
         return out
+
+    def discard(self, keys: Iterable[tuple[int, int]]) -> None:
+        """Delete the spill files of cells whose leaf is complete (disk use stays flat)."""
+        for key in keys:
+            (self.directory / self.name(key)).unlink(missing_ok=True)
 
 
 def _union(bounds: Iterable[list[float]]) -> list[float]:
@@ -673,42 +729,129 @@ def write_tiles(
     progress: Progress | None = None,
     workers: int | None = None,
     merged: bool = True,
+    resume: bool = True,
 ) -> TilesReport:
-    """Write the buildings of ``files`` as a 3D Tiles 1.1 tileset in ``out_dir``.
+    """Write the buildings of ``files`` as a 3D Tiles 1.1 tileset at ``out_dir``.
 
-    The tileset is assembled in a sibling ``.building-<pid>`` directory and swapped in whole,
-    so readers never see a half-written tileset and a failed run leaves the old one.
+    Resumable and published atomically (:mod:`geoservice.city3d.resume`): the build runs in
+    ``.<name>.staging`` beside ``out_dir`` with a checkpoint manifest; a build killed at any
+    point and run again with the same inputs and options goes on from its last checkpoint
+    (``resume=False``: start over) and writes the same bytes as an uninterrupted one.
+    ``out_dir`` becomes a symlink to the finished release, swapped in one rename, so
+    readers never see a half-written tileset and a failed run leaves the old one served.
     Files that fail to parse are skipped and listed in ``report.problems``.  The level of
     detail hierarchy (:mod:`geoservice.city3d.lod`): leaves of at most ``max_per_leaf``
     buildings and ``max_leaf_cells`` cells a side (unless one ``cell_deg`` cell holds
     more), inner tiles of ``grid`` x ``grid``
     merged blocks, external tilesets every ``subtree_levels`` levels.  ``workers``: meshing
     and tree-building processes (``None``: automatic - several for inputs over 32 MB, else
-    in-process).  ``merged=False`` writes the flat layout (empty inner tiles, refine
-    ``ADD``: every view loads full-detail leaves) - kept for benchmarks to compare against.
+    in-process); ``workers`` and ``spill_bytes`` (memory, checkpoint spacing) may differ
+    between a run and its resumption.  ``merged=False`` writes the flat layout (empty inner
+    tiles, refine ``ADD``: every view loads full-detail leaves) - kept for benchmarks.
     """
-    from geoservice.city3d.lod import LodOptions, build_tree  # lod builds on this module
-
     started = time.perf_counter()
     geoid = geoid or Geoid()
-    report = TilesReport(geoid=geoid.description)
     out_dir = Path(out_dir)
-    work = out_dir.with_name(f"{out_dir.name}.building-{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "tiles").mkdir(parents=True)
-    spill_dir = work / "_spill"
-    spill_dir.mkdir()
-    try:
-        n_workers = _auto_workers(files) if workers is None else workers
-        spill = _Spill(spill_dir, spill_bytes)
-        cells = _spill_pass(files, codelists, geoid, spill, cell_deg, report, progress, n_workers)
+    options = {
+        "max_per_leaf": max_per_leaf,
+        "cell_deg": cell_deg,
+        "max_leaf_cells": max_leaf_cells,
+        "grid": grid,
+        "subtree_levels": subtree_levels,
+        "merged": merged,
+        "synthetic": synthetic,
+        "attribution": attribution,
+    }
+    inputs = fingerprint(
+        files, options, codelists.directory if codelists else None, geoid.description
+    )
+    n_workers = _auto_workers(files) if workers is None else workers
+    build = _Build(files, codelists, geoid, options, spill_bytes, progress, n_workers)
+    with build_lock(out_dir):
+        staging = open_staging(out_dir, inputs, resume=resume)
+        try:
+            report = build.run(staging)
+        except StagingDamaged as exc:  # a machine crash tore a checkpoint: redo it all
+            log.warning("%s: %s; starting over", out_dir, exc)
+            discard(out_dir)
+            staging = open_staging(out_dir, inputs)
+            report = build.run(staging)
+        except ValueError:  # nothing to tile: there is nothing to resume either
+            discard(out_dir)
+            raise
+        publish(staging)
+    report.tileset = out_dir / "tileset.json"
+    report.seconds = time.perf_counter() - started
+    report.peak_rss_mb = _peak_rss_mb()
+    return report
+
+
+@dataclass
+class _Build:
+    """One build's inputs; :meth:`run` takes a staging directory from wherever it stands."""
+
+    files: list[Path]
+    codelists: CodeLists | None
+    geoid: Geoid
+    options: dict[str, Any]
+    spill_bytes: int
+    progress: Progress | None
+    workers: int
+
+    def run(self, staging: Staging) -> TilesReport:
+        """Mesh pass (or its checkpoint), tree (reusing completed units), tileset.json."""
+        from geoservice.city3d.lod import LodOptions, build_tree  # lod builds on this module
+
+        report = TilesReport(geoid=self.geoid.description)
+        o = self.options
+        state = staging.manifest.get("spill") or {}
+        resumed_at = int(state.get("consumed", 0))
+        spill = _Spill(staging.spill, self.spill_bytes, state.get("sizes"))
+        if staging.phase == "spill":
+            cells = _spill_pass(self, staging, spill, report)
+        else:
+            cells = _restore_cells(state, report)
         if not cells:
             raise ValueError("no buildings with geometry to tile")
-        opts = LodOptions(
-            max_per_leaf, max_leaf_cells, grid, subtree_levels, n_workers, merged=merged
+        if staging.phase == "tree":
+            opts = LodOptions(
+                o["max_per_leaf"],
+                o["max_leaf_cells"],
+                o["grid"],
+                o["subtree_levels"],
+                self.workers,
+                merged=o["merged"],
+            )
+            root, counts, built = build_tree(
+                cells, o["cell_deg"], spill, staging.content, staging.units, opts
+            )
+            result = {
+                "tiles": counts.tiles,
+                "leaves": counts.leaves,
+                "blocks": counts.blocks,
+                "leaves_built": built,
+            }
+            result["tiles"] += self._write_tileset(staging.content, root, report.buildings)
+            staging.save(phase="complete", result=result)
+        result = staging.manifest["result"]
+        report.tiles, report.leaves, report.blocks = (
+            result["tiles"],
+            result["leaves"],
+            result["blocks"],
         )
-        root, counts = build_tree(cells, cell_deg, spill, work, opts)
-        report.tiles, report.leaves, report.blocks = counts.tiles, counts.leaves, counts.blocks
+        report.leaves_built = result["leaves_built"]
+        runs = len(staging.manifest["runs"])
+        if runs > 1:
+            report.resume_note = (
+                f"resumed an interrupted build (run {runs}): {resumed_at} buildings meshed "
+                f"before, {report.leaves - report.leaves_built} of {report.leaves} leaf "
+                f"tiles reused, {report.leaves_built} built"
+            )
+        return report
+
+    def _write_tileset(self, content: Path, root: dict[str, Any], buildings: int) -> int:
+        """``tileset.json`` over ``root``; 1 when an empty root had to be added, else 0."""
+        added = 0
         if "children" not in root:  # one leaf: an empty root above it, so it has an error
             w, s, e, n, h0, h1 = root["boundingVolume"]["region"]
             bounds = [math.degrees(v) for v in (w, s, e, n)] + [h0, h1]
@@ -718,15 +861,15 @@ def write_tiles(
                 "refine": "ADD",
                 "children": [root],
             }
-            report.tiles += 1
+            added = 1
         extras: dict[str, Any] = {
-            "heights": geoid.description,
-            "geoid_grid": geoid.uses_grid,
-            "buildings": report.buildings,
-            "synthetic": synthetic,
+            "heights": self.geoid.description,
+            "geoid_grid": self.geoid.uses_grid,
+            "buildings": buildings,
+            "synthetic": self.options["synthetic"],
         }
-        if attribution:
-            extras["attribution"] = attribution
+        if self.options["attribution"]:
+            extras["attribution"] = self.options["attribution"]
         # the error of showing nothing is the whole city: the root is drawn while the city
         # is more than a few pixels across, not only once the camera is near
         w, s, e, n, h0, h1 = root["boundingVolume"]["region"]
@@ -736,18 +879,10 @@ def write_tiles(
             "geometricError": max(root["geometricError"] * 2.0, city),
             "root": root,
         }
-        shutil.rmtree(spill_dir)
-        (work / "tileset.json").write_text(
+        (content / "tileset.json").write_text(
             json.dumps(tileset, ensure_ascii=False, indent=1), encoding="utf-8"
         )
-        _swap_dir(work, out_dir)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    report.tileset = out_dir / "tileset.json"
-    report.seconds = time.perf_counter() - started
-    report.peak_rss_mb = _peak_rss_mb()
-    return report
+        return added
 
 
 def _peak_rss_mb() -> float:
@@ -759,21 +894,83 @@ def _peak_rss_mb() -> float:
     return round(max(me, kids) / 1024, 1)
 
 
+class _Source:
+    """The input buildings in order from a resume point (file index, buildings of it already
+    consumed), remembering where each file starts in the stream, so that a checkpoint can
+    name the file and offset of a stream position."""
+
+    def __init__(self, build: _Build, first: int, skip: int, consumed: int) -> None:
+        self.build, self.first, self.skip = build, first, skip
+        self.starts: dict[int, int] = {first: consumed - skip}
+        self.errors: list[tuple[int, str]] = []  # (file index, message)
+
+    def __iter__(self) -> Iterator[Building]:
+        pos = self.starts[self.first] + self.skip
+        for i in range(self.first, len(self.build.files)):
+            self.starts.setdefault(i, pos)
+            errors = ReadErrors()
+            b = self.build
+            stream: Iterable[Building] = read_many([b.files[i]], b.codelists, errors)
+            if i == self.first and self.skip:
+                stream = itertools.islice(stream, self.skip, None)  # parsed, not meshed again
+            for building in stream:
+                pos += 1
+                yield building
+            self.errors.extend((i, m) for m in errors.messages())
+            self.starts[i + 1] = pos
+
+    def position(self, consumed: int) -> tuple[int, int]:
+        """(file index, offset) of stream position ``consumed``."""
+        i = max(k for k, start in self.starts.items() if start <= consumed)
+        i = min(i, len(self.build.files) - 1)
+        return i, consumed - self.starts[i]
+
+
+def _restore_cells(state: dict[str, Any], report: TilesReport) -> dict[tuple[int, int], _Cell]:
+    """Cells and counters of a checkpoint (the cells in their first-seen order: leaves list
+    their buildings in that order, so a resumed build writes the same bytes)."""
+    report.buildings = int(state.get("buildings", 0))
+    report.skipped = int(state.get("skipped", 0))
+    report.problems = list(state.get("problems", []))
+    return {(c[0], c[1]): _Cell(c[2], list(c[3:])) for c in state.get("cells", [])}
+
+
 def _spill_pass(
-    files: list[Path],
-    codelists: CodeLists | None,
-    geoid: Geoid,
-    spill: _Spill,
-    cell_deg: float,
-    report: TilesReport,
-    progress: Progress | None,
-    workers: int,
+    build: _Build, staging: Staging, spill: _Spill, report: TilesReport
 ) -> dict[tuple[int, int], _Cell]:
-    """Mesh every building into the spill file of its grid cell; the cells' counts/bounds."""
-    cells: dict[tuple[int, int], _Cell] = {}
-    errors = ReadErrors()
-    buildings = read_many(files, codelists, errors)
-    for meshed in _meshed(buildings, geoid, workers):
+    """Mesh every building into the spill file of its grid cell (from the last checkpoint
+    on); the cells' counts/bounds.  A checkpoint after every spill flush."""
+    state = staging.manifest.get("spill") or {}
+    cells = _restore_cells(state, report)
+    spill.restore()
+    consumed = int(state.get("consumed", 0))
+    checkpoints = int(state.get("checkpoints", 0))
+    source = _Source(build, int(state.get("file", 0)), int(state.get("offset", 0)), consumed)
+    problems = list(report.problems)
+    cell_deg = build.options["cell_deg"]
+
+    def checkpoint(done: bool) -> None:
+        nonlocal checkpoints
+        checkpoints += 1
+        file, offset = source.position(consumed)
+        report.problems = problems + [m for i, m in source.errors if done or i < file]
+        staging.save(
+            phase="tree" if done else "spill",
+            spill={
+                "consumed": consumed,
+                "file": file,
+                "offset": offset,
+                "checkpoints": checkpoints,
+                "buildings": report.buildings,
+                "skipped": report.skipped,
+                "problems": report.problems,
+                "cells": [[k[0], k[1], c.count, *c.bounds] for k, c in cells.items()],
+                "sizes": spill.sizes,
+            },
+        )
+
+    for meshed in _meshed(source, build.geoid, build.workers):
+        consumed += 1
         if meshed is None:
             report.skipped += 1
             continue
@@ -785,12 +982,14 @@ def _spill_pass(
         cell.count += 1
         cell.bounds = _union([cell.bounds, list(bounds)])
         record = (row, mesh.positions, mesh.normals, mesh.indices, lod2)
-        spill.add(key, record, mesh.positions.nbytes * 2 + mesh.indices.nbytes + 400)
         report.buildings += 1
-        if progress is not None and report.buildings % 1000 == 0:
-            progress(report.buildings)
+        if spill.add(key, record, mesh.positions.nbytes * 2 + mesh.indices.nbytes + 400):
+            spill.flush()
+            checkpoint(done=False)
+        if build.progress is not None and report.buildings % 1000 == 0:
+            build.progress(report.buildings)
     spill.flush()
-    report.problems = errors.messages()
+    checkpoint(done=True)
     return cells
 
 
@@ -810,8 +1009,9 @@ def _mesh_one(mesher: Mesher, b: Building) -> _Meshed:
     return feature_row(b), meshed[0], meshed[1], b.lod == 2
 
 
-def _init_worker(grid: str | None, constant: float) -> None:
+def _init_worker(grid: str | None, constant: float, parent: int) -> None:
     global _WORKER
+    die_with_parent(parent)
     _WORKER = Mesher(Geoid(Path(grid) if grid else Path("/nonexistent"), constant))
 
 
@@ -836,7 +1036,7 @@ def _meshed(buildings: Iterable[Building], geoid: Geoid, workers: int) -> Iterab
         workers,
         mp_context=multiprocessing.get_context("spawn"),  # safe in threaded processes
         initializer=_init_worker,
-        initargs=(grid, geoid.constant),
+        initargs=(grid, geoid.constant, os.getpid()),
     ) as pool:
         pending: deque[Future[list[_Meshed]]] = deque()
         batch: list[Building] = []
@@ -859,15 +1059,6 @@ def _auto_workers(files: list[Path]) -> int:
     if size < 32 << 20:
         return 1
     return max(1, min(4, os.cpu_count() or 1))
-
-
-def _swap_dir(new: Path, target: Path) -> None:
-    old = target.with_name(f"{target.name}.old-{os.getpid()}")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- build hook
