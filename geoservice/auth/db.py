@@ -45,13 +45,36 @@ CREATE INDEX IF NOT EXISTS idx_audit_feature ON audit (collection, feature);
 CREATE INDEX IF NOT EXISTS idx_audit_state ON audit (state);
 CREATE TABLE IF NOT EXISTS rate_hits (
   key TEXT NOT NULL,
-  at REAL NOT NULL
+  at REAL NOT NULL,
+  expires_at REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS idx_rate_hits ON rate_hits (key, at);
 """
+#: The longest rate-limit window in use (a day per e-mail address): rows logged before
+#: hits carried their expiry are kept that long, so an upgrade loosens no limit.
+LONGEST_WINDOW_S = 86400
+#: After the column exists (both dialects): its index (the periodic sweep's range) and
+#: the expiry of rows logged before it (idempotent: a new row's expiry is never 0).
+_EXPIRY = f"""
+CREATE INDEX IF NOT EXISTS idx_rate_hits_expiry ON rate_hits (expires_at);
+UPDATE rate_hits SET expires_at = at + {LONGEST_WINDOW_S} WHERE expires_at = 0;
+"""
+_PG_MIGRATE = (
+    "ALTER TABLE rate_hits ADD COLUMN IF NOT EXISTS expires_at REAL NOT NULL DEFAULT 0;"
+)
+DDL = {"sqlite": SCHEMA, "postgresql": pg_ddl(SCHEMA + _PG_MIGRATE + _EXPIRY)}
 
 
-DDL = {"sqlite": SCHEMA, "postgresql": pg_ddl(SCHEMA)}
+def migrate_sqlite(db: StateDB) -> None:
+    """Bring an ``auth.sqlite`` made before rate hits carried ``expires_at`` up to date
+    (SQLite has no ``ADD COLUMN IF NOT EXISTS``: checked inside the write lock, so two
+    processes opening an old file at once add it once)."""
+    with db.write() as con:
+        cols = {r[1] for r in con.execute("PRAGMA table_info(rate_hits)").fetchall()}
+        if "expires_at" not in cols:
+            con.execute("ALTER TABLE rate_hits ADD COLUMN expires_at REAL NOT NULL DEFAULT 0")
+        for statement in filter(str.strip, _EXPIRY.split(";")):
+            con.execute(statement)
 
 
 class AuthDB(SqliteDB):
@@ -59,12 +82,16 @@ class AuthDB(SqliteDB):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, SCHEMA)
+        migrate_sqlite(self)
 
 
 def open_auth_db(settings: Settings, store: Store | None) -> StateDB:
     """The auth database of a deployment: ``auth.sqlite``, or schema ``geoservice_auth``
     in the PostGIS store's database."""
-    return open_db(settings, store, "auth", DDL, auth_db_path(settings.work_dir))
+    db = open_db(settings, store, "auth", DDL, auth_db_path(settings.work_dir))
+    if db.dialect == "sqlite":
+        migrate_sqlite(db)
+    return db
 
 
 def auth_db_path(work_dir: Path) -> Path:
