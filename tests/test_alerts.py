@@ -527,3 +527,40 @@ def test_sensitive_sighting_is_matched_exactly_but_sent_generalised(tmp_path: Pa
         assert "location_generalised_m" not in plain["properties"]
     finally:
         ob.close()
+
+
+# -- corrections --------------------------------------------------------------------------
+
+
+def test_corrections_alert_only_the_subscriptions_they_newly_match(
+    app_client: TestClient,
+) -> None:
+    """Edits of a published sighting through the write path: every version is streamed,
+    but each subscription is alerted to the sighting once - by a correction only when the
+    correction newly matches it (moved into its area, now of its species)."""
+    from geoservice.auth.http import AuthServices
+    from geoservice.auth.tokens import Principal
+
+    rt = runtime_of_app(app_client.app)
+    writer = rt.services.require(AuthServices).writer
+    admin = Principal("-", "corrections test", None, True)
+    cid = "wildlife-sightings"
+    there = {"point": [HACHIOJI.x, HACHIOJI.y], "radius_m": 3000}
+    with Receiver() as bears_here, Receiver() as bears_there, Receiver() as boars_here:
+        subscribe(app_client, bears_here.url)
+        subscribe(app_client, bears_there.url, area=there)
+        subscribe(app_client, boars_here.url, species=["wild-boar"])
+        f = writer.create(admin, cid, sighting("", OKUTAMA))
+        bears_here.wait(1)
+        writer.update(admin, cid, f.id, {"count": 3, "description": "三頭"}, None, None)
+        writer.update(admin, cid, f.id, {}, HACHIOJI, None)  # into bears_there's area
+        bears_there.wait(1)
+        writer.update(admin, cid, f.id, {}, OKUTAMA, None)  # and back: alerted already
+        writer.update(admin, cid, f.id, {"species": "wild-boar"}, None, None)
+        boars_here.wait(1)
+        time.sleep(1.0)  # time for any further (wrong) alert to arrive
+        for rx in (bears_here, bears_there, boars_here):
+            assert [json.loads(r["body"])["feature"]["id"] for r in rx.requests] == [f.id]
+    versions = [e for e in rt.services.require(Outbox).events_after(0)
+                if json.loads(e.data)["id"] == f.id]
+    assert len(versions) == 5 and {e.event_type for e in versions} == {"sighting"}

@@ -414,6 +414,17 @@ class Outbox:
             )
         return event_id
 
+    def alerted(self, collection: str, feature_id: str) -> set[str]:
+        """The subscriptions already alerted to a feature: a delivery of one of its events
+        pending, sent or dead (not cancelled: a withdrawal cancelled it before it left)."""
+        rows = self.db.execute(
+            "SELECT DISTINCT d.subscription_id FROM events e JOIN deliveries d"
+            " ON d.event_id = e.event_id WHERE e.collection = ? AND e.feature_id = ?"
+            " AND d.status != 'cancelled'",
+            (collection, feature_id),
+        )
+        return {str(r[0]) for r in rows}
+
     def last_seq(self) -> int:
         """The newest event's sequence number (0 when there is none)."""
         row = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()

@@ -448,8 +448,11 @@ def asyncapi_document(base: str, species: list[str] | None) -> dict[str, Any]:
                 "address": "{webhook}",
                 "title": "Webhook deliveries",
                 "description": "POSTed to the subscription's webhook URL for every published "
-                "sighting inside its area and of its species. Answer 2xx within the timeout "
-                "to acknowledge; anything else is retried. Dedupe on event_id.",
+                "sighting inside its area and of its species, once per sighting: a correction "
+                "of a published sighting is POSTed only to subscriptions it newly matches "
+                "(moved into the area, now of the species) that were not alerted to it before. "
+                "Answer 2xx within the timeout to acknowledge; anything else is retried. "
+                "Dedupe on event_id.",
                 "servers": [{"$ref": "#/servers/subscriber"}],
                 "parameters": {"webhook": {"description": "The subscription's webhook URL"}},
                 "messages": {"sightingAlert": {"$ref": "#/components/messages/sightingAlert"}},

@@ -6,7 +6,9 @@ is called after each successful write of a sighting (``before``/``after`` None f
 create/delete).  A write that leaves a sighting published (created as published, updated
 while published, approved by moderation, harvested) calls ``published``; one that takes
 a published sighting away (rejected, set to another status, deleted) calls ``withdrawn``,
-so a stream client that was shown it learns to drop it.  ``published`` records the
+so a stream client that was shown it learns to drop it.  A correction of a published
+sighting is streamed again but alerts only the subscriptions it newly matches (see
+``EventBus.published``).  ``published`` records the
 event and one outbox row per matching subscription in one transaction and returns (a few
 milliseconds; no network): on PostGIS in the feature write's own transaction (a
 transactional outbox: the feature, its audit entry, its event and its deliveries commit
@@ -33,7 +35,7 @@ from shapely.geometry import mapping
 from geoservice.config import Settings
 from geoservice.features import Feature
 from geoservice.runtime import Runtime
-from geoservice.sightings.alerts import CHANNEL, DDL, Dispatcher, Notifier, Outbox
+from geoservice.sightings.alerts import CHANNEL, DDL, Dispatcher, Notifier, Outbox, Subscription
 from geoservice.sightings.email_alerts import EmailAlerts
 from geoservice.sightings.mailer import EmailSender, mail_context
 from geoservice.sightings.policy import PUBLISHED, SensitiveConfig
@@ -43,8 +45,10 @@ from geoservice.state.pg import Listener, PgDB
 from geoservice.store import Store
 
 log = logging.getLogger("geoservice.events")
-#: A channel's matcher: the deliveries (subscription id, kind, due at) a feature makes.
-Matcher = Callable[[Feature], list[tuple[str, str, float]]]
+#: A delivery of another channel: (subscription id, kind, due at epoch seconds).
+Delivery = tuple[str, str, float]
+#: A channel's matcher: the deliveries a feature makes.
+Matcher = Callable[[Feature], list[Delivery]]
 
 #: Collections whose features carry sightings (published status, species, sensitivity).
 SIGHTINGS = "wildlife-sightings"
@@ -90,25 +94,46 @@ class EventBus:
         #: as (subscription id, kind, due at); they run in the event's transaction
         self.matchers: list[Matcher] = []
 
-    def published(self, collection: str, feature: Feature) -> str | None:
+    def published(
+        self, collection: str, feature: Feature, corrects: Feature | None = None
+    ) -> str | None:
         """Record that ``feature`` of ``collection`` is now published; return the event id.
 
-        Matching uses the exact position; payloads carry the public one (sensitive records
-        generalised as the read policy does).
+        ``corrects``: the published version this write corrects (same sighting, still
+        published).  The stream gets every version (clients replace it by id), but a
+        subscription is alerted to a sighting at most once, and by a correction only
+        when the correction newly matches it (moved into its area, or now of its
+        species): it is alerted iff the feature matches it, ``corrects`` did not, and no
+        alert of this sighting is pending, sent or dead for it (a point moved away and
+        back, a sighting withdrawn and re-approved).  A public service does not alert
+        citizens again for every edit.  Matching uses the exact position; payloads carry
+        the public one (sensitive records generalised as the read policy does).
         Features whose ``status`` is set to anything but ``published`` are ignored.
         """
-        status = feature.properties.get("status")
-        if status is not None and status != "published":
-            log.debug("not publishing %s/%s with status %s", collection, feature.id, status)
+        if not is_published(feature):
+            log.debug("not publishing %s/%s with status %s", collection, feature.id,
+                      feature.properties.get("status"))
             return None
-        species = feature.properties.get("species")
-        matched = [s for s in self.outbox.subscriptions() if s.matches(feature.geometry, species)]
+        matched, others = self.alerts(feature)
+        if matched or others:
+            done = self.outbox.alerted(collection, feature.id)
+            if corrects is not None:
+                old, old_others = self.alerts(corrects)
+                done |= {s.id for s in old} | {sid for sid, _, _ in old_others}
+            matched = [s for s in matched if s.id not in done]
+            others = [d for d in others if d[0] not in done]
         doc = public_geojson(feature, self.sensitive)
-        others = [d for m in self.matchers for d in m(feature)]
         body = json.dumps(doc, ensure_ascii=False, default=str)
         event_id, _ = self.outbox.append_event(collection, feature.id, body, matched, others)
         self.notifier.notify()
         return event_id
+
+    def alerts(self, feature: Feature) -> tuple[list[Subscription], list[Delivery]]:
+        """The alerts ``feature`` makes: the outbox's matching subscriptions (webhook,
+        push) and the other channels' deliveries (e-mail) as (id, kind, due at)."""
+        species = feature.properties.get("species")
+        subs = [s for s in self.outbox.subscriptions() if s.matches(feature.geometry, species)]
+        return subs, [d for m in self.matchers for d in m(feature)]
 
     def withdrawn(self, collection: str, feature_id: str) -> str:
         """Record that a published sighting was withdrawn; return the event id (the event
@@ -122,12 +147,13 @@ class EventBus:
     ) -> str | None:
         """Record what a write did to a sighting's publication; the event id, if any.
 
-        The writers' listener: published (or still published) -> ``published``; published
+        The writers' listener: published -> ``published``; still published -> ``published``
+        as a correction of ``before`` (alerts only where it newly matches); published
         before but not after (rejected, unpublished, deleted) -> ``withdrawn``; a sighting
         that was never public makes no event (nobody was shown it)."""
         if is_published(after):
             assert after is not None
-            return self.published(collection, after)
+            return self.published(collection, after, before if is_published(before) else None)
         if is_published(before):
             assert before is not None
             return self.withdrawn(collection, before.id)
