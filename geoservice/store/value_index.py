@@ -6,7 +6,7 @@ Why: at city size a filter on a declared numeric index (``measured_height > h``,
 cannot help a value it has not seen.  For a static layer (``editable: false``: only
 ``geoservice build`` writes it) the non-NULL values of each numeric property declared in
 ``indexes:`` are kept here as ONE sorted numpy array per (collection, property), read once
-by an ordered index-only scan.  A count of
+by one query (the index makes it an index-only scan) and sorted by numpy.  A count of
 
     prop op literal        (op: =, <>, <, <=, >, >=, either side)
     prop BETWEEN lo AND hi
