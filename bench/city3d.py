@@ -25,12 +25,19 @@ end view has loaded: seconds, tile requests and bytes fetched for the flight and
 view (Cesium defers requests while the camera moves: ``cullRequestsWhileMoving``).
 Results: ``bench/results/city3d.json``.
 
+**Interrupted** (``--interrupt F``): each LOD build is run again from nothing, killed with
+SIGKILL at F of the uninterrupted run's wall time, and run once more - it resumes from the
+checkpoints (:mod:`geoservice.city3d.resume`).  Printed: where it was killed (phase,
+buildings checkpointed, leaves done), the resumed run's seconds, the total against the
+uninterrupted run, and whether every file's bytes equal the uninterrupted tileset's.
+
 Usage::
 
     .venv/bin/python bench/city3d.py                 # 20k and 100k, build only
     .venv/bin/python bench/city3d.py --sizes 100000 --validate
     .venv/bin/python bench/city3d.py --sizes 20000 --browser --fly 10
     .venv/bin/python bench/city3d.py --sizes 100000 --browser-only   # tilesets of a run
+    .venv/bin/python bench/city3d.py --sizes 20000 --interrupt 0.5   # kill at half, resume
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 CODELISTS = PROJECT.parent / "shared" / "data" / "plateau" / "codelists"
 RESULTS = PROJECT / "bench" / "results" / "city3d.json"
-LAYOUTS = {"lod": {}, "flat": {"merged": False, "max_per_leaf": 2000}}
+LAYOUTS = {"lod": {}, "flat": {"merged": False, "max_per_leaf": 2000}, "resumed": {}}
 
 
 def _cpu() -> float:
@@ -122,6 +129,8 @@ def child(n: int, work: Path, layout: str, workers: int, trace: bool) -> dict[st
         "tiles": report.tiles,
         "leaves": report.leaves,
         "blocks": report.blocks,
+        "leaves_built": report.leaves_built,
+        "resume_note": report.resume_note,
         "seconds": round(seconds, 2),
         "buildings_per_s": round(report.buildings / seconds, 1),
         "cpu_seconds": round(cpu, 2),
@@ -156,6 +165,52 @@ def build(n: int, work: Path, layout: str, workers: int, trace: bool) -> dict[st
         cmd.append("--tracemalloc")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def digests(tileset_dir: Path) -> dict[str, str]:
+    """SHA-256 of every file of a tileset, by relative path."""
+    import hashlib
+
+    return {
+        str(p.relative_to(tileset_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(tileset_dir.rglob("*"))
+        if p.is_file()
+    }
+
+
+def interrupted(n: int, work: Path, workers: int, fraction: float, clean: dict) -> dict:
+    """The LOD build of ``n`` killed (SIGKILL) at ``fraction`` of the uninterrupted run's
+    wall time, then run again (it resumes); its figures and whether the bytes are equal."""
+    from geoservice.city3d.resume import discard, status
+
+    out = tiles_dir(work, "resumed", n) / "buildings"
+    discard(out)  # from nothing, like the uninterrupted run
+    cmd = [sys.executable, __file__, "--child", str(n), "--work", str(work)]
+    cmd += ["--layout", "resumed", "--workers", str(workers)]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    try:
+        proc.wait(timeout=fraction * clean["seconds"])
+        raise RuntimeError("the build ended before it was killed")
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    killed_at = time.perf_counter() - started
+    st = status(out)
+    again = build(n, work, "resumed", workers, False)
+    lod = tiles_dir(work, "lod", n) / "buildings"
+    return {
+        "n": n,
+        "uninterrupted_s": clean["seconds"],
+        "killed_at_s": round(killed_at, 1),
+        "killed_in_phase": st.phase if st else None,
+        "buildings_checkpointed": st.buildings_checkpointed if st else 0,
+        "leaves_done_at_kill": len(st.leaves_done) if st else 0,
+        "resumed_s": again["seconds"],
+        "total_s": round(killed_at + again["seconds"], 1),
+        "resume_note": again["resume_note"],
+        "identical": digests(out) == digests(lod),
+    }
 
 
 # --------------------------------------------------------------------------- browser
@@ -289,6 +344,12 @@ def main() -> int:
     parser.add_argument(
         "--browser-only", action="store_true", help="reuse the tilesets built in --work"
     )
+    parser.add_argument(
+        "--interrupt",
+        type=float,
+        metavar="F",
+        help="also kill each LOD build at F (0-1) of its wall time and resume it",
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--layout", default="lod", choices=sorted(LAYOUTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -315,6 +376,13 @@ def main() -> int:
     for r in rows:
         print(" ".join(f"{r[c]!s:>11}" for c in cols.split()))
     results: dict[str, object] = {"builds": rows}
+    if args.interrupt:
+        lods = [r for r in rows if r["layout"] == "lod"]
+        results["interrupted"] = [
+            interrupted(r["n"], args.work, args.workers, args.interrupt, r) for r in lods
+        ]
+        for r in results["interrupted"]:  # type: ignore[attr-defined]
+            print("interrupted", json.dumps(r))
     if args.browser_only and RESULTS.is_file():  # keep the builds of the run being reused
         results["builds"] = json.loads(RESULTS.read_text("utf-8")).get("builds", [])
     if args.browser:

@@ -90,6 +90,8 @@ WGS84_E2 = WGS84_F * (2.0 - WGS84_F)
 TOKYO_GEOID_M = 36.7
 GENERATOR = "Tokyo GeoTwin geoservice.city3d.tiles3d"
 Progress = Callable[[int], None]
+#: seconds of meshing a kill may lose at most (a spill flush + checkpoint at least this often)
+CHECKPOINT_S = 10.0
 #: a spill frame's header: payload length, CRC32
 _FRAME = struct.Struct("<QI")
 
@@ -939,7 +941,8 @@ def _spill_pass(
     build: _Build, staging: Staging, spill: _Spill, report: TilesReport
 ) -> dict[tuple[int, int], _Cell]:
     """Mesh every building into the spill file of its grid cell (from the last checkpoint
-    on); the cells' counts/bounds.  A checkpoint after every spill flush."""
+    on); the cells' counts/bounds.  A flush and checkpoint when the spill buffer is full or
+    :data:`CHECKPOINT_S` after the last one, whichever comes first."""
     state = staging.manifest.get("spill") or {}
     cells = _restore_cells(state, report)
     spill.restore()
@@ -969,6 +972,7 @@ def _spill_pass(
             },
         )
 
+    last = time.monotonic()
     for meshed in _meshed(source, build.geoid, build.workers):
         consumed += 1
         if meshed is None:
@@ -983,9 +987,11 @@ def _spill_pass(
         cell.bounds = _union([cell.bounds, list(bounds)])
         record = (row, mesh.positions, mesh.normals, mesh.indices, lod2)
         report.buildings += 1
-        if spill.add(key, record, mesh.positions.nbytes * 2 + mesh.indices.nbytes + 400):
+        full = spill.add(key, record, mesh.positions.nbytes * 2 + mesh.indices.nbytes + 400)
+        if full or time.monotonic() > last + CHECKPOINT_S:
             spill.flush()
             checkpoint(done=False)
+            last = time.monotonic()
         if build.progress is not None and report.buildings % 1000 == 0:
             build.progress(report.buildings)
     spill.flush()
