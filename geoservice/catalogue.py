@@ -205,10 +205,15 @@ class LayerSpec(BaseModel):
         return next((p for p in self.properties if p.name == name), None)
 
 
+#: libyaml's safe loader when PyYAML has it (same documents, ~8x faster: every store open
+#: reads the specs for their declared indexes), else the pure-Python one.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_layer(path: Path) -> LayerSpec:
     """Read and validate one layer spec file."""
     with path.open(encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+        data = yaml.load(fh, Loader=_LOADER)
     try:
         return LayerSpec.model_validate(data)
     except Exception as exc:  # pydantic error: name the file

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ from geoservice.store.base import CollectionInfo, Page, Query, Store
 if TYPE_CHECKING:
     from geoservice.config import Settings
 
+log = logging.getLogger("geoservice.store")
 __all__ = [
     "CollectionInfo", "Page", "Query", "Store", "database_url", "open_read_store", "open_store",
     "store_problem",
@@ -28,14 +30,43 @@ def database_url(settings: Settings) -> str:
 
 
 def open_store(settings: Settings) -> Store:
-    """Open the configured store (GeoPackage file by default, PostGIS when selected)."""
+    """Open the configured store (GeoPackage file by default, PostGIS when selected), with
+    the indexes the layer specs declare (``ensure_declared_indexes``)."""
+    store: Store
     if settings.store.backend == "postgis":
         from geoservice.store.postgis import PostgisStore
 
-        return PostgisStore(database_url(settings))
-    from geoservice.store.gpkg import GpkgStore
+        store = PostgisStore(database_url(settings))
+    else:
+        from geoservice.store.gpkg import GpkgStore
 
-    return GpkgStore(settings.store.path)
+        store = GpkgStore(settings.store.path)
+    try:
+        ensure_declared_indexes(store, settings)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def ensure_declared_indexes(store: Store, settings: Settings) -> list[str]:
+    """Create the indexes ``layers/*.yml`` declare that the store lacks; their names.
+
+    A store built by an older release has only the indexes its build made; a newer
+    release's ``indexes:`` would otherwise wait for a rebuild while every filtered count
+    scans the table.  Unreadable specs are logged and skipped: an index is worth having,
+    not worth refusing to serve for."""
+    from geoservice.catalogue import load_catalogue
+
+    try:
+        declared = load_catalogue(settings.layers_dir)
+    except (OSError, ValueError) as exc:
+        log.warning("declared indexes not checked: %s", exc)
+        return []
+    made = store.ensure_indexes(declared)
+    if made:
+        log.info("created the declared indexes the store lacked: %s", ", ".join(made))
+    return made
 
 
 def store_problem(settings: Settings) -> str | None:

@@ -57,6 +57,41 @@ class CollectionInfo:
     synthetic: bool
 
 
+def index_name(collection: str, prop: str) -> str:
+    """The name both stores give the b-tree index of ``prop`` (PostgreSQL keeps 63 bytes)."""
+    return f"idx_{collection}_{prop}"[:63]
+
+
+def missing_indexes(
+    built: dict[str, LayerSpec], declared: dict[str, LayerSpec], existing: set[str]
+) -> dict[str, list[str]]:
+    """Per built collection, the properties whose index is missing (not in ``existing``):
+    those the spec it was built with indexes and those the current release's spec
+    (``declared``, from ``layers/*.yml``) indexes, limited to the columns the table has
+    (a property added to the spec since needs a rebuild to exist at all).
+
+    >>> from geoservice.catalogue import LayerSpec
+    >>> doc = {"id": "t", "title": "t", "licence": {"name": "x", "url": "https://x"},
+    ...   "attribution": "x", "source": {"format": "geojson", "paths": ["x"]},
+    ...   "coverage": {"description": "x"},
+    ...   "properties": [{"name": "h", "type": "number"}, {"name": "k", "type": "string"}]}
+    >>> old = {"t": LayerSpec.model_validate(doc)}
+    >>> new = {"t": LayerSpec.model_validate({**doc, "indexes": ["h"]})}
+    >>> missing_indexes(old, new, set()), missing_indexes(old, new, {"idx_t_h"})
+    ({'t': ['h']}, {})
+    """
+    out = {}
+    for cid, spec in built.items():
+        wanted = set(spec.indexed_properties())
+        if cid in declared:
+            wanted |= set(declared[cid].indexed_properties())
+        names = sorted(n for n in wanted if spec.property(n) is not None
+                       and index_name(cid, n) not in existing)
+        if names:
+            out[cid] = names
+    return out
+
+
 class Store(ABC):
     """A feature store holding one table per layer."""
 
@@ -130,6 +165,13 @@ class Store(ABC):
         files are separate files, bridged by the audit journal's pending → committed
         protocol; PostGIS overrides it (``PostgisStore.unit``)."""
         return nullcontext()
+
+    def ensure_indexes(self, declared: dict[str, LayerSpec]) -> list[str]:
+        """Create the b-tree indexes a built collection lacks (``missing_indexes``: a store
+        built by an older release, before its layer's ``indexes:`` were declared); return
+        the names created.  Cheap when nothing is missing (one catalogue query), so it
+        runs at every open (``open_store``); a store view (read policy) owns no tables."""
+        return []
 
     def data_version(self, collection: str) -> str | None:
         """A token that changes whenever ``collection``'s data may have changed, as seen

@@ -30,7 +30,15 @@ from geoservice.errors import Conflict, InvalidParameter, NotFound
 from geoservice.features import Feature
 from geoservice.sqlite import PerThread, connect_durable, immediate
 from geoservice.store import cql2_sqlite, extent, gpkg_geom, pyramid, values
-from geoservice.store.base import BBox, CollectionInfo, Page, Query, Store
+from geoservice.store.base import (
+    BBox,
+    CollectionInfo,
+    Page,
+    Query,
+    Store,
+    index_name,
+    missing_indexes,
+)
 from geoservice.store.counts import CountCache, query_key
 from geoservice.store.filtering import Plan, compile_query
 from geoservice.store.value_index import Loaded, ValueIndex, ranged
@@ -275,10 +283,26 @@ class GpkgStore(Store):
             )
         self._specs[t] = spec
 
-    def _index_columns(self, con: sqlite3.Connection, spec: LayerSpec) -> None:
-        """Index the properties filters use (``LayerSpec.indexed_properties``)."""
-        for name in spec.indexed_properties():
-            con.execute(f"CREATE INDEX {qi(f'idx_{spec.id}_{name}')} ON {qi(spec.id)} ({qi(name)})")
+    def _index_columns(
+        self, con: sqlite3.Connection, spec: LayerSpec, names: list[str] | None = None
+    ) -> None:
+        """Index the properties filters use (``LayerSpec.indexed_properties``, or ``names``)."""
+        for name in spec.indexed_properties() if names is None else names:
+            con.execute(f"CREATE INDEX IF NOT EXISTS {qi(index_name(spec.id, name))}"
+                        f" ON {qi(spec.id)} ({qi(name)})")
+
+    def ensure_indexes(self, declared: dict[str, LayerSpec]) -> list[str]:
+        """Create the declared indexes the file lacks (see ``Store.ensure_indexes``)."""
+        con = self._con()
+        existing = {r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()}
+        todo = missing_indexes(self._specs, declared, existing)
+        if not todo:
+            return []
+        with self._write_lock, immediate(con):
+            for c, names in todo.items():
+                self._index_columns(con, self._specs[c], names)
+        return [index_name(c, n) for c, names in todo.items() for n in names]
 
     def _drop(self, con: sqlite3.Connection, t: str) -> None:
         con.execute(f"DROP TABLE IF EXISTS {qi(t)}")

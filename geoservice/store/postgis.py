@@ -37,7 +37,7 @@ from shapely.geometry.base import BaseGeometry
 from geoservice.catalogue import LayerSpec
 from geoservice.errors import Conflict, InvalidParameter, NotFound
 from geoservice.features import Feature
-from geoservice.store import extent, values
+from geoservice.store import base, extent, values
 from geoservice.store.base import BBox, CollectionInfo, Page, Query, Store
 from geoservice.store.counts import CountCache, query_key
 from geoservice.store.cql2_sql import Untranslatable, translate
@@ -445,12 +445,7 @@ class PostgisStore(Store):
                     sql.Identifier(f"{spec.id}_geom_gist"[:63]), t
                 )
             )
-            for name in spec.indexed_properties():
-                con.execute(
-                    sql.SQL("CREATE INDEX {} ON {} ({})").format(
-                        sql.Identifier(f"idx_{spec.id}_{name}"[:63]), t, sql.Identifier(name)
-                    )
-                )
+            self._index_columns(con, spec, spec.indexed_properties())
             con.execute(
                 sql.SQL(
                     "INSERT INTO {} (collection, spec, built_at, source, synthetic)"
@@ -459,6 +454,32 @@ class PostgisStore(Store):
                 (spec.id, spec.model_dump_json(), _now(), source, synthetic),
             )
         self._specs[spec.id] = spec
+
+    def _index_columns(
+        self, con: psycopg.Connection[Any], spec: LayerSpec, names: list[str]
+    ) -> None:
+        """B-tree indexes on the properties ``names`` of a collection's table."""
+        for name in names:
+            con.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                sql.Identifier(base.index_name(spec.id, name)), self._t(spec.id),
+                sql.Identifier(name)))
+
+    def ensure_indexes(self, declared: dict[str, LayerSpec]) -> list[str]:
+        """Create the declared indexes the schema lacks (see ``Store.ensure_indexes``).
+
+        Looked up first in ``pg_indexes`` (one query): ``CREATE INDEX IF NOT EXISTS`` on
+        an index that exists would still take the table's SHARE lock, making every host's
+        start-up wait for, and block, writes.  A missing index is built once, holding that
+        lock for its build (writes to that table wait; reads go on)."""
+        with self.pool.connection() as con:
+            existing = {r[0] for r in con.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = %s", (self.schema,))}
+            todo = base.missing_indexes(self._specs, declared, existing)
+            if todo:
+                with con.transaction():
+                    for c, names in todo.items():
+                        self._index_columns(con, self._specs[c], names)
+        return [base.index_name(c, n) for c, names in todo.items() for n in names]
 
     def _drop(self, con: psycopg.Connection[Any], collection: str) -> None:
         con.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._t(collection)))
