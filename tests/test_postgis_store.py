@@ -318,3 +318,20 @@ def test_untranslatable_filter_falls_back_to_python(
     assert store.fallbacks == 1
     assert [f.id for f in fell.features] == [f.id for f in pushed.features] == ["f16", "f14", "f12"]
     assert fell.number_matched == pushed.number_matched == 7
+
+
+def test_builds_and_maintenance_keep_parallel_maintenance_workers(
+    store: postgis.PostgisStore, pg_url: str
+) -> None:
+    """The pool turns parallel *query* workers off for serving; builds and maintenance run
+    on the same pool, so it must leave the maintenance setting (VACUUM's index passes,
+    b-tree CREATE INDEX, as in ``ensure_indexes``) at the server's own value."""
+    import psycopg
+
+    with psycopg.connect(pg_url) as plain:
+        server = plain.execute("SELECT current_setting('max_parallel_maintenance_workers')"
+                               ).fetchone()
+    with store.pool.connection() as con:
+        pooled = con.execute("SELECT current_setting('max_parallel_maintenance_workers'),"
+                             " current_setting('max_parallel_workers_per_gather')").fetchone()
+    assert server is not None and pooled == (server[0], "0")

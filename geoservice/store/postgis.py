@@ -90,7 +90,15 @@ def _acquire_pool(url: str, *, wait: bool = True) -> ConnectionPool:
                 # max_parallel_workers_per_gather=0: a service runs many requests at once,
                 # and parallel workers of one only take CPUs from the others; the count
                 # of a filtered page (an InitPlan) took 2-3x longer with a Gather than
-                # without (EXPLAIN ANALYZE at 300,000 rows, bench/README.md).
+                # without (EXPLAIN ANALYZE at 300,000 rows, bench/README.md).  Builds and
+                # maintenance share this pool and are not slowed by it: the setting only
+                # governs Gather nodes of read queries.  COPY, the extent and row-count
+                # UPDATEs never get a parallel plan (PostgreSQL plans no data-modifying
+                # statement in parallel); VACUUM's index passes and b-tree CREATE INDEX
+                # use max_parallel_maintenance_workers, left at the server's setting; GiST
+                # builds and ANALYZE are serial anyway.  The tile pyramid's queries do
+                # run serial, by design: ``pyramid.prebuild`` already runs one worker
+                # process per core, and Gather workers would only oversubscribe them.
                 kwargs={"options": "-c TimeZone=UTC -c client_encoding=UTF8 -c jit=off"
                                    " -c plan_cache_mode=force_custom_plan"
                                    " -c max_parallel_workers_per_gather=0"

@@ -17,7 +17,9 @@ non-empty tile from z0 to the layer's ``maxzoom``, and a request reads the store
   level's non-empty tiles, so the work follows the data, not the world.
 - **Parallel**: ``workers`` processes (default 2, the machine's cores) each open the store
   and render tiles; the parent writes them in batches.  Memory per worker is
-  one tile's rows (low zooms read R-tree boxes only).
+  one tile's rows (low zooms read R-tree boxes only).  On PostGIS each worker's queries
+  run without parallel workers (the pool's ``max_parallel_workers_per_gather=0``): the
+  cores are already busy with one process each.
 - **Resumable**: rows already written for the current version are kept; an interrupted
   run (or ``geoservice prebuild-tiles``) continues with the missing tiles of the
   first incomplete level.  A new data version starts over.
