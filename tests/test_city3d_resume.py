@@ -1,6 +1,6 @@
 """Resumable, atomically published 3D Tiles builds (geoservice.city3d.resume), with real
 processes: ``geoservice city3d tiles`` is started as a subprocess (2 worker processes) on
-2,000 synthetic buildings, killed with SIGKILL once its manifest shows completed units
+1,200 synthetic buildings, killed with SIGKILL once its manifest shows completed units
 (spill checkpoints in the mesh pass, leaf records in the tree), and run again.
 
 Checked: the resumed build's files are byte-identical to a clean build's (tileset.json,
@@ -8,7 +8,8 @@ external tilesets, every glb); the rerun reused exactly the units recorded befor
 (its own count, and the reused leaves' files are the same inodes with the same mtimes); the
 build's worker processes died with it; while the build was interrupted the app's
 ``/3dtiles/`` mount kept serving the previous complete tileset and none of the staging
-files; a changed input file (or option, or code) starts over and says why.
+files; a changed input file (or option, or code) starts over and says why; a build that
+dies while publishing publishes on the rerun without rebuilding.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ from geoservice.city3d.synthetic import write_synthetic
 from geoservice.city3d.tiles3d import write_tiles
 from tests.conftest import ROOT, ThreadedServer, free_port, settings_for
 
-N = 2000
+N = 1200
 CLI = [sys.executable, "-c", "from geoservice.cli import main; main()", "city3d", "tiles"]
-#: small leaves on small cells (~90 leaves) and a small spill buffer (~20 checkpoints), so
+#: small leaves on small cells (~60 leaves) and a small spill buffer (~10 checkpoints), so
 #: both phases have many units at a size that builds in seconds
 OPTIONS = ["--workers", "2", "--max-per-leaf", "50", "--cell-deg", "0.001", "--synthetic"]
 SPILL = ["--spill-mb", "0.2"]
@@ -236,11 +237,11 @@ def test_changed_input_starts_over(tmp_path: Path) -> None:
     out = tmp_path / "tiles" / "buildings"
     _kill_when(src, out, lambda st: len(st.leaves_done) >= 2, lambda: None)
     assert not out.exists()  # nothing was ever published
-    write_synthetic(src, N - 500, seed=8)  # the source changed under the interrupted build
+    write_synthetic(src, N - 200, seed=8)  # the source changed under the interrupted build
     log = _run(src, out)
     assert "discarding the interrupted build (inputs changed: files); starting over" in log
     assert "resumed" not in log
-    assert f"{N - 500} buildings in" in log
+    assert f"{N - 200} buildings in" in log
     assert resume.status(out) is None
 
 
@@ -257,6 +258,8 @@ def test_changed_options_or_code_start_over(
     changed = resume.fingerprint([src], {"max_per_leaf": 500}, None, "geoid")
     open_staging(out, changed)
     assert "inputs changed: options" in caplog.text
+    open_staging(out, changed, resume=False)  # --fresh
+    assert "(a fresh build was asked for); starting over" in caplog.text
     package = tmp_path / "pkg"
     for rel in resume.CODE_MODULES:
         (package / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -276,3 +279,43 @@ def test_one_build_of_an_output_at_a_time(tmp_path: Path) -> None:
             pass
     with build_lock(out):  # released when the holder ends
         pass
+
+
+@pytest.mark.parametrize("dies_at", ["rename", "symlink"])
+def test_a_build_killed_while_publishing_publishes_when_rerun(
+    dies_at: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Publication is idempotent: a process that dies after the tree was finished (before
+    the release rename, or between it and the symlink swap) publishes on the rerun without
+    rebuilding, and the previous tileset is served until then."""
+    src = write_synthetic(tmp_path / "syn.gml", 300, seed=4)
+    clean = tmp_path / "clean" / "buildings"
+    write_tiles([src], clean, synthetic=True, workers=1, max_per_leaf=100)
+    tiles = tmp_path / "tiles"
+    old = _previous(tiles)
+    out = tiles / "buildings"
+
+    class Died(BaseException):
+        """Stands for the process dying at this point (nothing after it runs)."""
+
+    real = {"rename": resume.os.replace, "symlink": resume.os.symlink}[dies_at]
+
+    def die(src_: str | Path, dst: str | Path) -> None:
+        if dies_at == "symlink" or Path(src_) == resume.staging_dir(out) / "tileset":
+            raise Died
+        real(src_, dst)
+
+    monkeypatch.setattr(resume.os, "replace" if dies_at == "rename" else "symlink", die)
+    with pytest.raises(Died):
+        write_tiles([src], out, synthetic=True, workers=1, max_per_leaf=100)
+    monkeypatch.undo()
+    st = status(out)
+    assert st is not None and st.phase == "complete"
+    assert _digests(out) == old  # still the previous tileset
+    report = write_tiles([src], out, synthetic=True, workers=1, max_per_leaf=100)
+    assert report.leaves_built == 0 and report.leaves > 0  # published, nothing rebuilt
+    assert _digests(out) == _digests(clean)
+    assert status(out) is None
+    assert [p.name for p in tiles.iterdir() if p.name.startswith(".buildings.r")] == [
+        os.readlink(out)
+    ]

@@ -5,8 +5,8 @@ must not start again from nothing, and nobody may ever be served a half-written 
 
 Layout beside the output ``<dir>/<name>`` (``tiles/buildings``)::
 
-    <name>                 -> .<name>.r<stamp>   symlink: the served tileset (swapped atomically)
-    .<name>.r<stamp>/      a complete tileset (tileset.json, tiles/)
+    <name>                 -> .<name>.r<stamp>-<random>   symlink: the served tileset
+    .<name>.r<stamp>-<random>/   a complete tileset (tileset.json, tiles/)
     .<name>.lock           flock: one build of <name> at a time
     .<name>.staging/       the build in progress
         manifest.json      inputs fingerprint, phase, spill checkpoint (temp + fsync + rename)
@@ -47,6 +47,7 @@ import json
 import logging
 import os
 import pickle
+import secrets
 import shutil
 import signal
 import time
@@ -392,7 +393,8 @@ def publish(staging: Staging) -> None:
     out = staging.out
     release_name = staging.manifest.get("release")
     if release_name is None:
-        release_name = f".{out.name}.r{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        release_name = f".{out.name}.r{stamp}-{secrets.token_hex(4)}"  # never the served one
         staging.save(phase="complete", release=release_name)
     release = out.with_name(release_name)
     if staging.content.exists():
@@ -413,4 +415,6 @@ def publish(staging: Staging) -> None:
     for old in _releases(out):
         if old.name != release_name:
             shutil.rmtree(old, ignore_errors=True)
+    for link in out.parent.glob(f".{out.name}.link-*"):  # left by a build killed mid-swap
+        link.unlink(missing_ok=True)
     shutil.rmtree(staging.root, ignore_errors=True)

@@ -832,6 +832,7 @@ class _Build:
                 "leaves": counts.leaves,
                 "blocks": counts.blocks,
                 "leaves_built": built,
+                "run": len(staging.manifest["runs"]),
             }
             result["tiles"] += self._write_tileset(staging.content, root, report.buildings)
             staging.save(phase="complete", result=result)
@@ -841,8 +842,9 @@ class _Build:
             result["leaves"],
             result["blocks"],
         )
-        report.leaves_built = result["leaves_built"]
         runs = len(staging.manifest["runs"])
+        # a run that only publishes what an earlier run finished built nothing
+        report.leaves_built = result["leaves_built"] if result["run"] == runs else 0
         if runs > 1:
             report.resume_note = (
                 f"resumed an interrupted build (run {runs}): {resumed_at} buildings meshed "
@@ -924,8 +926,7 @@ class _Source:
     def position(self, consumed: int) -> tuple[int, int]:
         """(file index, offset) of stream position ``consumed``."""
         i = max(k for k, start in self.starts.items() if start <= consumed)
-        i = min(i, len(self.build.files) - 1)
-        return i, consumed - self.starts[i]
+        return i, consumed - self.starts[i]  # i == len(files): every file was read
 
 
 def _restore_cells(state: dict[str, Any], report: TilesReport) -> dict[tuple[int, int], _Cell]:
