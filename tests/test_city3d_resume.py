@@ -319,3 +319,13 @@ def test_a_build_killed_while_publishing_publishes_when_rerun(
     assert [p.name for p in tiles.iterdir() if p.name.startswith(".buildings.r")] == [
         os.readlink(out)
     ]
+
+
+def test_nothing_to_tile_leaves_nothing_behind(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gml"
+    bad.write_text("not CityGML", "utf-8")
+    out = tmp_path / "tiles" / "buildings"
+    with pytest.raises(ValueError, match="no buildings with geometry"):
+        write_tiles([bad], out, workers=1)
+    assert status(out) is None and not out.exists()
+    assert not resume.staging_dir(out).exists()

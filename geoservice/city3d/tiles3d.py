@@ -778,7 +778,7 @@ def write_tiles(
             discard(out_dir)
             staging = open_staging(out_dir, inputs)
             report = build.run(staging)
-        except ValueError:  # nothing to tile: there is nothing to resume either
+        except NothingToTile:  # there is nothing to resume either
             discard(out_dir)
             raise
         publish(staging)
@@ -786,6 +786,10 @@ def write_tiles(
     report.seconds = time.perf_counter() - started
     report.peak_rss_mb = _peak_rss_mb()
     return report
+
+
+class NothingToTile(ValueError):
+    """No building of the input has geometry."""
 
 
 @dataclass
@@ -814,7 +818,7 @@ class _Build:
         else:
             cells = _restore_cells(state, report)
         if not cells:
-            raise ValueError("no buildings with geometry to tile")
+            raise NothingToTile("no buildings with geometry to tile")
         if staging.phase == "tree":
             opts = LodOptions(
                 o["max_per_leaf"],
