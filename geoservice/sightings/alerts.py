@@ -352,16 +352,48 @@ class Outbox:
         feature_json: str,
         subscriptions: list[str] | list[Subscription],
         others: Sequence[tuple[str, str, float]] = (),
+        correction_matches: set[str] | None = None,
     ) -> tuple[str, int]:
         """Durably record an event and its deliveries in one transaction; (event_id, seq).
 
         One delivery per subscription, of the subscription's kind (a bare id: a webhook),
         due now; ``others`` are the deliveries of channels with their own subscription
         tables (e-mail) as (subscription id, kind, due at epoch seconds) - a daily digest
-        is due at its hour, not now."""
+        is due at its hour, not now.  ``correction_matches``: the event corrects the
+        feature, which now matches these subscriptions (``follow_correction``)."""
         with self.db.write() as con:
-            return self._append(con, collection, feature_id, feature_json, SIGHTING,
-                                [_target(sub) for sub in subscriptions], others)
+            out = self._append(con, collection, feature_id, feature_json, SIGHTING,
+                               [_target(sub) for sub in subscriptions], others)
+            if correction_matches is not None:
+                self.follow_correction(con, collection, feature_id, out[0], correction_matches)
+        return out
+
+    def follow_correction(
+        self, con: Tx, collection: str, feature_id: str, event_id: str, matches: set[str]
+    ) -> None:
+        """Make the feature's alerts not yet attempted (a digest waiting for its hour, an
+        alert not yet claimed) carry its corrected version ``event_id``, or cancel them
+        for subscriptions it no longer matches (moved out of the area, another species):
+        nobody gets a stale or no-longer-relevant alert.  Alerts already attempted keep
+        what they first carried (a retry repeats the same alert, same Idempotency-Key)."""
+        untouched = ("d.status = 'pending' AND d.attempts = 0 AND d.last_error IS NULL"
+                     " AND d.lease_until <= ?")
+        rows = con.execute(
+            "SELECT d.id, d.subscription_id FROM deliveries d JOIN events e"
+            " ON e.event_id = d.event_id WHERE e.collection = ? AND e.feature_id = ?"
+            f" AND d.event_id != ? AND {untouched}",
+            (collection, feature_id, event_id, time.time()),
+        ).fetchall()
+        moved: set[str] = set()
+        for did, sid in rows:  # a claim in between is excluded by re-checking ``untouched``
+            if sid in matches and sid not in moved:  # one alert per subscription and event
+                moved.add(sid)
+                change: tuple[str, str] = ("event_id = ?", event_id)
+            else:
+                change = ("status = 'cancelled', last_error = ?",
+                          "superseded by a correction of the sighting")
+            con.execute(f"UPDATE deliveries AS d SET {change[0]} WHERE d.id = ? AND {untouched}",
+                        (change[1], did, time.time()))
 
     def _append(
         self,

@@ -106,7 +106,8 @@ class EventBus:
         species): it is alerted iff the feature matches it, ``corrects`` did not, and no
         alert of this sighting is pending, sent or dead for it (a point moved away and
         back, a sighting withdrawn and re-approved).  A public service does not alert
-        citizens again for every edit.  Matching uses the exact position; payloads carry
+        citizens again for every edit.  Its alerts not yet attempted follow the correction
+        (``Outbox.follow_correction``).  Matching uses the exact position; payloads carry
         the public one (sensitive records generalised as the read policy does).
         Features whose ``status`` is set to anything but ``published`` are ignored.
         """
@@ -115,7 +116,8 @@ class EventBus:
                       feature.properties.get("status"))
             return None
         matched, others = self.alerts(feature)
-        if matched or others:
+        matches = {s.id for s in matched} | {sid for sid, _, _ in others}
+        if matches:
             done = self.outbox.alerted(collection, feature.id)
             if corrects is not None:
                 old, old_others = self.alerts(corrects)
@@ -124,7 +126,10 @@ class EventBus:
             others = [d for d in others if d[0] not in done]
         doc = public_geojson(feature, self.sensitive)
         body = json.dumps(doc, ensure_ascii=False, default=str)
-        event_id, _ = self.outbox.append_event(collection, feature.id, body, matched, others)
+        event_id, _ = self.outbox.append_event(
+            collection, feature.id, body, matched, others,
+            correction_matches=None if corrects is None else matches,
+        )
         self.notifier.notify()
         return event_id
 
