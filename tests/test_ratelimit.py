@@ -101,3 +101,10 @@ def test_hits_logged_before_rows_carried_an_expiry_are_kept_a_day(
         (T0 + LONGEST_WINDOW_S,)]
     with pytest.raises(TooManyRequests):  # a daily limit still counts the old hit
         RateLimiter(db, 1, LONGEST_WINDOW_S).hit("email-addr:h", now=T0 + 7200)
+
+
+def test_a_clock_stepped_back_does_not_stop_the_sweeps(tmp_path: Path) -> None:
+    db = AuthDB(tmp_path / "auth.sqlite")
+    assert sweep_due(db, T0) and not sweep_due(db, T0 + SWEEP_EVERY_S - 1)
+    assert sweep_due(db, T0 - 3600)  # an NTP step back: sweep, do not wait an hour
+    assert not sweep_due(db, T0 - 3600 + 1)

@@ -37,10 +37,11 @@ def sweep(db: StateDB, now: float | None = None) -> int:
 
 def sweep_due(db: StateDB, now: float) -> bool:
     """Whether this process should sweep ``db`` now (and, if so, note that it does):
-    true at most once per ``SWEEP_EVERY_S`` per database, whichever limiter asks."""
+    true at most once per ``SWEEP_EVERY_S`` per database, whichever limiter asks (and
+    after the clock stepped back, so a step does not stop sweeps until it catches up)."""
     with _swept_lock:
         last = _swept.get(db)
-        if last is not None and now - last < SWEEP_EVERY_S:
+        if last is not None and 0 <= now - last < SWEEP_EVERY_S:
             return False
         _swept[db] = now
         return True
