@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mapbox_vector_tile
@@ -248,6 +249,24 @@ def _mixed_city() -> tuple[LayerSpec, list[Feature]]:
     return spec, feats
 
 
+@contextmanager
+def _two_stores(pg_url: str, tmp_path: Path, spec: LayerSpec,
+                feats: list[Feature]) -> Iterator[tuple[GpkgStore, Store]]:
+    """A GeoPackage and a PostGIS store holding ``feats``."""
+    from geoservice.store import postgis
+
+    g = GpkgStore(tmp_path / "a.gpkg", create=True)
+    p = postgis.PostgisStore(pg_url, schema=f"t_{uuid.uuid4().hex[:12]}", create=True)
+    try:
+        for s in (g, p):
+            s.create_collection(spec, source="t", synthetic=True)
+            s.bulk_load("city", feats)
+        yield g, p
+    finally:
+        g.close()
+        p.close()
+
+
 def test_both_stores_draw_the_same_tiles(
     pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -255,15 +274,10 @@ def test_both_stores_draw_the_same_tiles(
     encoding within the budget); the GeoPackage store in Python (``tiling.render``).  Both
     draw the same features with the same properties, the same coalesced squares, and
     geometries within a pixel of each other, from z10 to full detail at z16."""
-    from geoservice.store import postgis, tiling
+    from geoservice.store import tiling
 
     spec, feats = _mixed_city()
-    g = GpkgStore(tmp_path / "a.gpkg", create=True)
-    p = postgis.PostgisStore(pg_url, schema=f"t_{uuid.uuid4().hex[:12]}", create=True)
-    try:
-        for s in (g, p):
-            s.create_collection(spec, source="t", synthetic=True)
-            s.bulk_load("city", feats)
+    with _two_stores(pg_url, tmp_path, spec, feats) as (g, p):
         seen = set()
         for z in (10, 12, 13, 14, 16):
             x, y = _tile_of(*CENTRE, z)
@@ -289,13 +303,72 @@ def test_both_stores_draw_the_same_tiles(
                 if fid.startswith("b")]
         assert full and all({"usage", "height", "n", "ok", "d", "t", "id"} == set(f)
                             for f in full)
-    finally:
-        g.close()
-        p.close()
+
+
+@pytest.mark.parametrize(("budget", "maxzoom"), [(4096, 16), (20_000, 16), (4096, 13)])
+def test_over_budget_postgis_tiles_are_made_in_sql_as_the_geopackage_store_makes_them(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int, maxzoom: int
+) -> None:
+    """A tile over the byte budget: PostGIS makes the budget levels in SQL (``mvt_sql``,
+    no Python encoding), the GeoPackage store in Python (``tiling.render``); both end at
+    the same level and draw the same features, properties, ``point_count`` (drop-densest)
+    and coalesced squares (cells of 2-32 pixels), under the budget, read by GDAL - below
+    ``maxzoom`` and at it (where levels 0-1 keep full detail).
+
+    Tolerances, and why: geometries are simplified by Douglas-Peucker in PostGIS
+    (``ST_Simplify``) and by shapely's topology-preserving simplification, each by the
+    level's tolerance (``tiling.level``), so a drawn geometry may differ by up to twice
+    that (+ 3 units of snapping); the two encoders order keys and values differently, so
+    the sizes differ by a few bytes (here at most 1%).  A tile whose size at some level
+    lies within that difference of the budget could end one level apart in the two
+    stores; none of these does."""
+    from geoservice.store import tiling
+
+    level = tiling.level
+    spec, feats = _mixed_city()
+    spec = LayerSpec.model_validate({**spec.model_dump(), "tiles": {
+        **spec.tiles.model_dump(), "max_bytes": budget, "maxzoom": maxzoom}})
+    with _two_stores(pg_url, tmp_path, spec, feats) as (g, p):
+        addresses = [(z, *_tile_of(*CENTRE, z)) for z in (10, 12, 13)]
+        addresses += [(13, addresses[-1][1] + 1, addresses[-1][2]),
+                      (16, *_tile_of(*feats[SIDE * SIDE // 2].geometry.centroid.coords[0], 16))]
+        counted, levels = 0, set()
+        for z, x, y in [a for a in addresses if a[0] <= maxzoom]:
+            tried: list[int] = []
+
+            def spy(s: LayerSpec, z: int, n: int, tried: list[int] = tried) -> tiling.Level:
+                tried.append(n)
+                return level(s, z, n)
+
+            with monkeypatch.context() as m:  # the levels tiling.render tries on GeoPackage
+                m.setattr(tiling, "level", spy)
+                a = g.tile("city", z, x, y)
+            n = tried[-1]
+            levels.add(n)
+            with monkeypatch.context() as m:
+                m.setattr(tiling, "render", _no_python)
+                b = p.tile("city", z, x, y)
+            assert 0 < len(b) <= budget and 0 < len(a) <= budget, (z, len(a), len(b))
+            assert abs(len(a) - len(b)) <= len(a) // 100, (z, len(a), len(b))
+            fa, fb = _decode_any(a), _decode_any(b)
+            assert _squares(fa) == _squares(fb), (z, x, y)
+            da, db = _drawn(fa), _drawn(fb)
+            assert da.keys() == db.keys(), (z, x, y)
+            tol = 2 * tiling.level(spec, z, n).tolerance + 3
+            for fid, (props, geom) in da.items():
+                assert props == db[fid][0], (z, fid)
+                assert shapely.hausdorff_distance(geom, db[fid][1]) <= tol, (z, fid)
+                counted += "point_count" in props
+            path = tmp_path / f"{z}-{x}-{y}.pbf"
+            path.write_bytes(b)
+            df = pyogrio.read_dataframe(path, layer="city", X=str(x), Y=str(y), Z=str(z),
+                                       CLIP="NO")
+            assert len(df) == len(fb)
+        assert counted and max(levels) >= 3, (counted, levels)  # drop-densest, coarse cells
 
 
 def _no_python(*args: object, **kw: object) -> bytes:
-    raise AssertionError("a tile within the budget was encoded in Python")
+    raise AssertionError("a PostGIS tile was encoded in Python")
 
 
 def _decode_any(data: bytes) -> list[dict]:

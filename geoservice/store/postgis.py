@@ -976,10 +976,11 @@ class PostgisStore(Store):
     def tile(self, collection: str, z: int, x: int, y: int,
              properties: dict[str, Any] | None = None, *, prebuilt: bool = True) -> bytes:
         """A tile made at build time (``store.pyramid``, layers with ``tiles.prebuild``),
-        else made for its zoom by ONE statement (``mvt_sql``: ``ST_AsMVT``, sub-pixel
-        polygons coalesced by ``GROUP BY``); only a tile over the layer's byte budget is
-        made again by ``tiling.render`` from its second level (attribute thinning, coarser
-        cells), from rows read in one snapshot.  Both stores draw the same features."""
+        else made for its zoom in SQL (``mvt_sql``): ONE statement makes budget level 0
+        (``ST_AsMVT``, sub-pixel polygons coalesced by ``GROUP BY``); a tile over the
+        layer's byte budget is made by one more statement trying the next levels in
+        order (attribute thinning, coarser cells, drop-densest), as ``tiling.render``
+        does.  No row is decoded in Python; both stores draw the same features."""
         from geoservice.store import mvt_sql, tiling
 
         spec = self.spec(collection)
@@ -990,70 +991,41 @@ class PostgisStore(Store):
             if made is not None:
                 return made
         args: dict[str, Any] = {
-            **mvt_sql.tile_args(z, x, y), "layer": collection,
+            **mvt_sql.tile_args(z, x, y), "layer": collection, "budget": spec.tiles.max_bytes,
             **{f"eq{i}": v for i, v in enumerate(_tile_values(spec, properties or {}))},
         }
+        restricted = tuple(properties or ())
         where = (sql.SQL("t.geom && ST_MakeEnvelope(%(w)s, %(s)s, %(e)s, %(n)s, 4326)")
                  + _tile_equalities(spec, properties or {}))
-        stmt = self._tile_statement(spec, z, where, tuple(properties or ()))
+        stmt = self._tile_statement(spec, z, where, restricted, levels=False)
         row = self._read(lambda con: con.execute(stmt, args).fetchone())
         data = bytes(row[0]) if row and row[0] is not None else b""
         if len(data) <= spec.tiles.max_bytes:
             return data
-        return self._tile_over_budget(spec, z, x, y, where, args)
+        stmt = self._tile_statement(spec, z, where, restricted, levels=True)
+        row = self._read(lambda con: con.execute(stmt, args).fetchone())
+        return bytes(row[0]) if row and row[0] is not None else b""
 
     def _tile_statement(self, spec: LayerSpec, z: int, where: sql.Composable,
-                        restricted: tuple[str, ...]) -> sql.SQL:
-        """``mvt_sql.statement`` rendered once per layer, columns, restriction and zoom
-        class (full detail, thinned attributes): composing it was a tenth of a cold
-        tile's CPU in the one-worker server."""
-        from geoservice.store import mvt_sql
+                        restricted: tuple[str, ...], *, levels: bool) -> sql.SQL:
+        """``mvt_sql.statement`` of budget level 0, or of the levels after it, rendered
+        once per layer, columns, restriction and zoom class (full detail, thinned
+        attributes): composing it was a tenth of a cold tile's CPU in the one-worker
+        server."""
+        from geoservice.store import mvt_sql, tiling
 
         ts = spec.tiles
         key = (spec.id, spec.geometry_type, tuple((p.name, p.type) for p in spec.properties),
-               restricted, z >= ts.maxzoom, z < ts.detail_zoom, tuple(ts.low_zoom_properties))
+               restricted, z >= ts.maxzoom, z < ts.detail_zoom, tuple(ts.low_zoom_properties),
+               levels)
         cached = self._tile_sql_cache.get(key)
         if cached is None:
             columns = [(p.name, _as_text(p, sql.SQL("t.{}").format(sql.Identifier(p.name))))
                        for p in spec.properties]
-            stmt = mvt_sql.statement(spec, self._t(spec.id), columns, where, z)
+            todo = range(1, tiling.MAX_LEVEL + 1) if levels else range(1)
+            stmt = mvt_sql.statement(spec, self._t(spec.id), columns, where, z, todo)
             cached = self._tile_sql_cache[key] = sql.SQL(stmt.as_string(None))
         return cached
-
-    def _tile_over_budget(self, spec: LayerSpec, z: int, x: int, y: int,
-                          where: sql.Composable, args: dict[str, Any]) -> bytes:
-        """The tile ``tiling.render`` makes from its second budget level on (the first is
-        the SQL tile, found too big): sub-pixel polygons aggregated into pixel cells by
-        SQL, the other rows fetched, in one snapshot."""
-        from geoservice.store import mvt_sql, tiling
-
-        presort = tiling.presorts(spec, z)
-        rows_sql = self._select(spec) + sql.SQL(" WHERE ") + where
-        if presort:
-            rows_sql += sql.SQL(" AND greatest({}, {}) >= %(px)s").format(
-                mvt_sql.TILE_W, mvt_sql.TILE_H)
-        rows_sql += sql.SQL(' ORDER BY t.id COLLATE "C"')
-        cells_sql = sql.SQL(
-            "SELECT floor(u.cx / %(px)s)::bigint, floor(u.cy / %(px)s)::bigint, count(*),"
-            " sum(u.w * u.h), sum(u.cx), sum(u.cy) FROM (SELECT {cx} AS cx, {cy} AS cy,"
-            " {w} AS w, {h} AS h FROM {t} t WHERE {where}) u"
-            " WHERE greatest(u.w, u.h) < %(px)s GROUP BY 1, 2"
-        ).format(cx=mvt_sql.TILE_CX, cy=mvt_sql.TILE_CY, w=mvt_sql.TILE_W, h=mvt_sql.TILE_H,
-                 t=self._t(spec.id), where=where)
-
-        def work(con: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
-            with con.transaction():
-                con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                cells = con.execute(cells_sql, args).fetchall() if presort else []
-                return cells, con.execute(rows_sql, args).fetchall()
-
-        cell_rows, rows = self._read(work)
-        cells = None
-        if presort:
-            c = np.array(cell_rows, dtype=float).reshape(-1, 6)
-            cells = tiling.Cells(tiling.PIXEL, c[:, 0].astype(np.int64), c[:, 1].astype(np.int64),
-                                 c[:, 2].astype(np.int64), c[:, 3], c[:, 4], c[:, 5])
-        return tiling.render(spec, z, x, y, self._features(spec, rows), cells, start=1)
 
     def close(self) -> None:
         if not self._closed:

@@ -23,10 +23,9 @@ order drew a strip of the city - a wrong map.  The rules, as tippecanoe's:
 
 The GeoPackage store feeds :func:`render` the features that are not sub-pixel at the
 first level and the sub-pixel ones already aggregated into :class:`Cells` from the R-tree,
-so a z11 tile never decodes 190,000 geometries.  PostGIS makes the first level in one
-``ST_AsMVT`` statement with the same rules (``mvt_sql``) and calls :func:`render` from
-the second level only for a tile over the budget.  Coordinates: tile units, x right, y
-down (as MVT).
+so a z11 tile never decodes 190,000 geometries.  PostGIS makes every level in SQL
+(``mvt_sql``); both read what a level does from :func:`level`, the one definition of the
+strategy.  Coordinates: tile units, x right, y down (as MVT).
 """
 
 from __future__ import annotations
@@ -77,7 +76,7 @@ def units(bounds: np.ndarray, s: Scale) -> tuple[np.ndarray, ...]:
     """``(cx, cy, w, h)`` in tile units of CRS84 boxes ``(N, 4)`` = minx, miny, maxx, maxy.
 
     The centre's y is that of the box's middle latitude; PostGIS computes the same in SQL
-    (``mvt_sql.TILE_CX`` ...)."""
+    (``mvt_sql._UNITS``)."""
     minx, miny, maxx, maxy = bounds[:, 0], bounds[:, 1], bounds[:, 2], bounds[:, 3]
     cx = ((minx + maxx) / 2 - s.lon0) * s.kx
     cy = (s.mtop - _merc((miny + maxy) / 2)) * s.km
@@ -156,11 +155,42 @@ def level_cell(level: int) -> int:
     return PIXEL << max(0, level - 1)
 
 
+@dataclass(frozen=True)
+class Level:
+    """What budget level ``n`` of a tile does - the ONE definition of the strategy, read by
+    :func:`render` and by PostGIS's statements (``mvt_sql``) alike."""
+
+    n: int
+    cell: int  # coalescing cell, tile units
+    coalesce: bool  # polygons smaller than the cell join it, lines smaller are dropped
+    tolerance: float  # simplification, tile units (0 = none)
+    thin_attributes: bool  # only ``id`` and ``low_zoom_properties``
+    point_cell: int  # drop-densest: one point per cell of this size (0 = every point)
+
+    @property
+    def last(self) -> bool:
+        """The last level: its tile is served whatever its size."""
+        return self.n >= MAX_LEVEL
+
+
+def level(spec: LayerSpec, z: int, n: int) -> Level:
+    """Budget level ``n`` of a zoom-``z`` tile of ``spec`` (0 = as asked; see the module
+    docstring).  At ``maxzoom`` levels 0-1 keep full detail (nothing coalesced or
+    simplified); from level 2 on every zoom coarsens alike."""
+    full = z >= spec.tiles.maxzoom
+    cell = level_cell(n)
+    return Level(n, cell, coalesce=not full or n > 1,
+                 tolerance=0.0 if full and n <= 1 else cell / PIXEL,
+                 thin_attributes=n > 0 or z < spec.tiles.detail_zoom,
+                 point_cell=cell if n > 1 else 0)
+
+
 def render(spec: LayerSpec, z: int, x: int, y: int, features: list[Feature],
            cells: Cells | None = None, *, layer: str | None = None, start: int = 0) -> bytes:
     """One MVT of ``features`` (CRS84; those already coalesced are in ``cells``, on the
     level-0 grid) made for zoom ``z`` and kept under the layer's byte budget, trying the
-    budget levels from ``start`` (PostGIS makes level 0 in SQL: ``mvt_sql``)."""
+    budget levels from ``start``.  A feature's place and size in the cells are those of
+    its CRS84 box (:func:`units`), as the GeoPackage R-tree and PostGIS compute them."""
     from geoservice import mvt, mvtpb
 
     ts = spec.tiles
@@ -169,30 +199,27 @@ def render(spec: LayerSpec, z: int, x: int, y: int, features: list[Feature],
     name = layer or spec.id
     tiled = mvt.to_tile_space([f.geometry for f in features], z, x, y)
     missing = shapely.is_missing(tiled)
-    b = np.nan_to_num(np.asarray(shapely.bounds(tiled), float).reshape(-1, 4))
-    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    boxes = np.asarray(shapely.bounds([f.geometry for f in features]), float).reshape(-1, 4)
+    cx, cy, w, h = (np.nan_to_num(v) for v in units(boxes, Scale.of(z, x, y)))
     kind = shapely.get_type_id(tiled)
     point = np.isin(kind, (0, 4)) | missing
     polygon = np.isin(kind, (3, 6))
-    full = z >= ts.maxzoom
     base = cells if cells is not None else Cells.empty()
     data = b""
-    for level in range(start, MAX_LEVEL + 1):
-        size = level_cell(level)
-        small = ~point & (np.maximum(w, h) < size) if (not full or level > 1) else ~point & False
-        lvl_cells = base.merged(size).plus(Cells.of(size, cx[small & polygon],
-                                                    cy[small & polygon], (w * h)[small & polygon]))
-        if len(lvl_cells) * CELL_BYTES > ts.max_bytes and level < MAX_LEVEL:
+    for n in range(start, MAX_LEVEL + 1):
+        lv = level(spec, z, n)
+        small = ~point & (np.maximum(w, h) < lv.cell) & lv.coalesce
+        lvl_cells = base.merged(lv.cell).plus(Cells.of(
+            lv.cell, cx[small & polygon], cy[small & polygon], (w * h)[small & polygon]))
+        if len(lvl_cells) * CELL_BYTES > ts.max_bytes and not lv.last:
             continue
-        keep, counts = _thin_points(point, cx, cy, size if level > 1 else 0)
+        keep, counts = _thin_points(point, cx, cy, lv.point_cell)
         keep &= ~small
-        tol = 0.0 if full and level <= 1 else size / PIXEL
         chosen = tiled.copy()
         chosen[~keep] = None
-        geoms = mvt.finish(chosen, tol)
-        thin = level > 0 or z < ts.detail_zoom
-        out = [(g, _props(features[i], ts.low_zoom_properties if thin else None, counts.get(i)))
+        geoms = mvt.finish(chosen, lv.tolerance)
+        only = ts.low_zoom_properties if lv.thin_attributes else None
+        out = [(g, _props(features[i], only, counts.get(i)))
                for i, g in enumerate(geoms) if g is not None]
         data = mvtpb.encode_layer(name, out + lvl_cells.squares(), EXTENT)
         if len(data) <= ts.max_bytes:
