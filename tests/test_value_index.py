@@ -208,3 +208,17 @@ def test_text_in_a_number_column_is_never_counted_from_the_index(tmp_path: Path)
     # the row that held 0.5 now holds 'tall', which SQLite orders above every number
     assert matched(s, "h > 1") == 3 * sum(v is not None and v > 1 for v in H) + 1
     assert s._index.hits == 0 and s._index.loads == 1
+
+
+def test_memory_is_bounded_least_recently_used_out(opener: Callable[[], Store]) -> None:
+    """Room for one column of the 60 rows: the other one pushes it out, and a count of
+    the first loads it again - each count still exact."""
+    s = opener()
+    build(s)
+    index = s._index  # type: ignore[attr-defined]
+    index.max_bytes = 60 * 8
+    sql_store = plain(opener)
+    for text in ("h > 1", "k > 1", "h > 2", "h >= 2", "k < 0"):
+        assert matched(s, text) == matched(sql_store, text), text
+    assert index.loads == 4 and index.hits == 5
+    assert [key for key in index._arrays] == [("heights", "k")]

@@ -156,12 +156,15 @@ def as_array(values: Sequence[Any] | np.ndarray) -> np.ndarray | None:
     if isinstance(values, np.ndarray):
         a = values
     else:
-        if any(type(v) not in (int, float) for v in values):
+        types = set(map(type, values))
+        if not types <= {int, float}:  # text (SQLite keeps it in a REAL column), bool...
             return None
-        ints = all(type(v) is int for v in values)
-        if any(type(v) is int and abs(v) > EXACT for v in values):
+        try:
+            a = np.array(values, dtype=np.int64 if types <= {int} else np.float64)
+        except OverflowError:  # an integer beyond 64 bits
             return None
-        a = np.array(values, dtype=np.int64 if ints else np.float64)
+        if types == {int, float} and a.size and float(np.abs(a).max()) > EXACT:
+            return None  # an integer might not have converted exactly
     if a.dtype.kind == "f":
         if np.isnan(a).any():
             return None
