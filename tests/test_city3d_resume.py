@@ -329,3 +329,55 @@ def test_nothing_to_tile_leaves_nothing_behind(tmp_path: Path) -> None:
         write_tiles([bad], out, workers=1)
     assert status(out) is None and not out.exists()
     assert not resume.staging_dir(out).exists()
+
+
+@pytest.mark.parametrize("damage", ["tile", "spill"])
+def test_damaged_checkpoints_are_redone_not_published(
+    damage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a kill -9 cannot do but a machine crash can: a finished leaf's file torn (its
+    digest fails; its spill files are gone, so the build starts over) or a spill frame torn
+    (its CRC fails: the build starts over).  Either way the published bytes are right."""
+    from geoservice.city3d import lod
+
+    src = write_synthetic(tmp_path / "syn.gml", 300, seed=4)
+    opts = {"synthetic": True, "workers": 1, "max_per_leaf": 30, "cell_deg": 0.001}
+    clean = tmp_path / "clean" / "buildings"
+    write_tiles([src], clean, **opts)  # type: ignore[arg-type]
+    out = tmp_path / "tiles" / "buildings"
+
+    class Died(BaseException):
+        """Stands for the process dying here."""
+
+    real, calls = lod.write_leaf, []
+
+    def dies_at_the_fifth_leaf(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 5:
+            raise Died
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lod, "write_leaf", dies_at_the_fifth_leaf)
+    with pytest.raises(Died):
+        write_tiles([src], out, **opts)  # type: ignore[arg-type]
+    monkeypatch.undo()
+    st = status(out)
+    assert st is not None and len(st.leaves_done) == 4
+    staging = resume.staging_dir(out)
+    if damage == "tile":
+        torn = staging / "tileset" / "tiles" / f"{st.leaves_done[0]}.glb"
+        torn.write_bytes(torn.read_bytes()[:100])
+    else:
+        spill = sorted((staging / "spill").iterdir())[0]
+        data = bytearray(spill.read_bytes())
+        data[-1] ^= 0xFF
+        spill.write_bytes(bytes(data))
+    caplog.set_level(logging.INFO)
+    report = write_tiles([src], out, **opts)  # type: ignore[arg-type]
+    assert _digests(out) == _digests(clean)
+    if damage == "tile":
+        assert "changed since it was written: redoing the unit" in caplog.text
+        assert "is missing; starting over" in caplog.text
+    else:
+        assert "is damaged at byte" in caplog.text and "starting over" in caplog.text
+    assert report.leaves_built == report.leaves and not report.resume_note

@@ -12,21 +12,31 @@ Layout beside the output ``<dir>/<name>`` (``tiles/buildings``)::
         manifest.json      inputs fingerprint, phase, spill checkpoint (temp + fsync + rename)
         spill/             per-cell spill files (CRC-framed; truncated to the checkpoint)
         units/             one record per completed tile unit (temp + rename)
-        tileset/           the content being written; renamed to .<name>.r<stamp> when done
+        tileset/           the content being written; renamed to the release when done
+
+Readers (the ``/3dtiles/`` mount) resolve ``<name>`` at each request, so they get the old
+release or the new one; dot-names are never served (``city3d/static.py``).
 
 Units and phases (``manifest.json`` ``phase``):
 
-* ``spill`` - the streaming mesh pass.  At every spill flush the manifest records how many
-  buildings were consumed (file index and offset), the cells' counts and bounds and every
-  spill file's size.  A restart truncates the spill files to those sizes, skips the files
-  already read and the consumed buildings of the current one, and goes on.
+* ``spill`` - the streaming mesh pass.  At every spill flush (buffer full, or
+  ``CHECKPOINT_S`` seconds) the manifest records how many buildings were consumed (file
+  index and offset), the cells' counts and bounds (in first-seen order) and every spill
+  file's size.  A restart truncates the spill files to those sizes, skips the files
+  already read, re-parses (but does not mesh again) the consumed buildings of the current
+  one, and goes on.
 * ``tree`` - the quadtree.  Each node (leaf or inner tile) writes its files, then its record
   ``units/<name>.leaf|node.pkl`` (its tile dict, raster, counts and the size + SHA-256 of
   every file of its subtree).  A restart reuses a node whose record loads and whose files
-  still match, without reading its spill files or its subtree; a missing or damaged record
-  means the node is redone (its output files are simply rewritten).
+  still match, without reading its spill files or its subtree; a missing record means the
+  node is redone (its output files are simply rewritten).  A leaf's spill files are
+  deleted once it is recorded (disk use stays flat), so a recorded leaf whose file was
+  damaged afterwards (a machine crash, not a kill) makes the build start over.
 * ``complete`` - everything is written; publication (rename + symlink swap) is idempotent,
   so a restart in this phase only publishes.
+
+Worker processes die with the build (``die_with_parent``), so nothing of a killed build
+writes on while a rerun works in the same staging directory.
 
 A restart resumes only when the inputs fingerprint is equal: the source files (path, size,
 mtime, SHA-256 of their first and last MiB), the options that shape the output, the code

@@ -8,15 +8,16 @@ Pipeline (memory does not grow with the input)
    an LOD1 extrusion of its footprint (walls, roof and floor; counter-clockwise outward
    faces, flat normals) - with vertices in float64 ECEF, and appended to a spill file of
    its grid cell (``cell_deg`` degrees) on disk.  Only small per-cell counts and bounds
-   stay in memory; spill buffers are flushed when they exceed ``spill_bytes``.
+   stay in memory; spill buffers are flushed when they exceed ``spill_bytes`` (and at
+   least every ``CHECKPOINT_S`` seconds, for the checkpoints).
 2. **A level-of-detail quadtree over the cells** (:mod:`geoservice.city3d.lod`): leaves
    hold the buildings (at most ``max_per_leaf``), inner tiles hold them merged into
    blocks and refine ``REPLACE``; built bottom-up, one leaf's spill records in memory at a
    time, subtrees in worker processes; external tilesets every few levels.
 3. **Checkpoints and publication** (:mod:`geoservice.city3d.resume`): everything is
    written in a staging directory with a manifest (mesh-pass checkpoints at every spill
-   flush, a record per finished tile), so a killed build resumes where it stood, and the
-   finished tileset is published by one atomic symlink swap.
+   flush, a record per finished tile), so a killed build rerun with the same inputs goes
+   on where it stood, and the finished tileset is published by one atomic symlink swap.
 4. **Content tiles** are written one at a time: moved to an east-north-up frame at the
    tile centre (float64 ``transform``, relative to the parent tile's), so glb positions
    are small float32 offsets.  glTF is y-up: positions are stored ``(E, U, -N)`` and the
