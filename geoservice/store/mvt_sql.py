@@ -80,6 +80,12 @@ def tile_args(z: int, x: int, y: int) -> dict[str, Any]:
             "hi": mvt.EXTENT + mvt.BUFFER}
 
 
+def split(made: bytes) -> tuple[int, bytes]:
+    """(budget level, tile) of what :func:`statement` answers: the level is sent ahead of
+    the tile as two bytes (``int2send``), so the store knows which level fitted."""
+    return int.from_bytes(made[:2], "big"), made[2:]
+
+
 def _alias(columns: list[tuple[str, sql.Composable]], name: str) -> sql.Identifier:
     """A property's column inside the statement: by position, so that no property name
     can clash with the statement's own columns (a layer has a property ``kind``)."""
@@ -97,7 +103,8 @@ def _thinned(spec: LayerSpec, lv: tiling.Level,
 def statement(spec: LayerSpec, table: sql.Composable, columns: list[tuple[str, sql.Composable]],
               where: sql.Composable, z: int, levels: range) -> sql.Composed:
     """``SELECT`` of tile ``z`` of ``spec`` at the first of budget ``levels`` whose tile
-    fits the budget (the last one whatever its size).  Parameters: :func:`tile_args`,
+    fits the budget (the last one whatever its size), led by the level's number
+    (:func:`split`).  Parameters: :func:`tile_args`,
     ``layer``, ``budget`` and those of ``where`` (on the table as ``t``); ``columns``
     are the properties as the Features API writes them (name, SQL expression on ``t``)."""
     first = tiling.level(spec, z, levels[0])
@@ -159,21 +166,24 @@ def _level(spec: LayerSpec, first: tiling.Level, lv: tiling.Level,
             " count(*) OVER (PARTITION BY {key}) AS n FROM r WHERE r.pt) t WHERE t.i = 1"
         ).format(row=row, key=key))
     ctes: sql.Composable = sql.SQL("")
-    if lv.coalesce:
+    cells = sql.Identifier("c")
+    if lv.coalesce and first.coalesce and lv.cell == first.cell:
+        cells = sql.Identifier("c0")  # no row of r is that small: the first level's cells
+    elif lv.coalesce:
         small = sql.SQL(
             "SELECT floor(u.cx / {c}) AS kx, floor(u.cy / {c}) AS ky, 1 AS n, u.w * u.h AS a,"
             " u.cx AS sx, u.cy AS sy FROM r u WHERE u.poly AND greatest(u.w, u.h) < {c}"
         ).format(c=sql.Literal(lv.cell))
         if first.coalesce:  # the first level's cells, merged into this level's
-            f = lv.cell // first.cell
-            merged = (sql.SQL("SELECT * FROM c0") if f == 1 else sql.SQL(
+            small = sql.SQL(
                 "SELECT floor(c0.kx / {f}) AS kx, floor(c0.ky / {f}) AS ky, c0.n, c0.a,"
-                " c0.sx, c0.sy FROM c0").format(f=sql.Literal(float(f))))
-            small = sql.SQL("{} UNION ALL {}").format(merged, small)
+                " c0.sx, c0.sy FROM c0 UNION ALL {small}").format(
+                f=sql.Literal(float(lv.cell // first.cell)), small=small)
         ctes = sql.SQL(
             "WITH c AS MATERIALIZED (SELECT sum(v.n)::bigint AS n, sum(v.a) AS a,"
             " sum(v.sx) AS sx, sum(v.sy) AS sy FROM ({}) v GROUP BY v.kx, v.ky) ").format(small)
-        parts.append(_squares(lv, len(names), len(extra)))
+    if lv.coalesce:
+        parts.append(_squares(lv, cells, len(names), len(extra)))
     out = sql.SQL(", ").join([sql.SQL("mvt_geom, id"), *[sql.SQL("{} AS {}").format(
         _alias(columns, n), sql.Identifier(n)) for n in names], sql.SQL("coalesced"),
         *[sql.Identifier(n) for n in extra]])
@@ -181,21 +191,25 @@ def _level(spec: LayerSpec, first: tiling.Level, lv: tiling.Level,
     if not final:
         fits = sql.SQL(" WHERE length(m.tile) <= %(budget)s")
         if lv.coalesce:
-            fits += sql.SQL(" AND (SELECT count(*) FROM c) * {} <= %(budget)s").format(
-                sql.Literal(tiling.CELL_BYTES))
+            fits += sql.SQL(" AND (SELECT count(*) FROM {}) * {} <= %(budget)s").format(
+                cells, sql.Literal(tiling.CELL_BYTES))
     return sql.SQL(
-        "({ctes}SELECT m.tile FROM (SELECT ST_AsMVT(q, %(layer)s, %(extent)s, 'mvt_geom')"
+        "({ctes}SELECT int2send({n}::int2) || m.tile FROM (SELECT ST_AsMVT(q, %(layer)s,"
+        " %(extent)s, 'mvt_geom')"
         " FROM (SELECT {out} FROM ({u}) u ORDER BY u.k, u.id COLLATE \"C\") q) m(tile){fits})"
-    ).format(ctes=ctes, out=out, u=sql.SQL(" UNION ALL ").join(parts), fits=fits)
+    ).format(ctes=ctes, n=sql.Literal(lv.n), out=out, u=sql.SQL(" UNION ALL ").join(parts),
+             fits=fits)
 
 
-def _squares(lv: tiling.Level, nprops: int, nextra: int) -> sql.Composed:
-    """One square per cell of ``c``, as ``tiling.Cells.squares``: at the mean centre of
-    the cell's boxes, side sqrt(summed box area) clamped to [1, cell], corners rounded to
-    the grid (``round`` on double precision rounds half to even, as numpy), at least one
-    unit; exterior ring wound as MVT asks (positive area in tile coordinates =
-    counter-clockwise with y taken as up).  The ``OFFSET 0`` fence makes PostgreSQL
-    compute each corner once, not once per use in the filter and the envelope."""
+def _squares(lv: tiling.Level, cells: sql.Identifier, nprops: int,
+             nextra: int) -> sql.Composed:
+    """One square per cell of ``cells`` (n, a, sx, sy), as ``tiling.Cells.squares``: at
+    the mean centre of the cell's boxes, side sqrt(summed box area) clamped to [1, cell],
+    corners rounded to the grid (``round`` on double precision rounds half to even, as
+    numpy), at least one unit; exterior ring wound as MVT asks (positive area in tile
+    coordinates = counter-clockwise with y taken as up).  The ``OFFSET 0`` fence makes
+    PostgreSQL compute each corner once, not once per use in the filter and the
+    envelope."""
     return sql.SQL(
         "SELECT ST_ForcePolygonCCW(ST_MakeEnvelope(s.x0, s.y0, s.x1, s.y1)) AS mvt_geom,"
         " NULL AS id{nulls_props}, s.n AS coalesced{nulls_extra}, 1 AS k FROM (SELECT b.n,"
@@ -203,8 +217,8 @@ def _squares(lv: tiling.Level, nprops: int, nextra: int) -> sql.Composed:
         " greatest(b.y0 + 1, round(b.cy + b.side / 2)) AS y1"
         " FROM (SELECT q.*, round(q.cx - q.side / 2) AS x0, round(q.cy - q.side / 2) AS y0"
         " FROM (SELECT c.n, c.sx / c.n AS cx, c.sy / c.n AS cy,"
-        " least(greatest(sqrt(c.a), 1.0), {cell}) AS side FROM c) q) b OFFSET 0) s"
+        " least(greatest(sqrt(c.a), 1.0), {cell}) AS side FROM {cells} c) q) b OFFSET 0) s"
         " WHERE s.x1 > %(lo)s AND s.x0 < %(hi)s AND s.y1 > %(lo)s AND s.y0 < %(hi)s"
     ).format(nulls_props=sql.SQL("").join([sql.SQL(", NULL")] * nprops),
              nulls_extra=sql.SQL("").join([sql.SQL(", NULL")] * nextra),
-             cell=sql.Literal(float(lv.cell)))
+             cell=sql.Literal(float(lv.cell)), cells=cells)

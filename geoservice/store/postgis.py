@@ -224,6 +224,8 @@ class PostgisStore(Store):
         self._specs: dict[str, LayerSpec] = {}
         self._select_cache: dict[tuple[str, tuple[str, ...]], sql.SQL] = {}
         self._tile_sql_cache: dict[tuple[Any, ...], sql.SQL] = {}
+        #: (collection, z, restricted properties) -> the budget level of its last tile
+        self._tile_levels: dict[tuple[Any, ...], int] = {}
         #: filtered counts per data version (``counts``); shared with replica views (a
         #: replica's metadata row has the primary's ``xmin``: equal versions, equal counts)
         self._counts = CountCache()
@@ -997,22 +999,36 @@ class PostgisStore(Store):
         restricted = tuple(properties or ())
         where = (sql.SQL("t.geom && ST_MakeEnvelope(%(w)s, %(s)s, %(e)s, %(n)s, 4326)")
                  + _tile_equalities(spec, properties or {}))
-        stmt = self._tile_statement(spec, z, where, restricted, levels=False)
+        # Level 0 alone is cheap to plan (most tiles fit); all levels in one statement cost
+        # ~8 ms more planning, paid only where the last tile of this zoom needed them.
+        key = (collection, z, restricted)
+        if self._tile_levels.get(key, 0) == 0:
+            level, data = self._made(spec, z, where, restricted, args, range(1))
+            if len(data) <= spec.tiles.max_bytes:
+                self._tile_levels[key] = level
+                return data
+            todo = range(1, tiling.MAX_LEVEL + 1)
+        else:
+            todo = range(tiling.MAX_LEVEL + 1)
+        level, data = self._made(spec, z, where, restricted, args, todo)
+        self._tile_levels[key] = level
+        return data
+
+    def _made(self, spec: LayerSpec, z: int, where: sql.Composable, restricted: tuple[str, ...],
+              args: dict[str, Any], levels: range) -> tuple[int, bytes]:
+        """(level, tile) of ``mvt_sql.statement`` over ``levels``."""
+        from geoservice.store import mvt_sql
+
+        stmt = self._tile_statement(spec, z, where, restricted, levels)
         row = self._read(lambda con: con.execute(stmt, args).fetchone())
-        data = bytes(row[0]) if row and row[0] is not None else b""
-        if len(data) <= spec.tiles.max_bytes:
-            return data
-        stmt = self._tile_statement(spec, z, where, restricted, levels=True)
-        row = self._read(lambda con: con.execute(stmt, args).fetchone())
-        return bytes(row[0]) if row and row[0] is not None else b""
+        return mvt_sql.split(bytes(row[0])) if row and row[0] is not None else (levels[0], b"")
 
     def _tile_statement(self, spec: LayerSpec, z: int, where: sql.Composable,
-                        restricted: tuple[str, ...], *, levels: bool) -> sql.SQL:
-        """``mvt_sql.statement`` of budget level 0, or of the levels after it, rendered
-        once per layer, columns, restriction and zoom class (full detail, thinned
-        attributes): composing it was a tenth of a cold tile's CPU in the one-worker
-        server."""
-        from geoservice.store import mvt_sql, tiling
+                        restricted: tuple[str, ...], levels: range) -> sql.SQL:
+        """``mvt_sql.statement`` of ``levels`` rendered once per layer, columns,
+        restriction, zoom class (full detail, thinned attributes) and levels: composing
+        it was a tenth of a cold tile's CPU in the one-worker server."""
+        from geoservice.store import mvt_sql
 
         ts = spec.tiles
         key = (spec.id, spec.geometry_type, tuple((p.name, p.type) for p in spec.properties),
@@ -1022,8 +1038,7 @@ class PostgisStore(Store):
         if cached is None:
             columns = [(p.name, _as_text(p, sql.SQL("t.{}").format(sql.Identifier(p.name))))
                        for p in spec.properties]
-            todo = range(1, tiling.MAX_LEVEL + 1) if levels else range(1)
-            stmt = mvt_sql.statement(spec, self._t(spec.id), columns, where, z, todo)
+            stmt = mvt_sql.statement(spec, self._t(spec.id), columns, where, z, levels)
             cached = self._tile_sql_cache[key] = sql.SQL(stmt.as_string(None))
         return cached
 
