@@ -48,7 +48,6 @@ found a constant Tokyo undulation of 36.7 m is used.  Which one was used is writ
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
@@ -919,10 +918,8 @@ class _Source:
             self.starts.setdefault(i, pos)
             errors = ReadErrors()
             b = self.build
-            stream: Iterable[Building] = read_many([b.files[i]], b.codelists, errors)
-            if i == self.first and self.skip:
-                stream = itertools.islice(stream, self.skip, None)  # parsed, not meshed again
-            for building in stream:
+            skip = self.skip if i == self.first else 0  # parsed as XML only, not meshed
+            for building in read_many([b.files[i]], b.codelists, errors, skip):
                 pos += 1
                 yield building
             self.errors.extend((i, m) for m in errors.messages())
