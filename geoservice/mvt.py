@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -78,8 +78,8 @@ def lonlat_bounds(z: int, x: int, y: int, buffer: int = 0) -> tuple[float, float
     return _lon(minx - pad), _lat(miny - pad), _lon(maxx + pad), _lat(maxy + pad)
 
 
-def _to_tile_space(geoms: np.ndarray, z: int, x: int, y: int) -> np.ndarray:
-    """CRS84 geometries -> tile space (all coordinates in one vectorised pass)."""
+def _projector(z: int, x: int, y: int) -> Callable[[np.ndarray], np.ndarray]:
+    """lon/lat coordinates ``(N, 2)`` -> tile units of z/x/y (EPSG:3857, y down)."""
     minx, _, maxx, maxy = mercator_bounds(z, x, y)
     scale = EXTENT / (maxx - minx)
 
@@ -90,24 +90,60 @@ def _to_tile_space(geoms: np.ndarray, z: int, x: int, y: int) -> np.ndarray:
         my = np.log(np.tan(np.pi / 4 + np.radians(lat) / 2)) * _R
         return np.column_stack(((mx - minx) * scale, (maxy - my) * scale))
 
-    return shapely.transform(shapely.force_2d(geoms), project)
+    return project
 
 
-def to_tile_space(geoms: list[BaseGeometry | None], z: int, x: int, y: int) -> np.ndarray:
+def _all_points(geoms: np.ndarray) -> bool:
+    """Whether every geometry is a non-empty single point (a sightings tile): those take
+    the vectorised point path (coordinates in, coordinates out, no per-geometry GEOS)."""
+    return bool(len(geoms)) and bool(np.all(shapely.get_type_id(geoms) == 0)) and \
+        not shapely.is_empty(geoms).any()
+
+
+def to_tile_space(geoms: Sequence[BaseGeometry | None] | np.ndarray,
+                  z: int, x: int, y: int) -> np.ndarray:
     """CRS84 geometries in tile space (unclipped, not snapped); ``None`` where missing."""
-    arr = np.array(
-        [g if g is not None and not g.is_empty else None for g in geoms], dtype=object
-    )
+    arr = np.fromiter((g if g is not None and not g.is_empty else None for g in geoms),
+                      dtype=object, count=len(geoms))
+    project = _projector(z, x, y)
+    if _all_points(arr):  # the same projection of the same coordinates, without transform
+        return shapely.points(project(shapely.get_coordinates(arr)))
     present = ~shapely.is_missing(arr)
     if present.any():
-        arr[present] = _to_tile_space(arr[present], z, x, y)
+        arr[present] = shapely.transform(shapely.force_2d(arr[present]), project)
     return arr
 
 
-def finish(tiled: np.ndarray, tolerance: float = 0.0) -> list[BaseGeometry | None]:
+def geos_round(v: np.ndarray) -> np.ndarray:
+    """GEOS's rounding to the integer grid (``set_precision(g, 1.0)`` of a point): half
+    away from zero for positives, towards zero for negatives (``util::round``)."""
+    n = np.trunc(v)
+    f = np.abs(v - n)  # exact: no rounding in v - trunc(v)
+    return np.where(v >= 0, n + (f >= 0.5), n - (f > 0.5))
+
+
+def _finish_points(tiled: np.ndarray) -> np.ndarray:
+    """:func:`finish` of single points, vectorised: kept strictly inside the buffered tile
+    (as ``clip_by_rect``), snapped as GEOS snaps."""
+    xy = shapely.get_coordinates(tiled)
+    lo, hi = -BUFFER, EXTENT + BUFFER
+    inside = np.all((xy > lo) & (xy < hi), axis=1)
+    out = np.full(len(tiled), None, dtype=object)
+    out[inside] = shapely.points(geos_round(xy[inside]))
+    return out
+
+
+def finish(tiled: np.ndarray, tolerance: float = 0.0) -> np.ndarray:
     """Tile-space geometries simplified by ``tolerance`` (tile units, 0 = none), clipped to
     the buffered tile and snapped to the integer grid; ``None`` where nothing is left."""
-    out: list[BaseGeometry | None] = [None] * len(tiled)
+    if _all_points(tiled):
+        return _finish_points(tiled)  # simplifying a point changes nothing
+    return _finish_shapes(tiled, tolerance)
+
+
+def _finish_shapes(tiled: np.ndarray, tolerance: float = 0.0) -> np.ndarray:
+    """:func:`finish` for any geometries (GEOS simplify, clip and snap)."""
+    out = np.full(len(tiled), None, dtype=object)
     present = ~shapely.is_missing(tiled)
     if not present.any():
         return out
@@ -118,15 +154,14 @@ def finish(tiled: np.ndarray, tolerance: float = 0.0) -> list[BaseGeometry | Non
     lo, hi = -BUFFER, EXTENT + BUFFER
     clipped = shapely.clip_by_rect(parts, lo, lo, hi, hi)  # points outside become empty
     snapped = shapely.set_precision(clipped, 1.0)  # snap to the grid, keeping polygons valid
-    for i, g in zip(idx, snapped, strict=True):
-        if g is None or g.is_empty:
-            continue
-        if g.geom_type == "GeometryCollection":  # clipping may mix dimensions: keep the top
-            parts_ = list(getattr(g, "geoms", []))
-            top = max(shapely.get_dimensions(p) for p in parts_)
-            keep = [p for p in parts_ if shapely.get_dimensions(p) == top]
-            g = shapely.union_all(keep) if len(keep) > 1 else keep[0]
-        out[i] = g
+    left = ~shapely.is_missing(snapped) & ~shapely.is_empty(snapped)
+    out[idx[left]] = snapped[left]
+    for i in idx[left][shapely.get_type_id(snapped[left]) == 7]:
+        # clipping may mix dimensions: keep the top one
+        parts_ = list(out[i].geoms)
+        top = max(shapely.get_dimensions(p) for p in parts_)
+        keep = [p for p in parts_ if shapely.get_dimensions(p) == top]
+        out[i] = shapely.union_all(keep) if len(keep) > 1 else keep[0]
     return out
 
 
@@ -134,7 +169,7 @@ def tile_geometries(
     geoms: list[BaseGeometry | None], z: int, x: int, y: int
 ) -> list[BaseGeometry | None]:
     """CRS84 geometries in tile space: clipped to the buffered tile, on the integer grid."""
-    return finish(to_tile_space(geoms, z, x, y))
+    return list(finish(to_tile_space(geoms, z, x, y)))
 
 
 def tile_geometry(geom: BaseGeometry | None, z: int, x: int, y: int) -> BaseGeometry | None:

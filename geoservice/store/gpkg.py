@@ -29,7 +29,7 @@ from geoservice.catalogue import LayerSpec
 from geoservice.errors import Conflict, InvalidParameter, NotFound
 from geoservice.features import Feature
 from geoservice.sqlite import PerThread, connect_durable, immediate
-from geoservice.store import cql2_sqlite, extent, gpkg_geom, pyramid, values
+from geoservice.store import cql2_sqlite, extent, gpkg_geom, pyramid, tiling, values
 from geoservice.store.base import (
     BBox,
     CollectionInfo,
@@ -657,17 +657,18 @@ class GpkgStore(Store):
         """A tile made at build time (``pyramid``, layers with ``tiles.prebuild``), else
         made for its zoom now (``tiling``): the R-tree gives every candidate's box,
         sub-pixel polygons are aggregated from those boxes alone, and only the other rows
-        are read and decoded - a z11 tile of a city reads no building geometry."""
+        are read and handed over as columns - a z11 tile of a city reads no building
+        geometry, a sightings tile builds no dict per feature."""
         from geoservice import mvt
-        from geoservice.store import tiling
 
         spec = self.spec(collection)
-        if properties or not tiling.in_range(spec, z):
+        equal = self._tile_equality(spec, properties)
+        if equal is None or not tiling.in_range(spec, z):
             return super().tile(collection, z, x, y, properties)
         w, s, e, n = mvt.lonlat_bounds(z, x, y, mvt.BUFFER)
         con = self._con()
         with _snapshot(con):
-            if prebuilt and spec.tiles.prebuild:
+            if prebuilt and spec.tiles.prebuild and not properties:
                 made = pyramid.lookup(con, collection, self._state(con, collection)[0], z, x, y)
                 if made is not None:
                     return made
@@ -684,9 +685,38 @@ class GpkgStore(Store):
             fids = json.dumps(boxes[:, 0].astype(np.int64).tolist())
             rows = con.execute(
                 f"{self._select(spec)} WHERE t.fid IN (SELECT value FROM json_each(?))"
-                " ORDER BY t.id", (fids,)
+                f"{equal[0]} ORDER BY t.id", (fids, *equal[1])
             ).fetchall()
-        return tiling.render(spec, z, x, y, self._features(spec, rows), cells)
+        return tiling.render(spec, z, x, y, self._tile_rows(spec, rows), cells)
+
+    def _tile_equality(self, spec: LayerSpec,
+                       properties: dict[str, Any] | None) -> tuple[str, list[Any]] | None:
+        """The SQL of a tile's property equalities (read policies ask for
+        ``status = published``), or ``None`` where the general path must make the tile:
+        only point layers take it (for polygons that path tests the exact bbox and does
+        not pre-aggregate sub-pixel ones, so its tiles differ)."""
+        if not properties:
+            return "", []
+        if spec.geometry_type not in ("Point", "MultiPoint"):
+            return None
+        plan = compile_query(spec, Query(properties=dict(properties)), pushdown=True)
+        if plan.predicate is not None or plan.empty or plan.bbox is not None:
+            return None
+        return "".join(f" AND {w}" for w in plan.sql_where), list(plan.sql_params)
+
+    @staticmethod
+    def _tile_rows(spec: LayerSpec, rows: list[Any]) -> tiling.Rows:
+        """``SELECT id, geom, properties...`` rows as ``tiling.Rows``: one transpose, one
+        vectorised WKB parse, booleans as booleans (as ``values.from_storage``)."""
+        cols = list(zip(*rows, strict=True)) or [()] * (2 + len(spec.properties))
+        geoms = np.array(gpkg_geom.decode_many(list(cols[1])), dtype=object).reshape(-1)
+        columns = {}
+        for p, col in zip(spec.properties, cols[2:], strict=True):
+            values_ = list(col)
+            if p.type == "boolean":
+                values_ = [None if v is None else bool(v) for v in values_]
+            columns[p.name] = tiling.values(values_)
+        return tiling.Rows(list(cols[0]), geoms, columns)
 
     def checkpoint(self) -> None:
         """Fold the WAL into the main file (after a build, before the file is moved)."""

@@ -185,7 +185,44 @@ def level(spec: LayerSpec, z: int, n: int) -> Level:
                  point_cell=cell if n > 1 else 0)
 
 
-def render(spec: LayerSpec, z: int, x: int, y: int, features: list[Feature],
+@dataclass
+class Rows:
+    """The features of a tile as columns: ids, CRS84 geometries and property columns
+    (one value per feature, ``None`` = none; values as tiles hold them, :func:`values`).
+    Why columns: a store hands its rows over without building a dict per feature, and
+    the encoder numbers keys and values column-wise (``mvtpb.encode_columns``)."""
+
+    ids: list[str]
+    geometries: np.ndarray
+    columns: dict[str, list[Any]]
+
+    @classmethod
+    def of(cls, features: list[Feature]) -> Rows:
+        """Rows of :class:`Feature` objects (the general path: any store, any view)."""
+        from geoservice import mvtpb
+
+        geoms = np.fromiter((f.geometry for f in features), dtype=object, count=len(features))
+        columns = mvtpb.columns_of([f.properties for f in features])
+        return cls([f.id for f in features], geoms, {k: values(v) for k, v in columns.items()})
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def values(column: list[Any]) -> list[Any]:
+    """A property column as MVT values: scalars as they are, others as JSON text
+    (``mvt.tile_value``); a column of scalars only is returned as it is."""
+    from geoservice.mvt import tile_value
+
+    if set(map(type, column)) <= _TILE_SCALARS:
+        return column
+    return [None if v is None else tile_value(v) for v in column]
+
+
+_TILE_SCALARS = frozenset({bool, int, float, str, type(None)})
+
+
+def render(spec: LayerSpec, z: int, x: int, y: int, features: list[Feature] | Rows,
            cells: Cells | None = None, *, layer: str | None = None, start: int = 0) -> bytes:
     """One MVT of ``features`` (CRS84; those already coalesced are in ``cells``, on the
     level-0 grid) made for zoom ``z`` and kept under the layer's byte budget, trying the
@@ -196,10 +233,11 @@ def render(spec: LayerSpec, z: int, x: int, y: int, features: list[Feature],
     ts = spec.tiles
     if not ts.minzoom <= z <= ts.maxzoom:
         return b""
+    rows = features if isinstance(features, Rows) else Rows.of(features)
     name = layer or spec.id
-    tiled = mvt.to_tile_space([f.geometry for f in features], z, x, y)
+    tiled = mvt.to_tile_space(rows.geometries, z, x, y)
     missing = shapely.is_missing(tiled)
-    boxes = np.asarray(shapely.bounds([f.geometry for f in features]), float).reshape(-1, 4)
+    boxes = np.asarray(shapely.bounds(rows.geometries), float).reshape(-1, 4)
     cx, cy, w, h = (np.nan_to_num(v) for v in units(boxes, Scale.of(z, x, y)))
     kind = shapely.get_type_id(tiled)
     point = np.isin(kind, (0, 4)) | missing
@@ -218,13 +256,30 @@ def render(spec: LayerSpec, z: int, x: int, y: int, features: list[Feature],
         chosen = tiled.copy()
         chosen[~keep] = None
         geoms = mvt.finish(chosen, lv.tolerance)
-        only = ts.low_zoom_properties if lv.thin_attributes else None
-        out = [(g, _props(features[i], only, counts.get(i)))
-               for i, g in enumerate(geoms) if g is not None]
-        data = mvtpb.encode_layer(name, out + lvl_cells.squares(), EXTENT)
+        squares = lvl_cells.squares()
+        data = mvtpb.encode_columns(
+            name, np.concatenate([geoms, np.fromiter((g for g, _ in squares), dtype=object,
+                                                     count=len(squares))]),
+            _tile_columns(rows, ts.low_zoom_properties if lv.thin_attributes else None,
+                          counts, [p["coalesced"] for _, p in squares]), EXTENT)
         if len(data) <= ts.max_bytes:
             return data
     return data
+
+
+def _tile_columns(rows: Rows, only: list[str] | None, counts: dict[int, int],
+                  coalesced: list[int]) -> dict[str, list[Any]]:
+    """The tile's property columns: the rows' (all, or ``only`` those), ``id``,
+    ``point_count`` of thinned points, then the coalesced squares' ``coalesced``."""
+    n, pad = len(rows), [None] * len(coalesced)
+    out = {k: v + pad if isinstance(v, list) else [*v, *pad] for k, v in rows.columns.items()
+           if only is None or k in only}
+    out["id"] = rows.ids + pad
+    if counts:
+        out["point_count"] = [counts.get(i) for i in range(n)] + pad
+    if coalesced:
+        out["coalesced"] = [None] * n + coalesced
+    return out
 
 
 def _thin_points(point: np.ndarray, cx: np.ndarray, cy: np.ndarray,
@@ -241,18 +296,6 @@ def _thin_points(point: np.ndarray, cx: np.ndarray, cy: np.ndarray,
     keep[idx] = False
     keep[idx[first]] = True
     return keep, {int(idx[f]): int(c) for f, c in zip(first, count, strict=True) if c > 1}
-
-
-def _props(f: Feature, only: list[str] | None, count: int | None) -> dict[str, Any]:
-    """A feature's tile properties: scalars as they are, others as JSON text, ``id``."""
-    from geoservice.mvt import tile_value
-
-    props = {k: tile_value(v) for k, v in f.properties.items()
-             if v is not None and (only is None or k in only)}
-    props["id"] = f.id
-    if count is not None:
-        props["point_count"] = count
-    return props
 
 
 def in_range(spec: LayerSpec, z: int) -> bool:
