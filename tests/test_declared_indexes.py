@@ -79,3 +79,40 @@ def test_opening_a_store_creates_the_indexes_its_specs_now_declare(
         assert store.ensure_indexes(load_catalogue(old_store.layers_dir)) == []
     finally:
         store.close()
+
+
+def test_processes_opening_together_do_not_fail_on_an_index_the_other_is_making(
+    tmp_path: Path, pg_database: Callable[[str], str]
+) -> None:
+    """Two server workers (or hosts) start at once after an upgrade: both find an index
+    missing and create it.  The one that loses the race must not fail its start-up with
+    PostgreSQL's duplicate-name error: the index it wanted exists."""
+    import threading
+
+    settings = build_layers(pg_settings_for(tmp_path, _layers(tmp_path),
+                                            pg_database("declared_race")), [LAYER])
+    _declare(settings.layers_dir)
+    url = settings.store.database_url or ""
+    name = index_name(LAYER, DECLARED[0])
+    other = psycopg.connect(url)  # the other worker, inside its CREATE INDEX, not committed
+    other.execute(f'CREATE INDEX "{name}" ON geoservice."{LAYER}" ("{DECLARED[0]}")')
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            open_store(settings).close()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failed.append(exc)
+
+    worker = threading.Thread(target=start)
+    worker.start()
+    with psycopg.connect(url, autocommit=True) as watch:
+        for _ in range(200):  # until this worker waits on the other's uncommitted index
+            if watch.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
+                break
+            worker.join(0.05)
+    other.commit()
+    other.close()
+    worker.join(30)
+    assert not failed, f"start-up failed: {failed[0]!r}"
+    assert {index_name(LAYER, p) for p in DECLARED} <= _indexes(settings)

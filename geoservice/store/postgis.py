@@ -480,16 +480,23 @@ class PostgisStore(Store):
         Looked up first in ``pg_indexes`` (one query): ``CREATE INDEX IF NOT EXISTS`` on
         an index that exists would still take the table's SHARE lock, making every host's
         start-up wait for, and block, writes.  A missing index is built once, holding that
-        lock for its build (writes to that table wait; reads go on)."""
+        lock for its build (writes to that table wait; reads go on).  Server workers and
+        hosts start together: one that finds another's index committed while it was making
+        the same one (PostgreSQL's duplicate-name error, ``IF NOT EXISTS`` notwithstanding)
+        has what it wanted and starts - each index in its own transaction for that."""
+        made = []
         with self.pool.connection() as con:
             existing = {r[0] for r in con.execute(
                 "SELECT indexname FROM pg_indexes WHERE schemaname = %s", (self.schema,))}
-            todo = base.missing_indexes(self._specs, declared, existing)
-            if todo:
-                with con.transaction():
-                    for c, names in todo.items():
-                        self._index_columns(con, self._specs[c], names)
-        return [base.index_name(c, n) for c, names in todo.items() for n in names]
+            for c, names in base.missing_indexes(self._specs, declared, existing).items():
+                for name in names:
+                    try:
+                        with con.transaction():
+                            self._index_columns(con, self._specs[c], [name])
+                    except psycopg.errors.UniqueViolation:
+                        continue  # another process made it meanwhile
+                    made.append(base.index_name(c, name))
+        return made
 
     def _drop(self, con: psycopg.Connection[Any], collection: str) -> None:
         con.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._t(collection)))
