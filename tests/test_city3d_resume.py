@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -381,3 +382,35 @@ def test_damaged_checkpoints_are_redone_not_published(
     else:
         assert "is damaged at byte" in caplog.text and "starting over" in caplog.text
     assert report.leaves_built == report.leaves and not report.resume_note
+
+
+def test_publishing_a_tileset_leaves_other_tilesets_releases_alone(tmp_path: Path) -> None:
+    """Tilesets whose names share a prefix (``city`` and ``city.rev2``) live in one tiles
+    directory: publishing one removes its own previous releases only, never the release
+    the other's name points at."""
+    tiles = tmp_path / "tiles"
+    src = write_synthetic(tmp_path / "syn.gml", 120, seed=5)
+    for name in ("city.rev2", "city", "city"):  # "city" twice: it has a release to replace
+        write_tiles([src], tiles / name, synthetic=True, workers=1)
+    served = tiles / "city.rev2"
+    assert (served / "tileset.json").is_file(), "the other tileset's release was deleted"
+    assert _digests(served) == _digests(tiles / "city")
+    releases = sorted(p.name for p in tiles.iterdir() if re.match(r"\.city\.r\d", p.name))
+    assert releases == [os.readlink(tiles / "city")]
+
+
+def test_a_tileset_of_the_previous_layout_is_replaced_by_a_release(tmp_path: Path) -> None:
+    """An upgrade: ``tiles/buildings`` is still the plain directory an older release wrote.
+    The first build replaces it by the symlink to its release; nothing else stays."""
+    tiles = tmp_path / "tiles"
+    old = tmp_path / "old" / "buildings"
+    write_tiles([write_synthetic(tmp_path / "old.gml", 80, seed=6)], old, workers=1)
+    shutil.copytree(old.resolve(), tiles / "buildings")  # the old layout: no symlink
+    src = write_synthetic(tmp_path / "syn.gml", 120, seed=5)
+    write_tiles([src], tiles / "buildings", workers=1)
+    new = tmp_path / "new" / "buildings"
+    write_tiles([src], new, workers=1)
+    assert (tiles / "buildings").is_symlink()
+    assert _digests(tiles / "buildings") == _digests(new)
+    assert sorted(p.name for p in tiles.iterdir()) == sorted(
+        [".buildings.lock", "buildings", os.readlink(tiles / "buildings")])

@@ -57,6 +57,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import secrets
 import shutil
 import signal
@@ -392,8 +393,13 @@ def _fsync_tree(root: Path) -> None:
         fsync_dir(Path(dirpath))
 
 
-def _releases(out: Path) -> list[Path]:
-    return sorted(out.parent.glob(f".{out.name}.r*"))
+def _own(out: Path, kind: str) -> list[Path]:
+    """``out``'s own releases (``kind`` ``release``) or leftover swap links (``link``),
+    matched by their whole name: a glob ``.city.r*`` would also take ``.city.rev2.r<stamp>``,
+    the served release of a tileset named ``city.rev2`` beside it."""
+    tail = {"release": r"r(?:\d{8}T\d{6}-[0-9a-f]+|0-legacy-\d+)", "link": r"link-\d+"}[kind]
+    own = re.compile(rf"\.{re.escape(out.name)}\.{tail}")
+    return sorted(p for p in out.parent.iterdir() if own.fullmatch(p.name))
 
 
 def publish(staging: Staging) -> None:
@@ -422,9 +428,9 @@ def publish(staging: Staging) -> None:
         os.symlink(release_name, out)
         log.info("%s: the old directory layout was replaced by a release symlink", out)
     fsync_dir(out.parent)
-    for old in _releases(out):
+    for old in _own(out, "release"):
         if old.name != release_name:
             shutil.rmtree(old, ignore_errors=True)
-    for link in out.parent.glob(f".{out.name}.link-*"):  # left by a build killed mid-swap
+    for link in _own(out, "link"):  # left by a build killed mid-swap
         link.unlink(missing_ok=True)
     shutil.rmtree(staging.root, ignore_errors=True)
