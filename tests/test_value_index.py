@@ -222,3 +222,23 @@ def test_memory_is_bounded_least_recently_used_out(opener: Callable[[], Store]) 
         assert matched(s, text) == matched(sql_store, text), text
     assert index.loads == 4 and index.hits == 5
     assert [key for key in index._arrays] == [("heights", "k")]
+
+
+def test_a_large_integer_beside_a_real_in_an_integer_column_is_never_rounded(
+    tmp_path: Path,
+) -> None:
+    """SQLite keeps a REAL in an INTEGER column (another tool wrote 2.5) beside integers:
+    the column becomes a float array, where 2**53 + 1 would round to 2**53 and be counted
+    equal to it - SQLite compares the integers exactly, so such a column counts in SQL."""
+    s = GpkgStore(tmp_path / "t.gpkg", create=True)
+    build(s)
+    con = s._con()  # as another tool would: the store's data version does not move
+    con.execute("UPDATE heights SET k = 2.5 WHERE id = 'p0_03'")
+    con.execute("UPDATE heights SET k = ? WHERE id = 'p0_05'", (2**53 + 1,))
+    if con.in_transaction:
+        con.commit()
+    sql_store = GpkgStore(s.path)
+    sql_store._index.max_bytes = 0
+    for text in ("k = 9007199254740992", "k > 9007199254740992", "k >= 9007199254740992",
+                 "k <> 9007199254740992", "k > 2"):
+        assert matched(s, text) == matched(sql_store, text), text

@@ -159,12 +159,12 @@ def as_array(values: Sequence[Any] | np.ndarray) -> np.ndarray | None:
         types = set(map(type, values))
         if not types <= {int, float}:  # text (SQLite keeps it in a REAL column), bool...
             return None
+        if types == {int, float} and any(abs(v) > EXACT for v in values if type(v) is int):
+            return None  # float64 would round it (2**53 + 1 to 2**53): checked before
         try:
             a = np.array(values, dtype=np.int64 if types <= {int} else np.float64)
         except OverflowError:  # an integer beyond 64 bits
             return None
-        if types == {int, float} and a.size and float(np.abs(a).max()) > EXACT:
-            return None  # an integer might not have converted exactly
     if a.dtype.kind == "f":
         if np.isnan(a).any():
             return None
