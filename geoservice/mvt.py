@@ -103,8 +103,9 @@ def _all_points(geoms: np.ndarray) -> bool:
 def to_tile_space(geoms: Sequence[BaseGeometry | None] | np.ndarray,
                   z: int, x: int, y: int) -> np.ndarray:
     """CRS84 geometries in tile space (unclipped, not snapped); ``None`` where missing."""
-    arr = np.fromiter((g if g is not None and not g.is_empty else None for g in geoms),
-                      dtype=object, count=len(geoms))
+    arr = np.empty(len(geoms), dtype=object)
+    arr[:] = list(geoms)
+    arr[shapely.is_empty(arr)] = None
     project = _projector(z, x, y)
     if _all_points(arr):  # the same projection of the same coordinates, without transform
         return shapely.points(project(shapely.get_coordinates(arr)))

@@ -659,35 +659,45 @@ class GpkgStore(Store):
         sub-pixel polygons are aggregated from those boxes alone, and only the other rows
         are read and handed over as columns - a z11 tile of a city reads no building
         geometry, a sightings tile builds no dict per feature."""
-        from geoservice import mvt
-
         spec = self.spec(collection)
         equal = self._tile_equality(spec, properties)
         if equal is None or not tiling.in_range(spec, z):
             return super().tile(collection, z, x, y, properties)
-        w, s, e, n = mvt.lonlat_bounds(z, x, y, mvt.BUFFER)
         con = self._con()
         with _snapshot(con):
             if prebuilt and spec.tiles.prebuild and not properties:
                 made = pyramid.lookup(con, collection, self._state(con, collection)[0], z, x, y)
                 if made is not None:
                     return made
-            boxes = np.array(con.execute(
-                f"SELECT id, minx, miny, maxx, maxy FROM {qi(f'rtree_{collection}_geom')}"
-                " WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?", (w, e, s, n)
-            ).fetchall(), dtype=float).reshape(-1, 5)
-            cells = None
-            if tiling.presorts(spec, z):
-                cx, cy, bw, bh = tiling.units(boxes[:, 1:], tiling.Scale.of(z, x, y))
-                tiny = np.maximum(bw, bh) < tiling.PIXEL
-                cells = tiling.Cells.of(tiling.PIXEL, cx[tiny], cy[tiny], (bw * bh)[tiny])
-                boxes = boxes[~tiny]
-            fids = json.dumps(boxes[:, 0].astype(np.int64).tolist())
-            rows = con.execute(
-                f"{self._select(spec)} WHERE t.fid IN (SELECT value FROM json_each(?))"
-                f"{equal[0]} ORDER BY t.id", (fids, *equal[1])
-            ).fetchall()
+            rows, cells = self._tile_candidates(con, spec, (z, x, y), equal)
         return tiling.render(spec, z, x, y, self._tile_rows(spec, rows), cells)
+
+    def _tile_candidates(self, con: sqlite3.Connection, spec: LayerSpec,
+                         zxy: tuple[int, int, int], equal: tuple[str, list[Any]]
+                         ) -> tuple[list[Any], tiling.Cells | None]:
+        """The rows a tile reads (R-tree candidates of the buffered tile, ``equal``'s
+        conditions, in id order) and, below a polygon layer's full-detail zoom, its
+        sub-pixel polygons aggregated from their R-tree boxes alone (not read)."""
+        from geoservice import mvt
+
+        w, s, e, n = mvt.lonlat_bounds(*zxy, mvt.BUFFER)
+        rtree = qi(f"rtree_{spec.id}_geom")
+        if not tiling.presorts(spec, zxy[0]):  # every candidate is read: one query
+            return con.execute(
+                f"{self._select(spec)} JOIN {rtree} r ON r.id = t.fid WHERE r.maxx >= ?"
+                f" AND r.minx <= ? AND r.maxy >= ? AND r.miny <= ?{equal[0]} ORDER BY t.id",
+                (w, e, s, n, *equal[1])).fetchall(), None
+        boxes = np.array(con.execute(
+            f"SELECT id, minx, miny, maxx, maxy FROM {rtree}"
+            " WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?", (w, e, s, n)
+        ).fetchall(), dtype=float).reshape(-1, 5)
+        cx, cy, bw, bh = tiling.units(boxes[:, 1:], tiling.Scale.of(*zxy))
+        tiny = np.maximum(bw, bh) < tiling.PIXEL
+        cells = tiling.Cells.of(tiling.PIXEL, cx[tiny], cy[tiny], (bw * bh)[tiny])
+        fids = json.dumps(boxes[~tiny, 0].astype(np.int64).tolist())
+        return con.execute(
+            f"{self._select(spec)} WHERE t.fid IN (SELECT value FROM json_each(?))"
+            f"{equal[0]} ORDER BY t.id", (fids, *equal[1])).fetchall(), cells
 
     def _tile_equality(self, spec: LayerSpec,
                        properties: dict[str, Any] | None) -> tuple[str, list[Any]] | None:
