@@ -236,7 +236,12 @@ def _swap(new: Path, target: Path) -> None:
 
 
 def is_stale(settings: Settings, mirror: Path | None) -> bool:
-    """True when the store is missing or older than a spec or a source file."""
+    """True when the store is missing or older than a spec or a source file, or when an
+    after-build step was interrupted: a build killed in its 3D Tiles step (after the store
+    swap) leaves ``.<name>.staging`` in ``tiles_dir`` (``city3d/resume.py``), and only a
+    build resumes it - without this, ``make run`` (``--if-stale``) would never finish it."""
+    if any(Path(settings.tiles_dir).glob(".*.staging")):
+        return True
     inputs = list(settings.layers_dir.glob("*.yml"))
     if mirror is not None and mirror.exists():
         inputs += [p for p in mirror.rglob("*") if p.is_file()]

@@ -126,3 +126,19 @@ def test_config_sections_reach_the_rooms(tmp_path: Path) -> None:
 def test_project_config_loads_and_resolves_paths() -> None:
     s = load_settings(ROOT / "config.yml", {})
     assert s.store.path.is_absolute() and s.layers_dir == ROOT / "layers"
+
+
+def test_an_interrupted_3d_tiles_build_makes_the_store_stale(tmp_path: Path) -> None:
+    """``make run`` builds with ``--if-stale``.  A build killed in its 3D Tiles step (after
+    the store swap) leaves a staging directory beside the tileset: the next ``make run``
+    must build again (and so resume the tiles), not find the store up to date forever."""
+    from geoservice.city3d import resume
+
+    settings = settings_for(tmp_path, _one_layer_dir(tmp_path, "hazard/tokyo_jisuberi.json"))
+    build(settings, mirror=DATA)
+    assert not is_stale(settings, DATA)
+    out = settings.tiles_dir / "buildings"
+    resume.open_staging(out, {"files": []})  # what the killed build left behind
+    assert is_stale(settings, DATA)
+    resume.discard(out)
+    assert not is_stale(settings, DATA)
