@@ -414,3 +414,23 @@ def test_a_tileset_of_the_previous_layout_is_replaced_by_a_release(tmp_path: Pat
     assert _digests(tiles / "buildings") == _digests(new)
     assert sorted(p.name for p in tiles.iterdir()) == sorted(
         [".buildings.lock", "buildings", os.readlink(tiles / "buildings")])
+
+
+def test_every_module_that_shapes_the_tiles_is_in_the_fingerprint() -> None:
+    """A resumed build must never mix the output of two code versions (a release deployed
+    between the kill and the rerun): every geoservice module the tile writers import is
+    fingerprinted (``resume.CODE_MODULES``), unless it shapes no byte of the output."""
+    import ast
+
+    shapes_nothing = {"catalogue.py", "config.py", "errors.py", "features.py", "runs.py",
+                      "loaders/__init__.py", "loaders/sources.py"}
+    package = ROOT / "geoservice"
+    missing = set()
+    for rel in resume.CODE_MODULES:
+        for node in ast.walk(ast.parse((package / rel).read_text("utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("geoservice."):
+                path = node.module.removeprefix("geoservice.").replace(".", "/")  # type: ignore[union-attr]
+                dep = f"{path}/__init__.py" if (package / path).is_dir() else f"{path}.py"
+                if dep not in resume.CODE_MODULES and dep not in shapes_nothing:
+                    missing.add(dep)
+    assert not missing, f"modules shaping the tiles but not fingerprinted: {sorted(missing)}"

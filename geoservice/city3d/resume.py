@@ -40,10 +40,11 @@ writes on while a rerun works in the same staging directory.
 
 A restart resumes only when the inputs fingerprint is equal: the source files (path, size,
 mtime, SHA-256 of their first and last MiB), the options that shape the output, the code
-lists directory listing, the geoid and the code (the sources of the modules that write the
-tiles, the numpy version).  Anything else: the staging directory is discarded and the log
-says why.  fsync: the manifest (and its directory) at every checkpoint, and the whole
-release before the symlink swap - what a power loss could otherwise tear.  Spill frames
+lists directory listing, the geoid and the code (the sources of the modules that shape the
+tiles, the versions of numpy, mapbox-earcut and pyproj).  Anything else: the staging
+directory is discarded and the log says why.  fsync: the manifest (and its directory) at
+every checkpoint, and the whole release before the symlink swap - what a power loss could
+otherwise tear.  Spill frames
 carry a CRC32 and unit files are re-hashed when reused, so damage that a kill -9 cannot
 cause but a machine crash can is detected and redone, not published.
 """
@@ -78,7 +79,11 @@ CODE_MODULES = (
     "loaders/citygml.py",
     "loaders/plateau_bldg.py",
     "loaders/codelists.py",
+    "loaders/gml.py",
+    "loaders/common.py",
 )
+#: libraries whose version shapes the output (triangulation, datum shifts, arrays)
+CODE_PACKAGES = ("numpy", "mapbox-earcut", "pyproj")
 _PACKAGE = Path(__file__).resolve().parents[1]
 _HASH_EDGE = 1 << 20
 
@@ -111,10 +116,14 @@ def _file_print(path: Path) -> list[Any]:
 
 
 def code_version() -> str:
-    """SHA-256 of the sources that write the tiles, and the numpy version."""
-    import numpy
+    """SHA-256 of the sources that write the tiles and the versions of ``CODE_PACKAGES``
+    (a resumed build must not mix the output of two code versions)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    h = hashlib.sha256(numpy.__version__.encode())
+    h = hashlib.sha256()
+    for package in CODE_PACKAGES:
+        with contextlib.suppress(PackageNotFoundError):
+            h.update(f"{package} {version(package)};".encode())
     for rel in CODE_MODULES:
         h.update((_PACKAGE / rel).read_bytes())
     return h.hexdigest()
