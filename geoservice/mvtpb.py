@@ -209,6 +209,8 @@ def _geometry_commands(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     computed for all features at once (a zones tile is hundreds of rings, a sightings
     tile hundreds of points: per-vertex Python was most of a cold tile's time)."""
     tid = shapely.get_type_id(geoms)
+    if len(geoms) and (tid == 0).all() and not shapely.is_empty(geoms).any():
+        return _single_points(geoms)
     classes = [
         _point_groups(geoms, np.flatnonzero((tid == 0) | (tid == 4))),
         _line_groups(geoms, np.flatnonzero((tid == 1) | (tid == 2) | (tid == 5)), False),
@@ -225,6 +227,17 @@ def _geometry_commands(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
                                                                            strict=True)])
     xy = xy[_ranges(gstart[order], size)]
     return _assemble(len(geoms), tid, feature, kind, size, xy)
+
+
+def _single_points(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_geometry_commands` of single points only (a sightings tile): each is
+    ``MoveTo(1), zigzag x, zigzag y`` from 0,0 - no groups to order."""
+    xy = shapely.get_coordinates(geoms).astype(np.int64)
+    n = len(geoms)
+    out = np.empty((n, 3), dtype=np.uint64)
+    out[:, 0] = _MOVE_TO | 1 << 3
+    out[:, 1:] = _zigzag_array(xy)
+    return np.full(n, _POINT, dtype=np.int64), out.ravel(), np.full(n, 3, dtype=np.int64)
 
 
 def _assemble(n: int, tid: np.ndarray, feature: np.ndarray, kind: np.ndarray,
