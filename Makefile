@@ -77,6 +77,7 @@ bench: $(STAMP) $(VENDOR)
 	$(BIN)/python bench/postgis.py    # PostGIS + GeoPackage vs tipg and pygeoapi (needs PostGIS)
 	$(BIN)/python bench/multihost.py  # 1/2/3 hosts on one PostgreSQL; webhooks while hosts are killed
 	$(BIN)/python bench/scale.py      # 300,000 synthetic buildings: both stores vs tipg (needs PostGIS)
+	$(BIN)/python bench/sql_tiles.py  # PostGIS tiles made on demand over 300,000 buildings vs tipg
 
 clean:
 	rm -rf data/build tiles/* tiles/.[!.]*.* .pytest_cache  # tilesets, their releases and staging

@@ -40,15 +40,15 @@ from common import ROOT, Server, free_port, uvicorn_cmd, write_config
 from postgis import (
     TIPG_PACKAGES,
     TIPG_VENV,
-    as_uri,
     drop_database,
     ensure_venv,
     load,
     make_database,
+    tipg_server,
 )
 from scale import LAYER, answers, layer_spec
 
-from geoservice.catalogue import load_layer
+from geoservice.catalogue import LayerSpec, load_layer
 from geoservice.store.gpkg import GpkgStore
 from geoservice.store.postgis import PostgisStore
 
@@ -73,16 +73,22 @@ FROM (SELECT i, CASE WHEN r < 0.55 THEN 1 + (random() * 2)::int
 """
 
 
-def make_tables(n: int, url: str, tmp: Path) -> Path:
-    """The N-row table in PostGIS and the same rows in a GeoPackage; its path."""
-    spec = load_layer(layer_spec(tmp) / f"{LAYER}.yml")
+def pg_table(n: int, url: str, spec: LayerSpec, source: str) -> PostgisStore:
+    """The layer ``spec`` in PostGIS holding the N SYNTHETIC rows of ``ROWS_SQL``."""
     pg = PostgisStore(url, create=True)
-    pg.create_collection(spec, source="SYNTHETIC (bench/cql2_count.py)", synthetic=True)
+    pg.create_collection(spec, source=source, synthetic=True)
     with psycopg.connect(url, autocommit=True) as con:
         con.execute("SELECT setseed(0.17)")
         con.execute(ROWS_SQL.format(t=LAYER), (n,))
         con.execute('UPDATE geoservice.geoservice_layers SET row_count = %s'
                     ' WHERE collection = %s', (n, LAYER))
+    return pg
+
+
+def make_tables(n: int, url: str, tmp: Path) -> Path:
+    """The N-row table in PostGIS and the same rows in a GeoPackage; its path."""
+    spec = load_layer(layer_spec(tmp) / f"{LAYER}.yml")
+    pg = pg_table(n, url, spec, "SYNTHETIC (bench/cql2_count.py)")
     gpkg = tmp / "store.gpkg"
     g = GpkgStore(gpkg, create=True)
     g.create_collection(spec, source="SYNTHETIC (bench/cql2_count.py)", synthetic=True)
@@ -124,10 +130,7 @@ def run_phase(phase: str, url: str, gpkg: Path, tmp: Path, tipg_py: str) -> dict
                       else {"backend": "gpkg", "path": str(gpkg)}))},
                   "/ogc/conformance", tmp / f"{s}-{phase}.log", start_timeout=300)
         for s in ("ours-pg", "ours-gpkg")}
-    servers["tipg"] = Server("tipg", uvicorn_cmd("tipg.main:app", ports["tipg"], tipg_py),
-                             ports["tipg"], {"DATABASE_URL": as_uri(url),
-                                             "TIPG_DB_SCHEMAS": '["geoservice"]'},
-                             "/collections", tmp / "tipg.log")
+    servers["tipg"] = tipg_server(ports["tipg"], url, tipg_py, tmp / "tipg.log")
     with contextlib.ExitStack() as up:
         for srv in servers.values():
             up.enter_context(srv)

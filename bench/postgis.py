@@ -124,6 +124,13 @@ def as_uri(conninfo: str) -> str:
             f"{p.get('port', 5432)}/{p['dbname']}")
 
 
+def tipg_server(port: int, url: str, tipg_py: str, log: Path) -> Server:
+    """tipg serving the scratch database's ``geoservice`` schema."""
+    return Server("tipg", uvicorn_cmd("tipg.main:app", port, tipg_py), port,
+                  {"DATABASE_URL": as_uri(url), "TIPG_DB_SCHEMAS": '["geoservice"]'},
+                  "/collections", log)
+
+
 def our_config(tmp: Path, backend: str, url: str, port: int, tile_cache_mb: int = 64,
                suffix: str = "") -> Path:
     """Our config for ``backend`` (postgis: the scratch database; gpkg: a file in tmp)."""
