@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import mapbox_vector_tile
+import numpy as np
 import pyogrio
 import pytest
 import shapely
@@ -376,6 +377,63 @@ def test_over_budget_postgis_tiles_are_made_in_sql_as_the_geopackage_store_makes
             assert {a: other.tile("city", *a) for a in reversed(addresses)} == made
         finally:
             other.close()
+
+
+def test_level_0_asked_alone_skips_cells_over_the_budget_as_every_other_path(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Level 0 whose tile fits the budget but whose coalesced cells alone are estimated
+    over it (``tiling.CELL_BYTES`` each) is skipped by ``tiling.render``.  PostGIS asks
+    level 0 alone when the last tile of the zoom fitted, and all levels at once after
+    one over the budget: both must skip it too, or a tile would depend on which tile of
+    its zoom was asked before.  T: 20 sub-pixel buildings (20 cells, a few hundred
+    bytes); U beside it: 300 buildings of 5 pixels with long names (over the budget)."""
+    from geoservice.store import postgis, tiling
+
+    monkeypatch.setattr(tiling, "CELL_BYTES", 400)  # 20 cells "cost" 8,000 > 4,096
+    z = Z_LOW
+    x, y = _tile_of(*CENTRE, z)
+    w, s, e, n = mvt.lonlat_bounds(z, x, y)
+    dx, dy = (e - w), (n - s)  # a pixel is dx / 256: T's huts are a third of one
+    f32 = np.vectorize(lambda v: float(np.float32(v)))  # as the GeoPackage R-tree keeps it
+    feats = [Feature(f"t{i:02d}", {"usage": "hut", "height": 2.0}, shapely.box(*f32([
+        w + dx * (0.2 + 0.03 * i), s + dy * 0.5, w + dx * (0.2 + 0.03 * i + 0.0013),
+        s + dy * 0.5013]))) for i in range(20)]
+    feats += [Feature(f"u{i:03d}", {"usage": f"office building number {i}", "height": i},
+                      shapely.box(e + dx * (0.05 + 0.045 * (i % 20)),
+                                  s + dy * (0.05 + 0.06 * (i // 20)),
+                                  e + dx * (0.08 + 0.045 * (i % 20)),
+                                  s + dy * (0.08 + 0.06 * (i // 20))))
+              for i in range(300)]
+    spec = city_spec(max_bytes=4096)
+    with _two_stores(pg_url, tmp_path, spec, feats) as (g, p):
+        tried: list[int] = []
+        level = tiling.level
+
+        def spy(sp: LayerSpec, zz: int, k: int) -> tiling.Level:
+            tried.append(k)
+            return level(sp, zz, k)
+
+        with monkeypatch.context() as m:
+            m.setattr(tiling, "level", spy)
+            g.tile("city", z, x + 1, y)
+            assert tried[0] == 0 and tried[-1] > 0  # U: over the budget at level 0
+            tried.clear()
+            a = _decode_any(g.tile("city", z, x, y))
+        assert tried[0] == 0 and tried[-1] > 0  # T: level 0 skipped by its cells
+        with monkeypatch.context() as m:
+            m.setattr(tiling, "render", _no_python)
+            alone = p.tile("city", z, x, y)  # a fresh store: level 0 asked alone
+            other = postgis.PostgisStore(pg_url, schema=p.schema)
+            try:
+                assert len(other.tile("city", z, x + 1, y)) <= 4096  # U: over at level 0
+                after = other.tile("city", z, x, y)  # all levels in one statement
+            finally:
+                other.close()
+        assert alone == after
+        b = _decode_any(alone)
+        assert _squares(a) == _squares(b) and len(_squares(b)) > 0
+        assert _drawn(a).keys() == _drawn(b).keys()
 
 
 def _no_python(*args: object, **kw: object) -> bytes:

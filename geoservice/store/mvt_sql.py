@@ -28,7 +28,8 @@ The levels are tried in order in ONE statement: each is a scalar subquery of a
 a level is NULL when its cells alone would be over the budget (``tiling.CELL_BYTES``
 each: skipped before anything is encoded) or its tile is.  The store asks for level 0
 alone first (most tiles fit: a plan of one level is cheap to make) and for the levels
-after it only when that tile is over the budget.
+after it only when that tile is over the budget or NULL (its cells over it: the same
+check, so the two ways give the same tile).
 
 The table is read once per statement into ``u`` (tile units per row, geometry type,
 properties, and geometry only for rows a level may draw): rows coalesced at the first
@@ -136,9 +137,11 @@ def statement(spec: LayerSpec, table: sql.Composable, columns: list[tuple[str, s
 def _level(spec: LayerSpec, first: tiling.Level, lv: tiling.Level,
            columns: list[tuple[str, sql.Composable]], *, final: bool) -> sql.Composed:
     """One level's tile from ``r`` and ``c0`` (the cells of ``first``, if it coalesces)
-    as a scalar subquery: NULL when its cells alone or its tile are over the budget
-    (unless ``final``).  Whatever the layer's declared geometry type, every kind of row
-    is handled, as ``tiling.render`` does."""
+    as a scalar subquery: NULL when its tile is over the budget (unless ``final``, the
+    last level asked: the store checks its size) or its cells alone are (unless the
+    last level of all) - also when level 0 is asked alone, so that a tile does not
+    depend on which tile of its zoom was asked before.  Whatever the layer's declared
+    geometry type, every kind of row is handled, as ``tiling.render`` does."""
     names = [n for n, _ in _thinned(spec, lv, columns)]
     cols = sql.SQL("").join(sql.SQL(", t.{}").format(_alias(columns, n)) for n in names)
     extra = ["point_count"] if lv.point_cell else []
@@ -187,12 +190,13 @@ def _level(spec: LayerSpec, first: tiling.Level, lv: tiling.Level,
     out = sql.SQL(", ").join([sql.SQL("mvt_geom, id"), *[sql.SQL("{} AS {}").format(
         _alias(columns, n), sql.Identifier(n)) for n in names], sql.SQL("coalesced"),
         *[sql.Identifier(n) for n in extra]])
-    fits: sql.Composable = sql.SQL("")
+    checks: list[sql.Composable] = []
     if not final:
-        fits = sql.SQL(" WHERE length(m.tile) <= %(budget)s")
-        if lv.coalesce:
-            fits += sql.SQL(" AND (SELECT count(*) FROM {}) * {} <= %(budget)s").format(
-                cells, sql.Literal(tiling.CELL_BYTES))
+        checks.append(sql.SQL("length(m.tile) <= %(budget)s"))
+    if lv.coalesce and not lv.last:  # even when asked alone, as ``tiling.render`` does
+        checks.append(sql.SQL("(SELECT count(*) FROM {}) * {} <= %(budget)s").format(
+            cells, sql.Literal(tiling.CELL_BYTES)))
+    fits = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(checks) if checks else sql.SQL("")
     return sql.SQL(
         "({ctes}SELECT int2send({n}::int2) || m.tile FROM (SELECT ST_AsMVT(q, %(layer)s,"
         " %(extent)s, 'mvt_geom')"

@@ -1010,25 +1010,26 @@ class PostgisStore(Store):
         # ~8 ms more planning, paid only where the last tile of this zoom needed them.
         key = (collection, z, restricted)
         if self._tile_levels.get(key, 0) == 0:
-            level, data = self._made(spec, z, where, restricted, args, range(1))
-            if len(data) <= spec.tiles.max_bytes:
-                self._tile_levels[key] = level
-                return data
-            todo = range(1, tiling.MAX_LEVEL + 1)
+            alone = self._made(spec, z, where, restricted, args, range(1))
+            if alone is not None and len(alone[1]) <= spec.tiles.max_bytes:
+                self._tile_levels[key] = alone[0]
+                return alone[1]
+            todo = range(1, tiling.MAX_LEVEL + 1)  # over the budget, or its cells are
         else:
             todo = range(tiling.MAX_LEVEL + 1)
-        level, data = self._made(spec, z, where, restricted, args, todo)
+        level, data = self._made(spec, z, where, restricted, args, todo) or (todo[0], b"")
         self._tile_levels[key] = level
         return data
 
     def _made(self, spec: LayerSpec, z: int, where: sql.Composable, restricted: tuple[str, ...],
-              args: dict[str, Any], levels: range) -> tuple[int, bytes]:
-        """(level, tile) of ``mvt_sql.statement`` over ``levels``."""
+              args: dict[str, Any], levels: range) -> tuple[int, bytes] | None:
+        """(level, tile) of ``mvt_sql.statement`` over ``levels``; ``None`` when no level
+        was made (level 0 asked alone with its cells over the budget)."""
         from geoservice.store import mvt_sql
 
         stmt = self._tile_statement(spec, z, where, restricted, levels)
         row = self._read(lambda con: con.execute(stmt, args).fetchone())
-        return mvt_sql.split(bytes(row[0])) if row and row[0] is not None else (levels[0], b"")
+        return mvt_sql.split(bytes(row[0])) if row and row[0] is not None else None
 
     def _tile_statement(self, spec: LayerSpec, z: int, where: sql.Composable,
                         restricted: tuple[str, ...], levels: range) -> sql.SQL:
