@@ -414,7 +414,15 @@ def _own(out: Path, kind: str) -> list[Path]:
 def publish(staging: Staging) -> None:
     """Make the staged tileset the served one: release directory, then one atomic symlink
     swap; then the previous release and the staging directory go.  Idempotent, so a build
-    killed anywhere in here finishes publishing when rerun."""
+    killed anywhere in here finishes publishing when rerun.
+
+    Known limit: a viewer part-way through the tree when the swap happens (it holds the
+    old ``tileset.json``) asks for its tiles by URLs relative to that file, i.e. through
+    the published name, so it gets the NEW release's file of that name or a 404 - the
+    old release is not reachable by any URL (dot-names are never served), so keeping it
+    longer would only cost disk.  Reloading the tileset (the /3d/ page) is the cure; a
+    release-addressed URL (``<name>@<release>/...``) would need the served
+    ``tileset.json`` to name its release."""
     out = staging.out
     release_name = staging.manifest.get("release")
     if release_name is None:

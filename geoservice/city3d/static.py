@@ -4,7 +4,10 @@ Content types: ``.json`` -> ``application/json``, ``.glb`` -> ``model/gltf-binar
 ``.b3dm``/``.subtree`` -> ``application/octet-stream``.  A missing ``tiles_dir`` (nothing
 built yet) gives 404s, not a start-up failure.  A tileset's name (``buildings``) is a
 symlink swapped atomically when a build completes: each request resolves it afresh, so it
-gets the previous complete tileset or the new one, never a half-written one.
+gets the previous complete tileset or the new one, never a half-written one.  Content URLs
+are relative to ``tileset.json`` through that name, so a viewer that loaded the previous
+``tileset.json`` before a swap gets the new release's tiles (or 404s) until it reloads
+(``resume.publish``).
 """
 
 from __future__ import annotations
