@@ -500,6 +500,22 @@ def test_prebuilt_pyramid_is_read_not_made_and_resumes(
     store.close()
 
 
+def test_pyramid_write_batches_are_bounded_in_bytes_not_only_in_tiles() -> None:
+    """The build's parent holds one write batch: 64 tiles near the budget were ~30 MB, so its
+    peak memory grew with the city (issue 17); batches now stop at ``BATCH_BYTES``."""
+    from geoservice.store import pyramid
+
+    big = [(14, x, 0, bytes([x % 251]) * 400_000) for x in range(100)]  # near the budget
+    small = [(16, x, 0, b"t" * 100) for x in range(150)]
+    huge = [(11, 0, 0, b"h" * (3 * pyramid.BATCH_BYTES))]  # alone over the limit: still written
+    batches = list(pyramid._batches(iter(big + small + huge)))
+    assert [t for b in batches for t in b] == big + small + huge  # each tile once, in order
+    for b in batches:
+        assert len(b) <= pyramid.BATCH
+        assert len(b) == 1 or sum(len(t[3]) for t in b) <= pyramid.BATCH_BYTES
+    assert max(len(b) for b in batches) == pyramid.BATCH  # small tiles still go 64 at a time
+
+
 def test_prebuilt_pyramid_on_postgis_is_read_not_made(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

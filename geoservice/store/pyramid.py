@@ -44,7 +44,12 @@ CREATE TABLE IF NOT EXISTS geoservice_tile_builds (
   collection TEXT NOT NULL PRIMARY KEY, version TEXT NOT NULL, maxzoom INTEGER NOT NULL,
   done_zoom INTEGER NOT NULL);
 """
-BATCH = 64  # tiles written per transaction
+BATCH = 64  # tiles written per transaction (at most)
+#: ... and at most this many bytes of tiles (then the batch is written): the parent holds one
+#: batch, and 64 tiles near the 500 KB budget (the dense zooms of a big city) were ~30 MB
+#: more, plus their copies on the way to the database - the main process's peak RSS grew
+#: with the city (issue 17: 142 MB at 1,000 buildings, 189 MB at 2,000,000)
+BATCH_BYTES = 2 << 20
 
 
 @dataclass
@@ -230,11 +235,18 @@ def _build_level(pool: Any, tiles: _Tiles, collection: str, z: int,
 
 def _batches(items: Iterator[tuple[int, int, int, bytes]]) -> Iterator[
         list[tuple[int, int, int, bytes]]]:
+    """The made tiles in write batches of at most ``BATCH`` tiles and, beyond its first tile,
+    ``BATCH_BYTES`` bytes: what the parent holds at once does not grow with tile sizes."""
     batch: list[tuple[int, int, int, bytes]] = []
+    size = 0
     for item in items:
+        if batch and size + len(item[3]) > BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
         batch.append(item)
+        size += len(item[3])
         if len(batch) >= BATCH:
             yield batch
-            batch = []
+            batch, size = [], 0
     if batch:
         yield batch
